@@ -1,0 +1,333 @@
+"""Where bytes come from and go to: sources for reading, atomic files for writing.
+
+A :class:`Source` reads exact byte ranges by position, so one open file serves several
+threads at once (``os.preadv``: no shared seek pointer). Paths, binary streams and in-memory
+buffers are all sources; gzip and bzip2 containers are recognised by their magic bytes and
+decompressed into memory, never more than the MRC header inside says the file holds.
+
+:class:`AtomicFile` gives a temporary file beside the target that is fsynced and renamed
+into place on success and removed on any failure, so a target is never left half-written.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import io
+import os
+import threading
+import uuid
+import warnings
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Union
+
+import numpy as np
+
+from .errors import TruncatedFileError
+from .header import HEADER_SIZE, parse_header
+
+__all__ = ["AtomicFile", "PathOrStream", "Source", "open_source"]
+
+PathOrStream = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
+
+_CONTAINER_PIECE = 16 * 2**20
+
+
+class Source:
+    """Positional, exact reads from a file, stream or buffer.
+
+    Attributes
+    ----------
+    name
+        Text naming the source in messages (the path, or a description of the stream).
+    path
+        The file's path when the source can be reopened by path (needed by Dask tasks).
+    size
+        Length in bytes, or None when it cannot be known without reading everything.
+    """
+
+    name: str
+    path: str | None = None
+    size: int | None
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        """Read up to ``len(buf)`` bytes at ``offset`` into ``buf``; return the count read."""
+        raise NotImplementedError
+
+    def read_exact_into(
+        self, buf: Any, offset: int, what: str, *, frame: int | None = None
+    ) -> None:
+        """Fill ``buf`` from ``offset`` or raise :class:`TruncatedFileError` naming ``what``."""
+        view = memoryview(buf).cast("B")
+        got = self.readinto(view, offset)
+        if got < len(view):
+            raise TruncatedFileError(
+                f"{what} truncated (expected {len(view):,} bytes, file ends after {got:,})",
+                path=self.name,
+                frame=frame,
+                offset=offset,
+            )
+
+    def read_exact(self, n: int, offset: int, what: str, *, frame: int | None = None) -> bytes:
+        """``n`` bytes at ``offset``, or :class:`TruncatedFileError` naming ``what``."""
+        if self.size is not None and offset + n > self.size:
+            raise TruncatedFileError(
+                f"{what} truncated (expected {n:,} bytes, "
+                f"file ends after {max(self.size - offset, 0):,})",
+                path=self.name,
+                frame=frame,
+                offset=offset,
+            )
+        buf = bytearray(n)
+        self.read_exact_into(buf, offset, what, frame=frame)
+        return bytes(buf)
+
+    def memmap(self, dtype: np.dtype[Any], shape: tuple[int, ...], offset: int) -> np.ndarray:
+        """A read-only memory map of part of the file (files on disk only)."""
+        raise TypeError(f"{self.name}: only files on disk can be memory-mapped")
+
+    def close(self) -> None:
+        """Release the underlying file, if this source opened it."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _FileSource(Source):
+    def __init__(self, path: str) -> None:
+        self.name = self.path = path
+        flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+        self._fd: int | None = os.open(path, flags)
+        try:
+            self.size = os.fstat(self._fd).st_size
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._lock = None if hasattr(os, "preadv") else threading.Lock()
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        if self._fd is None:
+            raise ValueError(f"{self.name}: read from a closed file")
+        done = 0
+        while done < len(buf):
+            if self._lock is None:
+                got = os.preadv(self._fd, [buf[done:]], offset + done)
+            else:  # platforms without preadv (Windows)
+                with self._lock:
+                    os.lseek(self._fd, offset + done, os.SEEK_SET)
+                    got = os.readv(self._fd, [buf[done:]])
+            if got == 0:
+                break
+            done += got
+        return done
+
+    def memmap(self, dtype: np.dtype[Any], shape: tuple[int, ...], offset: int) -> np.ndarray:
+        return np.memmap(self.name, dtype=dtype, mode="r", shape=shape, offset=offset)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class _StreamSource(Source):
+    """A seekable binary stream the caller owns (not closed here)."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self.name = str(getattr(stream, "name", None) or f"<{type(stream).__name__}>")
+        start = stream.tell()
+        self.size = stream.seek(0, io.SEEK_END)
+        stream.seek(start)
+        self._lock = threading.Lock()
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        with self._lock:
+            self._stream.seek(offset)
+            done = 0
+            while done < len(buf):
+                got = self._stream.readinto(buf[done:])  # type: ignore[attr-defined]
+                if not got:
+                    break
+                done += got
+            return done
+
+
+class _BufferSource(Source):
+    """Bytes already in memory (decompressed containers, unseekable streams)."""
+
+    def __init__(self, data: bytes | bytearray, name: str, path: str | None = None) -> None:
+        self._data = memoryview(data).cast("B")
+        self.name = name
+        self.path = path
+        self.size = len(self._data)
+
+    def readinto(self, buf: memoryview, offset: int) -> int:
+        piece = self._data[offset : offset + len(buf)]
+        buf[: len(piece)] = piece
+        return len(piece)
+
+
+def _container_opener(path: str) -> Any:
+    with open(path, "rb") as probe:
+        magic = probe.read(3)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open
+    if magic == b"BZh":
+        return bz2.open
+    return None
+
+
+def _claimed_size(head: bytes) -> int | None:
+    """Bytes an MRC file with this header holds, or None if the header says nothing usable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = parse_header(head, permissive=True)
+    except Exception:
+        return None
+    if header.codec_id:
+        packed = int(header["packed_bytes"])
+        return header.data_offset + packed if packed > 0 else None
+    return HEADER_SIZE + int(header["nsymbt"]) + header.data_nbytes
+
+
+def _read_container(path: str, opener: Any) -> _BufferSource:
+    """Decompress a gzip/bzip2 container, reading no more than its MRC header claims (+1 byte,
+    so that a longer file is noticed) and never more than the container really holds."""
+    with opener(path, "rb") as stream:
+        data = bytearray(stream.read(HEADER_SIZE))
+        claim = _claimed_size(bytes(data))
+        limit = None if claim is None else claim + 1
+        while limit is None or len(data) < limit:
+            want = _CONTAINER_PIECE if limit is None else min(_CONTAINER_PIECE, limit - len(data))
+            piece = stream.read(want)
+            if not piece:
+                break
+            data += piece
+    return _BufferSource(data, path, path)
+
+
+def open_source(src: PathOrStream | Source) -> tuple[Source, bool]:
+    """A :class:`Source` for a path, binary stream or bytes; and whether the caller owns it.
+
+    Examples
+    --------
+    >>> source, owned = open_source(b"0123456789")
+    >>> source.read_exact(3, 4, "digits")
+    b'456'
+    """
+    if isinstance(src, Source):
+        return src, False
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return _BufferSource(bytes(src), "<bytes>"), True
+    if isinstance(src, (str, os.PathLike)):
+        path = os.fspath(src)
+        opener = _container_opener(path)
+        if opener is not None:
+            return _read_container(path, opener), True
+        return _FileSource(path), True
+    if hasattr(src, "readinto") or hasattr(src, "read"):
+        stream: Any = src
+        if getattr(stream, "seekable", lambda: False)() and hasattr(stream, "readinto"):
+            return _StreamSource(stream), False
+        name = str(getattr(stream, "name", None) or f"<{type(stream).__name__}>")
+        return _BufferSource(stream.read(), name), True
+    raise TypeError(
+        f"expected a path, a binary stream or bytes, got {type(src).__name__}: {src!r:.80}"
+    )
+
+
+class AtomicFile:
+    """A temporary file beside ``target`` that becomes ``target`` only on :meth:`commit`.
+
+    The temporary file (``.<name>.<uuid>.partial``) is flushed, fsynced and renamed over
+    ``target`` by :meth:`commit`; :meth:`discard` (or leaving a ``with`` block by an
+    exception, KeyboardInterrupt included) removes it and leaves ``target`` untouched. With
+    ``overwrite=False`` an existing target raises :class:`FileExistsError`, checked before
+    writing and again, atomically, at the rename (``os.link``).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "a.bin"
+    >>> with AtomicFile(out, overwrite=False) as f:
+    ...     _ = f.handle.write(b"data")
+    >>> out.read_bytes()
+    b'data'
+    """
+
+    def __init__(self, target: str | os.PathLike[str], *, overwrite: bool, fsync: bool = True):
+        self.target = Path(target)
+        self.overwrite = overwrite
+        self.fsync = fsync
+        if not overwrite and self.target.exists():
+            raise FileExistsError(
+                f"{self.target}: file exists (pass overwrite=True to replace it)"
+            )
+        self.temp = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex[:12]}.partial")
+        self.handle: io.FileIO = open(self.temp, "xb", buffering=0)  # noqa: SIM115
+        self.done = False
+
+    def commit(self) -> None:
+        """Make the temporary file the target (fsynced first unless ``fsync=False``)."""
+        if self.done:
+            return
+        try:
+            if self.fsync:
+                os.fsync(self.handle.fileno())
+            self.handle.close()
+            if self.overwrite:
+                os.replace(self.temp, self.target)
+            else:
+                self._link_exclusive()
+            if self.fsync:
+                _fsync_directory(self.target.parent)
+        except BaseException:
+            self.discard()
+            raise
+        self.done = True
+
+    def _link_exclusive(self) -> None:
+        try:
+            os.link(self.temp, self.target)
+        except FileExistsError:
+            raise FileExistsError(
+                f"{self.target}: file appeared while writing (pass overwrite=True to replace it)"
+            ) from None
+        except OSError:  # filesystems without hard links
+            if self.target.exists():
+                raise FileExistsError(f"{self.target}: file exists") from None
+            os.replace(self.temp, self.target)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+
+    def discard(self) -> None:
+        """Remove the temporary file; the target is left as it was."""
+        self.done = True
+        self.handle.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.temp)
+
+    def __enter__(self) -> AtomicFile:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def _fsync_directory(directory: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,88 @@
+"""One lazily created thread pool for codec and I/O work, and an ordered, bounded map over it.
+
+Nothing is started at import. Codec calls and positional reads release the GIL, so threads
+give real parallelism; results come back in submission order with a bounded number of tasks
+in flight, which bounds the memory held by finished-but-unwritten results.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+__all__ = ["default_threads", "get_executor", "imap_ordered", "set_default_threads"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_lock = threading.Lock()
+_executor: ThreadPoolExecutor | None = None
+_executor_threads = 0
+_default_threads: int | None = None
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Threads used when a call does not say: :func:`set_default_threads` or the CPU count."""
+    return _default_threads or _cpu_count()
+
+
+def set_default_threads(n_threads: int) -> None:
+    """Set the number of threads used by later calls that do not pass ``n_threads``."""
+    global _default_threads
+    if int(n_threads) < 1:
+        raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+    _default_threads = int(n_threads)
+
+
+def get_executor(n_threads: int) -> ThreadPoolExecutor:
+    """The shared pool, grown to at least ``n_threads`` workers (created on first use)."""
+    global _executor, _executor_threads
+    with _lock:
+        if _executor is None or _executor_threads < n_threads:
+            old = _executor
+            _executor = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="mrcio")
+            _executor_threads = n_threads
+            if old is not None:
+                old.shutdown(wait=False)
+        return _executor
+
+
+def imap_ordered(
+    fn: Callable[[T], R], items: Iterable[T], *, n_threads: int, window: int | None = None
+) -> Iterator[R]:
+    """``map(fn, items)`` on ``n_threads`` threads, in order, at most ``window`` in flight.
+
+    With one thread (or one item) everything runs in the calling thread. If the consumer
+    stops early or a task fails, tasks not yet started are cancelled and running ones are
+    waited for, so no task outlives the call.
+    """
+    if n_threads <= 1:
+        yield from map(fn, items)
+        return
+    window = window or 2 * n_threads
+    pool = get_executor(n_threads)
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        for future in pending:
+            if not future.cancelled():
+                future.exception()  # wait, and swallow: the first error is already raised

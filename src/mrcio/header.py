@@ -1,0 +1,609 @@
+"""The MRC2014 / MRCZ header: one structured dtype, the mode and codec tables, machine stamps.
+
+``HEADER_DTYPE`` is the only description of the 1024-byte header in mrcio; every offset used
+anywhere else is derived from it (``field_offset("nsymbt") == 92``).  Field meanings follow the
+MRC2014 specification (Cheng et al. 2015, J. Struct. Biol. 192:146), with the words that IMOD,
+SerialEM and MRCZ put into the spare bytes named where they live.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .errors import ByteOrderWarning, CodecError, HeaderError, ModeError, MRCWarning, TruncatedFileError
+
+__all__ = [
+    "CODECS",
+    "CODEC_IDS",
+    "HEADER_DTYPE",
+    "HEADER_SIZE",
+    "MODES",
+    "Header",
+    "Mode",
+    "Origin",
+    "VoxelSize",
+    "field_offset",
+]
+
+_XYZ_F4 = [("x", "f4"), ("y", "f4"), ("z", "f4")]
+
+HEADER_DTYPE = np.dtype(
+    [
+        ("nx", "i4"),  # columns (fastest axis)
+        ("ny", "i4"),  # rows
+        ("nz", "i4"),  # sections
+        ("mode", "i4"),  # data type; MRCZ adds 1000 x codec id
+        ("nxstart", "i4"),  # index of the first column, row, section in the unit cell
+        ("nystart", "i4"),
+        ("nzstart", "i4"),
+        ("mx", "i4"),  # sampling along x, y, z: voxel size = cella / m
+        ("my", "i4"),
+        ("mz", "i4"),  # also: sections per volume in volume stacks, channels per frame in MRCZ
+        ("cella", _XYZ_F4),  # cell lengths in angstroms
+        ("cellb", [("alpha", "f4"), ("beta", "f4"), ("gamma", "f4")]),  # cell angles, degrees
+        ("mapc", "i4"),  # axis along columns (1=x, 2=y, 3=z)
+        ("mapr", "i4"),  # axis along rows
+        ("maps", "i4"),  # axis along sections
+        ("dmin", "f4"),  # minimum, maximum and mean value of the data
+        ("dmax", "f4"),
+        ("dmean", "f4"),
+        ("ispg", "i4"),  # space group: 0 image stack, 1 volume, 401-630 volume stack
+        ("nsymbt", "i4"),  # bytes of extended header after these 1024
+        ("extra1", "V8"),  # spare; IMOD keeps a creator id in the first two bytes
+        ("exttyp", "S4"),  # kind of extended header: CCP4 MRCO SERI AGAR FEI1 FEI2 HDF5 json
+        ("nversion", "i4"),  # MRC format version, 20140 or 20141
+        ("extra2", "V16"),  # spare
+        ("nint", "i2"),  # SerialEM/Agard: bytes (or integers) per section in the ext. header
+        ("nreal", "i2"),  # SerialEM: flags of what the ext. header holds; Agard: reals
+        ("voltage", "f4"),  # MRCZ: accelerating voltage, kV
+        ("c3", "f4"),  # MRCZ: spherical aberration, mm
+        ("gain", "f4"),  # MRCZ: counts per primary electron
+        ("packed_bytes", "i8"),  # MRCZ: total bytes of the compressed data block
+        ("imod_stamp", "i4"),  # IMOD: 1146047817 when the flags below are meaningful
+        ("imod_flags", "i4"),  # IMOD: bit 0 set = mode-0 bytes are signed
+        ("extra3", "V36"),  # spare; IMOD keeps tilt angles here
+        ("origin", _XYZ_F4),  # origin of the map in angstroms
+        ("map", "S4"),  # b"MAP " identifies the file type
+        ("machst", "u1", (4,)),  # machine stamp: 0x44 0x44 0 0 little-, 0x11 0x11 0 0 big-endian
+        ("rms", "f4"),  # RMS deviation of the data from its mean
+        ("nlabl", "i4"),  # number of labels in use
+        ("label", "S80", (10,)),  # ten 80-character text labels
+    ]
+)
+HEADER_SIZE = HEADER_DTYPE.itemsize
+
+IMOD_STAMP = 1146047817  # b"IMOD" read as a little-endian int32
+IMOD_SIGNED_BYTES = 1
+NVERSION = 20141
+MRCZ_COMPRESSION_FACTOR = 1000  # MODE = base mode + 1000 x codec id
+MAX_DIMENSION = 2**31 - 1
+
+
+def field_offset(name: str) -> int:
+    """Byte offset of a header field, derived from :data:`HEADER_DTYPE`.
+
+    Examples
+    --------
+    >>> field_offset("nsymbt"), field_offset("packed_bytes"), field_offset("label")
+    (92, 144, 224)
+    """
+    return int(HEADER_DTYPE.fields[name][1])
+
+
+if HEADER_SIZE != 1024 or field_offset("origin") != 196 or field_offset("voltage") != 132:
+    raise AssertionError("HEADER_DTYPE does not describe a 1024-byte MRC2014 header")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One MRC data mode: how a pixel is stored in the file and what array it becomes.
+
+    ``bits`` is the size of one pixel in the file; ``dtype`` the array dtype in memory.
+    ``storage`` is the numpy dtype of one stored item (a pair of int16 for mode 3, a byte
+    holding two pixels for mode 101).
+    """
+
+    number: int
+    dtype: np.dtype[Any]
+    storage: np.dtype[Any]
+    bits: int
+    description: str
+
+    @property
+    def direct(self) -> bool:
+        """True when the bytes in the file are the array's bytes (no conversion)."""
+        return self.storage == self.dtype
+
+    def row_bytes(self, nx: int) -> int:
+        """Bytes of one row of ``nx`` pixels (4-bit rows are padded to whole bytes)."""
+        return (nx * self.bits + 7) // 8
+
+
+_COMPLEX_INT16 = np.dtype([("real", "i2"), ("imag", "i2")])
+
+MODES: dict[int, Mode] = {
+    m.number: m
+    for m in (
+        Mode(0, np.dtype("i1"), np.dtype("i1"), 8, "int8 (uint8 when IMOD says unsigned)"),
+        Mode(1, np.dtype("i2"), np.dtype("i2"), 16, "int16"),
+        Mode(2, np.dtype("f4"), np.dtype("f4"), 32, "float32"),
+        Mode(3, np.dtype("c8"), _COMPLEX_INT16, 32, "complex int16, read as complex64"),
+        Mode(4, np.dtype("c8"), np.dtype("c8"), 64, "complex64"),
+        Mode(6, np.dtype("u2"), np.dtype("u2"), 16, "uint16"),
+        Mode(7, np.dtype("i4"), np.dtype("i4"), 32, "int32 (MRCZ)"),
+        Mode(8, np.dtype("u4"), np.dtype("u4"), 32, "uint32 (MRCZ)"),
+        Mode(12, np.dtype("f2"), np.dtype("f2"), 16, "float16"),
+        Mode(101, np.dtype("u1"), np.dtype("u1"), 4, "4-bit unsigned, two pixels per byte"),
+    )
+}
+#: dtype (native order) -> mode, for the modes whose file bytes are the array's bytes
+MODE_OF_DTYPE: dict[np.dtype[Any], int] = {
+    m.dtype: m.number for m in MODES.values() if m.direct and m.number != 101
+}
+
+#: MRCZ codec ids, as in mrcz 0.6 (7-15 exist only in Blosc2)
+CODECS: dict[int, str] = {
+    1: "blosclz",
+    2: "lz4",
+    3: "lz4hc",
+    4: "snappy",
+    5: "zlib",
+    6: "zstd",
+    7: "ndlz",
+    8: "zfp_acc",
+    9: "zfp_prec",
+    10: "zfp_rate",
+    11: "openhtj2k",
+    12: "grok",
+    13: "openzl",
+    14: "j2k",
+    15: "htj2k",
+}
+CODEC_IDS: dict[str, int] = {name: number for number, name in CODECS.items()}
+
+_STAMPS = {"<": bytes((0x44, 0x44, 0, 0)), ">": bytes((0x11, 0x11, 0, 0))}
+
+
+def machine_stamp(byteorder: str) -> bytes:
+    """The machine stamp written for ``"<"`` or ``">"``."""
+    return _STAMPS[byteorder]
+
+
+def byteorder_of_stamp(stamp: bytes) -> str | None:
+    """``"<"``, ``">"`` or None for a stamp that says neither (0x44 0x41 is also little)."""
+    if stamp[0] == 0x44 and stamp[1] in (0x44, 0x41):
+        return "<"
+    if stamp[0] == 0x11 and stamp[1] == 0x11:
+        return ">"
+    return None
+
+
+def native_order(dtype: np.dtype[Any]) -> str:
+    """``"<"`` or ``">"`` for a dtype (``"|"`` and ``"="`` become the machine's order)."""
+    if dtype.byteorder in "<>":
+        return dtype.byteorder
+    return "<" if sys.byteorder == "little" else ">"
+
+
+class VoxelSize(NamedTuple):
+    """Voxel size in angstroms along x, y and z."""
+
+    x: float
+    y: float
+    z: float
+
+
+class Origin(NamedTuple):
+    """Map origin in angstroms along x, y and z."""
+
+    x: float
+    y: float
+    z: float
+
+
+_MRCZ_LABEL = re.compile(rb"^MRCZ(\d+(?:\.\d+)*)")
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def _python(value: Any) -> Any:
+    """A header field as plain Python: int, float, bytes, tuple or list."""
+    if isinstance(value, np.void) and value.dtype.names:
+        return tuple(float(v) for v in value.item())
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "S":
+            return [bytes(v) for v in value]
+        return bytes(value.astype(np.uint8))
+    if isinstance(value, np.void):
+        return bytes(value)
+    if isinstance(value, np.bytes_):
+        return bytes(value)
+    return value.item()
+
+
+@dataclass(frozen=True)
+class Header:
+    """A parsed MRC header: every field typed, plus what mrcio derives from them.
+
+    Index it by field name for a plain Python value (``hdr["nx"]``, ``hdr["cella"]``), or use
+    the derived properties. ``fields`` is the raw record in the file's byte order.
+
+    Examples
+    --------
+    >>> import numpy as np, mrcio, io
+    >>> buf = io.BytesIO()
+    >>> mrcio.write(buf, np.zeros((4, 6), np.float32), voxel_size=1.5)
+    >>> hdr = mrcio.read_header(io.BytesIO(buf.getvalue()))
+    >>> hdr["nx"], hdr["ny"], hdr.shape, hdr.voxel_size.x
+    (6, 4, (4, 6), 1.5)
+    """
+
+    fields: np.void
+    byteorder: str
+    path: str | None = None
+    extended: Any = None
+    extended_bytes: bytes = b""
+    warnings: tuple[str, ...] = field(default=())
+
+    def __getitem__(self, name: str) -> Any:
+        return _python(self.fields[name])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every header field (spare areas excluded) as plain Python values."""
+        assert HEADER_DTYPE.names is not None
+        return {n: self[n] for n in HEADER_DTYPE.names if not n.startswith("extra")}
+
+    # --- mode and data layout -------------------------------------------------------------
+    @property
+    def base_mode(self) -> int:
+        """MODE without the MRCZ codec part."""
+        return int(self["mode"]) % MRCZ_COMPRESSION_FACTOR
+
+    @property
+    def codec_id(self) -> int:
+        """MRCZ codec id (0 for an uncompressed file)."""
+        return int(self["mode"]) // MRCZ_COMPRESSION_FACTOR
+
+    @property
+    def compressor(self) -> str | None:
+        """Codec name of an MRCZ file, or None when the data are not compressed."""
+        return CODECS.get(self.codec_id) if self.codec_id else None
+
+    @property
+    def mode(self) -> Mode:
+        """The data mode (see :data:`MODES`)."""
+        return MODES[self.base_mode]
+
+    @property
+    def imod_unsigned(self) -> bool:
+        """True for mode-0 files that IMOD marked as holding unsigned bytes."""
+        return (
+            self.base_mode == 0
+            and self["imod_stamp"] == IMOD_STAMP
+            and not self["imod_flags"] & IMOD_SIGNED_BYTES
+        )
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """dtype of the array read from this file (in the file's byte order where the bytes
+        are used as stored)."""
+        if self.imod_unsigned:
+            return np.dtype("u1")
+        if not self.mode.direct:  # converted on read, so in the machine's order
+            return self.mode.dtype
+        return self.mode.dtype.newbyteorder(self.byteorder)
+
+    @property
+    def storage_dtype(self) -> np.dtype[Any]:
+        """dtype of one stored item, in the file's byte order."""
+        base = np.dtype("u1") if self.imod_unsigned else self.mode.storage
+        return base.newbyteorder(self.byteorder)
+
+    @property
+    def nsections(self) -> int:
+        """Number of z-sections (NZ)."""
+        return int(self["nz"])
+
+    @property
+    def section_shape(self) -> tuple[int, int]:
+        """(ny, nx) of one z-section."""
+        return int(self["ny"]), int(self["nx"])
+
+    @property
+    def section_nbytes(self) -> int:
+        """Bytes of one z-section as stored uncompressed (rows of 4-bit data padded)."""
+        return self.mode.row_bytes(int(self["nx"])) * int(self["ny"])
+
+    @property
+    def data_offset(self) -> int:
+        """Byte offset of the data block (1024 + NSYMBT)."""
+        return HEADER_SIZE + int(self["nsymbt"])
+
+    @property
+    def data_nbytes(self) -> int:
+        """Bytes of the uncompressed data block the header describes."""
+        return self.section_nbytes * self.nsections
+
+    @property
+    def mrcz_version(self) -> tuple[int, ...] | None:
+        """The version in an ``MRCZ<version>`` first label, or None."""
+        labels = self.fields["label"]
+        found = _MRCZ_LABEL.match(bytes(labels[0]))
+        return _version_tuple(found.group(1).decode()) if found else None
+
+    @property
+    def channels(self) -> int:
+        """Sections per frame: MZ for volume stacks and for MRCZ multi-channel frames, else 1.
+
+        mrcz stores "sections per frame" in MZ; only files labelled ``MRCZ<version>`` are
+        read that way (with ISPG 0, as mrcz writes), so MRC2014 files keep MZ's meaning.
+        """
+        nz, mz, ispg = self.nsections, int(self["mz"]), int(self["ispg"])
+        if mz <= 1 or nz % mz:
+            return 1
+        if 401 <= ispg <= 630:
+            return mz
+        if ispg == 0 and self.mrcz_version is not None and self.mrcz_version >= (0, 5):
+            return mz
+        return 1
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the array :func:`mrcio.read` returns.
+
+        A single section with ISPG 0 is 2-D (as in mrcfile), volume stacks and MRCZ
+        multi-channel frames are 4-D, everything else is (sections, rows, columns). Axes are
+        in file order: MAPC/MAPR/MAPS are reported, not applied (as mrcfile and mrcz do).
+        """
+        ny, nx = self.section_shape
+        nz = self.nsections
+        per = self.channels
+        if per > 1:
+            return (nz // per, per, ny, nx)
+        if nz == 1 and int(self["ispg"]) == 0:
+            return (ny, nx)
+        return (nz, ny, nx)
+
+    # --- geometry and text ----------------------------------------------------------------
+    @property
+    def voxel_size(self) -> VoxelSize:
+        """Voxel size in angstroms: CELLA / (MX, MY, MZ), as in mrcfile.
+
+        Where a sampling is 0 (mrcz before mrcio wrote MX = MY = MZ = 0) the dimension is
+        used instead, and where MZ counts channels (MRCZ) the section count is.
+        """
+        cella = self["cella"]
+        counts = (int(self["nx"]), int(self["ny"]), self.nsections)
+        samples = [int(self["mx"]), int(self["my"]), int(self["mz"])]
+        if self.channels > 1 and not 401 <= int(self["ispg"]) <= 630:
+            samples[2] = 0
+        sizes = []
+        for length, m, n in zip(cella, samples, counts):
+            divisor = m if m > 0 else n
+            sizes.append(float(np.float32(length / divisor)) if divisor > 0 else 0.0)
+        return VoxelSize(*sizes)
+
+    @property
+    def origin(self) -> Origin:
+        """ORIGIN in angstroms."""
+        return Origin(*self["origin"])
+
+    @property
+    def labels(self) -> list[str]:
+        """The labels in use, decoded (bytes that are not ASCII become U+FFFD)."""
+        count = max(0, min(int(self["nlabl"]), 10))
+        raw = self.fields["label"]
+        return [bytes(raw[i]).decode("ascii", "replace").rstrip(" \0") for i in range(count)]
+
+    @property
+    def exttyp(self) -> str:
+        """EXTTYP as text (``""`` when blank)."""
+        return bytes(self.fields["exttyp"]).decode("latin-1").rstrip(" \0")
+
+
+def _plausible(fields: np.void, file_size: int | None) -> int:
+    """Score how believable a header decoded in one byte order is (higher is better)."""
+    nx, ny, nz = int(fields["nx"]), int(fields["ny"]), int(fields["nz"])
+    mode, nsymbt = int(fields["mode"]), int(fields["nsymbt"])
+    score = 0
+    if mode % MRCZ_COMPRESSION_FACTOR in MODES and mode // MRCZ_COMPRESSION_FACTOR in (
+        0,
+        *CODECS,
+    ):
+        score += 4
+    if 0 < nx < 2**20 and 0 < ny < 2**20 and 0 <= nz < 2**24:
+        score += 2
+    if 0 <= nsymbt < 2**28:
+        score += 1
+    if file_size is not None and score == 7 and mode < MRCZ_COMPRESSION_FACTOR:
+        bits = MODES[mode].bits
+        needed = HEADER_SIZE + nsymbt + (nx * bits + 7) // 8 * ny * nz
+        if needed <= file_size:
+            score += 1
+    return score
+
+
+def _describe(stamp: bytes) -> str:
+    return " ".join(f"0x{b:02x}" for b in stamp)
+
+
+def parse_header(
+    buf: bytes | bytearray | memoryview,
+    *,
+    path: str | None = None,
+    file_size: int | None = None,
+    permissive: bool = False,
+) -> Header:
+    """Decode and check the first 1024 bytes of an MRC file.
+
+    The byte order comes from the machine stamp. Where the stamp is missing or odd (cryoDRGN,
+    some SerialEM and MotionCor2 files) or contradicts a mode that only makes sense in the
+    other order, the order in which the header is plausible (known mode, sane dimensions,
+    data that fit the file) is taken, with a :class:`ByteOrderWarning`.
+
+    Raises
+    ------
+    TruncatedFileError
+        Fewer than 1024 bytes.
+    HeaderError, ModeError
+        Negative or absurd dimensions, unknown mode or codec, NSYMBT outside the file.
+    """
+    if len(buf) < HEADER_SIZE:
+        raise TruncatedFileError(
+            f"file too short for an MRC header (needs {HEADER_SIZE} bytes, has {len(buf)})",
+            path=path,
+            field="header",
+            offset=len(buf),
+        )
+    little = np.frombuffer(bytes(buf[:HEADER_SIZE]), HEADER_DTYPE)[0]
+    stamp = bytes(little["machst"].astype(np.uint8))
+    notes: list[str] = []
+    order = byteorder_of_stamp(stamp)
+    candidates = {o: little if o == "<" else _reorder(little, o) for o in "<>"}
+    scores = {o: _plausible(candidates[o], file_size) for o in "<>"}
+    if order is None:
+        order = ">" if scores[">"] > scores["<"] else "<"
+        notes.append(
+            f"machine stamp {_describe(stamp)} at byte {field_offset('machst')} names no byte "
+            f"order; {'big' if order == '>' else 'little'}-endian fits the header and file"
+        )
+    elif scores[order] < 4 <= scores[_other(order)]:
+        order = _other(order)
+        notes.append(
+            f"machine stamp {_describe(stamp)} contradicts the header, which only makes sense "
+            f"{'big' if order == '>' else 'little'}-endian; reading it that way"
+        )
+    fields = candidates[order]
+    if bytes(fields["map"])[:3] != b"MAP":
+        notes.append(
+            f"map id at byte {field_offset('map')} is {bytes(fields['map'])!r}, not b'MAP '"
+        )
+    for note in notes:
+        warnings.warn(
+            f"{path}: {note}" if path else note,
+            ByteOrderWarning if "stamp" in note else MRCWarning,
+            stacklevel=3,
+        )
+    header = Header(fields=fields, byteorder=order, path=path, warnings=tuple(notes))
+    check_header(header, file_size=file_size, permissive=permissive)
+    return header
+
+
+def _other(order: str) -> str:
+    return ">" if order == "<" else "<"
+
+
+def _reorder(fields: np.void, order: str) -> np.void:
+    """The same 1024 bytes decoded with the other byte order."""
+    raw = np.frombuffer(fields.tobytes(), HEADER_DTYPE.newbyteorder(order))
+    return raw[0]
+
+
+def check_header(header: Header, *, file_size: int | None, permissive: bool = False) -> None:
+    """Raise an :class:`MRCError` for a header that cannot describe readable data.
+
+    Checked before anything is allocated: dimensions non-negative and below 2**31, a known
+    mode and codec, NSYMBT non-negative and inside the file, and (uncompressed) data that fit
+    in the file unless ``permissive``.
+    """
+    path = header.path
+    for name in ("nx", "ny", "nz"):
+        value = header[name]
+        if value < 0:
+            raise HeaderError(
+                "dimension must not be negative",
+                path=path,
+                field=name,
+                offset=field_offset(name),
+                value=value,
+            )
+    if header["nz"] > 0 and (header["nx"] == 0 or header["ny"] == 0):
+        raise HeaderError(
+            "a map with sections must have rows and columns",
+            path=path,
+            field="nx" if header["nx"] == 0 else "ny",
+            offset=field_offset("nx" if header["nx"] == 0 else "ny"),
+            value=0,
+        )
+    mode = header["mode"]
+    if mode < 0 or mode % MRCZ_COMPRESSION_FACTOR not in MODES:
+        raise ModeError(
+            f"unknown mode (known: {sorted(MODES)}, plus 1000 x codec id for MRCZ)",
+            path=path,
+            field="mode",
+            offset=field_offset("mode"),
+            value=mode,
+        )
+    if header.codec_id and header.codec_id not in CODECS:
+        raise CodecError(
+            f"unknown MRCZ codec id {header.codec_id} (known: {sorted(CODECS)})",
+            path=path,
+            field="mode",
+            offset=field_offset("mode"),
+            value=mode,
+        )
+    nsymbt = header["nsymbt"]
+    if nsymbt < 0:
+        raise HeaderError(
+            "extended header length must not be negative",
+            path=path,
+            field="nsymbt",
+            offset=field_offset("nsymbt"),
+            value=nsymbt,
+        )
+    if file_size is not None and HEADER_SIZE + nsymbt > file_size and not permissive:
+        raise TruncatedFileError(
+            f"extended header of {nsymbt:,} bytes runs past the end of the file "
+            f"({file_size:,} bytes)",
+            path=path,
+            field="nsymbt",
+            offset=field_offset("nsymbt"),
+            value=nsymbt,
+        )
+    if header.codec_id == 0 and file_size is not None and not permissive:
+        available = file_size - header.data_offset
+        if header.data_nbytes > available:
+            raise TruncatedFileError(
+                f"data block needs {header.data_nbytes:,} bytes "
+                f"({header['nz']} sections of {header.section_nbytes:,}) but the file has "
+                f"{max(available, 0):,} after byte {header.data_offset:,}",
+                path=path,
+                field="nz",
+                offset=header.data_offset,
+                value=header["nz"],
+            )
+
+
+def new_header(byteorder: str) -> np.void:
+    """A zeroed header record in ``byteorder`` with the MRC2014 constants filled in."""
+    record = np.zeros((), HEADER_DTYPE.newbyteorder(byteorder))[()]
+    record["cellb"] = (90.0, 90.0, 90.0)
+    record["mapc"], record["mapr"], record["maps"] = 1, 2, 3
+    record["nversion"] = NVERSION
+    record["map"] = b"MAP "
+    record["machst"] = np.frombuffer(machine_stamp(byteorder), np.uint8)
+    # "statistics not determined", as MRC2014 suggests
+    record["dmin"], record["dmax"], record["dmean"], record["rms"] = 0.0, -1.0, -2.0, -1.0
+    return record
+
+
+def set_labels(record: np.void, labels: list[str]) -> None:
+    """Write up to ten labels (ASCII, at most 80 characters each) and NLABL."""
+    if len(labels) > 10:
+        raise ValueError(f"an MRC header holds at most 10 labels, got {len(labels)}")
+    encoded = []
+    for text in labels:
+        raw = text.encode("ascii")
+        if len(raw) > 80:
+            raise ValueError(f"label longer than 80 characters: {text!r}")
+        encoded.append(raw)
+    record["label"] = encoded + [b""] * (10 - len(encoded))
+    record["nlabl"] = len(encoded)

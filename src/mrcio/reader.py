@@ -1,0 +1,472 @@
+"""Reading: header, extended header, frame index, then frames into one preallocated array.
+
+:class:`MRCReader` is the engine behind :func:`read`, :func:`read_header`,
+:func:`mrcio.open` and the classic ``readMRC``: it reads the header and extended header,
+indexes the chunks of a compressed file by walking their 16-byte headers, and fills a caller's
+array with any set of z-sections, touching only those sections' bytes. Uncompressed bytes are
+read straight into the output (several threads for large reads); compressed chunks are
+decoded straight into it, in parallel.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import codecs
+from ._fileio import PathOrStream, Source, open_source
+from ._parallel import default_threads, imap_ordered
+from .errors import ChunkError, MRCWarning, TruncatedFileError
+from .extheader import decode_extended
+from .header import HEADER_SIZE, Header, field_offset, parse_header
+
+__all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header"]
+
+_PARALLEL_READ_PIECE = 8 * 2**20
+
+
+@dataclass(frozen=True)
+class ChunkIndex:
+    """Where each z-section's Blosc chunk lies in a compressed file."""
+
+    offsets: list[int]
+    infos: list[codecs.ChunkInfo]
+
+    @property
+    def end(self) -> int:
+        """Byte offset just past the last chunk."""
+        if not self.offsets:
+            return 0
+        return self.offsets[-1] + self.infos[-1].cbytes
+
+    @property
+    def packed_bytes(self) -> int:
+        """Total bytes of all chunks."""
+        return sum(info.cbytes for info in self.infos)
+
+    @property
+    def blosc2(self) -> bool:
+        """True if any chunk is in the Blosc2 format."""
+        return any(info.blosc2 for info in self.infos)
+
+
+def _load_header(source: Source, permissive: bool) -> Header:
+    size = source.size
+    head = bytearray(min(HEADER_SIZE, size) if size is not None else HEADER_SIZE)
+    got = source.readinto(memoryview(head), 0)
+    header = parse_header(head[:got], path=source.name, file_size=size, permissive=permissive)
+    nsymbt = int(header["nsymbt"])
+    if not nsymbt:
+        return header
+    available = nsymbt if size is None else max(0, min(nsymbt, size - HEADER_SIZE))
+    if available < nsymbt:  # only reached when permissive
+        warnings.warn(
+            f"{source.name}: extended header claims {nsymbt:,} bytes, the file holds "
+            f"{available:,}",
+            MRCWarning,
+            stacklevel=3,
+        )
+    raw = source.read_exact(available, HEADER_SIZE, "extended header")
+    try:
+        extended = decode_extended(raw, header.exttyp, header.byteorder, header.nsections,
+                                   source.name)
+    except ValueError:
+        if not permissive:
+            raise
+        warnings.warn(
+            f"{source.name}: extended header ({header.exttyp or 'no type'}) cannot be decoded;"
+            " kept as bytes",
+            MRCWarning,
+            stacklevel=3,
+        )
+        extended = raw
+    return Header(
+        fields=header.fields,
+        byteorder=header.byteorder,
+        path=header.path,
+        extended=extended,
+        extended_bytes=raw,
+        warnings=header.warnings,
+    )
+
+
+def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex:
+    """Walk the chunk headers from the data offset: one chunk per z-section."""
+    size = source.size if source.size is not None else 2**63
+    nz = header.nsections
+    pos = header.data_offset
+    if nz * codecs.CHUNK_HEADER_SIZE > size - pos and not permissive:
+        raise TruncatedFileError(
+            f"{nz:,} compressed sections need at least {nz * codecs.CHUNK_HEADER_SIZE:,} "
+            f"bytes, the file has {max(size - pos, 0):,} after the header",
+            path=source.name,
+            field="nz",
+            offset=pos,
+            value=nz,
+        )
+    section_nbytes = header.section_nbytes
+    typesize = header.storage_dtype.itemsize if header.mode.direct else 1
+    offsets: list[int] = []
+    infos: list[codecs.ChunkInfo] = []
+    try:
+        for k in range(nz):
+            raw = source.read_exact(codecs.CHUNK_HEADER_SIZE, pos, "Blosc chunk header", frame=k)
+            info = codecs.parse_chunk_header(raw)
+            codecs.check_chunk(
+                info,
+                nbytes=section_nbytes,
+                typesize=typesize,
+                offset=pos,
+                end=size,
+                frame=k,
+                path=source.name,
+            )
+            offsets.append(pos)
+            infos.append(info)
+            pos += info.cbytes
+    except (ChunkError, TruncatedFileError) as exc:
+        if not permissive:
+            raise
+        warnings.warn(f"{exc}; reading the {len(offsets)} sections before it", MRCWarning,
+                      stacklevel=3)
+    index = ChunkIndex(offsets, infos)
+    packed = int(header["packed_bytes"])
+    if len(offsets) == nz and packed > 0 and packed != index.packed_bytes:
+        problem = (
+            f"packedBytes says {packed:,} bytes of chunks, the {nz} chunks hold "
+            f"{index.packed_bytes:,}"
+        )
+        if index.end != size and not permissive:
+            raise ChunkError(problem, path=source.name, field="packed_bytes",
+                             offset=field_offset("packed_bytes"), value=packed)
+        warnings.warn(f"{source.name}: {problem}", MRCWarning, stacklevel=3)
+    elif len(offsets) == nz and index.end < size:
+        warnings.warn(
+            f"{source.name}: {size - index.end:,} bytes after the last of the {nz} chunks "
+            f"(from byte {index.end:,}) are ignored",
+            MRCWarning,
+            stacklevel=3,
+        )
+    return index
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    """Which frames a caller asked for, resolved against the file's shape."""
+
+    indices: Sequence[int]
+    squeeze: bool  # an integer index drops the frame axis
+
+    @classmethod
+    def resolve(cls, frames: Any, count: int) -> FrameSelection:
+        """Turn ``None``, an int, a slice or a sequence of ints into frame numbers."""
+        if frames is None:
+            return cls(range(count), False)
+        if isinstance(frames, slice):
+            return cls(range(*frames.indices(count)), False)
+        if isinstance(frames, (int, np.integer)):
+            k = int(frames)
+            if not -count <= k < count:
+                raise IndexError(f"frame {k} out of range for {count} frames")
+            return cls((k % count,), True)
+        picked = []
+        for item in frames:
+            if not isinstance(item, (int, np.integer)) or isinstance(item, bool):
+                raise TypeError(f"frame indices must be integers, got {item!r}")
+            k = int(item)
+            if not -count <= k < count:
+                raise IndexError(f"frame {k} out of range for {count} frames")
+            picked.append(k % count)
+        return cls(picked, False)
+
+
+class MRCReader:
+    """An open MRC or MRCZ file: header, extended header and (compressed) chunk index.
+
+    Parameters
+    ----------
+    src
+        Path, binary stream or bytes.
+    permissive
+        Read what can be read from a damaged file (fewer sections, undecodable extended
+        header) with warnings, instead of raising.
+    n_threads
+        Threads for decoding and large reads (default: :func:`mrcio.setDefaultThreads` or
+        the CPU count).
+    """
+
+    def __init__(
+        self, src: PathOrStream | Source, *, permissive: bool = False,
+        n_threads: int | None = None,
+    ) -> None:
+        self.source, self._owned = open_source(src)
+        try:
+            self.header = _load_header(self.source, permissive)
+            self.index = (
+                _build_index(self.source, self.header, permissive)
+                if self.header.codec_id
+                else None
+            )
+        except BaseException:
+            self.close()
+            raise
+        self.permissive = permissive
+        self.n_threads = n_threads or default_threads()
+        self._local = threading.local()
+        self.sections = self._available_sections()
+
+    def _available_sections(self) -> int:
+        header = self.header
+        if self.index is not None:
+            return len(self.index.offsets)
+        size = self.source.size
+        if size is None or header.section_nbytes == 0:
+            return header.nsections
+        whole = max(0, size - header.data_offset) // header.section_nbytes
+        if whole < header.nsections:  # only reached when permissive
+            warnings.warn(
+                f"{self.source.name}: data block holds {whole} of the {header.nsections} "
+                "sections the header claims; reading those",
+                MRCWarning,
+                stacklevel=3,
+            )
+            return whole
+        return header.nsections
+
+    # --- shape ------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of the whole array (sections actually present, when permissive)."""
+        shape = self.header.shape
+        if self.sections == self.header.nsections:
+            return shape
+        per = self.header.channels
+        ny, nx = self.header.section_shape
+        return (self.sections // per, per, ny, nx) if per > 1 else (self.sections, ny, nx)
+
+    @property
+    def frame_count(self) -> int:
+        """Number of frames: the length of the first axis (1 for a single 2-D image)."""
+        shape = self.shape
+        return 1 if len(shape) == 2 else shape[0]
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """Shape of one frame."""
+        shape = self.shape
+        return shape if len(shape) == 2 else shape[1:]
+
+    def sections_of(self, frames: Sequence[int]) -> list[int]:
+        """The z-sections that hold ``frames``."""
+        per = self.header.channels
+        return [f * per + c for f in frames for c in range(per)]
+
+    # --- reading ----------------------------------------------------------------------------
+    def read(self, frames: Any = None, *, mmap: bool = False) -> np.ndarray:
+        """The frames asked for as one array (see :func:`read`)."""
+        selection = FrameSelection.resolve(frames, self.frame_count)
+        if mmap:
+            return self._memmap(selection)
+        sections = self.sections_of(selection.indices)
+        ny, nx = self.header.section_shape
+        out = np.empty((len(sections), ny, nx), self.header.dtype)
+        self.read_sections_into(sections, out)
+        if frames is None:
+            return out.reshape(self.shape)
+        result = out.reshape((len(selection.indices), *self.frame_shape))
+        return result[0] if selection.squeeze else result
+
+    def _memmap(self, selection: FrameSelection) -> np.ndarray:
+        header = self.header
+        if self.index is not None or not header.mode.direct:
+            raise ValueError(
+                f"{self.source.name}: memory mapping needs uncompressed data stored as-is "
+                f"(this file is mode {header['mode']})"
+            )
+        whole = self.source.memmap(header.dtype, self.shape, header.data_offset)
+        if selection.indices == range(self.frame_count):
+            return whole
+        frames = whole.reshape((self.frame_count, *self.frame_shape))
+        if selection.squeeze:
+            return frames[selection.indices[0]]
+        indices = selection.indices
+        if isinstance(indices, range) and indices.step > 0:
+            return frames[indices.start : indices.stop : indices.step]
+        return frames[list(indices)]
+
+    def read_sections_into(self, sections: Sequence[int], out: np.ndarray) -> None:
+        """Fill ``out`` (shape ``(len(sections), ny, nx)``, C-contiguous) with those sections."""
+        if not sections:
+            return
+        if self.index is None and self.header.mode.direct:
+            self._read_plain(sections, out)
+            return
+        jobs = list(enumerate(sections))
+        for _ in imap_ordered(
+            lambda job: self._read_one(job[1], out[job[0]]), jobs,
+            n_threads=min(self.n_threads, len(jobs)),
+        ):
+            pass
+
+    def _read_plain(self, sections: Sequence[int], out: np.ndarray) -> None:
+        """Uncompressed, stored as-is: read runs of consecutive sections straight into out."""
+        step = self.header.section_nbytes
+        base = self.header.data_offset
+        pieces: list[tuple[int, int, int]] = []  # (first output section, count, file offset)
+        start = 0
+        for i in range(1, len(sections) + 1):
+            if i == len(sections) or sections[i] != sections[i - 1] + 1:
+                pieces.append((start, i - start, base + sections[start] * step))
+                start = i
+        flat = out.reshape(-1).view(np.uint8)
+        jobs: list[tuple[int, int, int]] = []  # (output byte offset, length, file offset)
+        for first, count, offset in pieces:
+            length = count * step
+            split = max(_PARALLEL_READ_PIECE, -(-length // self.n_threads))
+            for at in range(0, length, split):
+                jobs.append((first * step + at, min(split, length - at), offset + at))
+
+        def fetch(job: tuple[int, int, int]) -> None:
+            at, length, offset = job
+            frame = sections[at // step] if step else None
+            self.source.read_exact_into(flat[at : at + length], offset, "data block",
+                                        frame=frame)
+
+        for _ in imap_ordered(fetch, jobs, n_threads=min(self.n_threads, len(jobs))):
+            pass
+
+    def _scratch(self, n: int) -> memoryview:
+        buf = getattr(self._local, "buf", None)
+        if buf is None or len(buf) < n:
+            buf = self._local.buf = bytearray(n)
+        return memoryview(buf)[:n]
+
+    def _read_one(self, section: int, target: np.ndarray) -> None:
+        """One section into ``target`` (a C-contiguous (ny, nx) view of the output)."""
+        header = self.header
+        direct = header.mode.direct
+        if self.index is None:
+            raw = self._scratch(header.section_nbytes)
+            self.source.read_exact_into(
+                raw, header.data_offset + section * header.section_nbytes, "data block",
+                frame=section,
+            )
+        else:
+            offset, info = self.index.offsets[section], self.index.infos[section]
+            chunk = self._scratch(info.cbytes)
+            self.source.read_exact_into(chunk, offset, "Blosc chunk", frame=section)
+            if direct:
+                codecs.decode_into(chunk, info, target, frame=section, offset=offset,
+                                   path=self.source.name)
+                return
+            raw = memoryview(bytearray(header.section_nbytes))
+            codecs.decode_into(chunk, info, np.frombuffer(raw, np.uint8), frame=section,
+                               offset=offset, path=self.source.name)
+        convert_section(raw, header, target)
+
+    def close(self) -> None:
+        """Close the file if this reader opened it."""
+        if getattr(self, "_owned", False):
+            self.source.close()
+
+    def __enter__(self) -> MRCReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def convert_section(raw: Any, header: Header, target: np.ndarray) -> None:
+    """Stored bytes of one section to pixels, for modes not stored as-is (3 and 101)."""
+    ny, nx = header.section_shape
+    if header.base_mode == 101:
+        packed = np.frombuffer(raw, np.uint8).reshape(ny, header.mode.row_bytes(nx))
+        target[:, 0::2] = packed[:, : (nx + 1) // 2] & 0x0F
+        target[:, 1::2] = packed[:, : nx // 2] >> 4
+    elif header.base_mode == 3:
+        pairs = np.frombuffer(raw, header.storage_dtype).reshape(ny, nx)
+        target.real = pairs["real"]
+        target.imag = pairs["imag"]
+    else:
+        target[...] = np.frombuffer(raw, header.storage_dtype).reshape(ny, nx)
+
+
+def read(
+    src: PathOrStream,
+    frames: int | slice | Sequence[int] | None = None,
+    *,
+    permissive: bool = False,
+    mmap: bool = False,
+    n_threads: int | None = None,
+) -> np.ndarray:
+    """Read an MRC or MRCZ file (or part of it) into a numpy array.
+
+    Parameters
+    ----------
+    src
+        Path (``.mrc``, ``.mrcs``, ``.map``, ``.mrcz``, also gzip/bzip2-compressed), binary
+        stream or bytes.
+    frames
+        Which frames to read: an int (drops the frame axis), a slice or a list of ints.
+        Frames are z-sections, or volumes in a volume stack. Only their bytes are read.
+    permissive
+        Read damaged files as far as possible, with warnings, instead of raising.
+    mmap
+        Return a read-only memory map instead of reading (uncompressed files on disk).
+    n_threads
+        Threads for decoding and large reads.
+
+    Returns
+    -------
+    numpy.ndarray
+        2-D for a single image, 3-D for a stack or volume, 4-D for a volume stack or
+        multi-channel MRCZ frames. Axes are as stored (sections, rows, columns); the dtype
+        keeps the file's byte order.
+
+    Raises
+    ------
+    MRCError
+        For anything wrong with the file (see :mod:`mrcio.errors`).
+
+    Examples
+    --------
+    >>> import numpy as np, mrcio, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "stack.mrcs")
+    >>> mrcio.write(path, np.arange(24, dtype=np.int16).reshape(2, 3, 4), stack=True)
+    >>> mrcio.read(path).shape, mrcio.read(path, frames=1)[0, :2].tolist()
+    ((2, 3, 4), [12, 13])
+    """
+    with MRCReader(src, permissive=permissive, n_threads=n_threads) as reader:
+        return reader.read(frames, mmap=mmap)
+
+
+def read_header(src: PathOrStream, *, permissive: bool = False) -> Header:
+    """Read and check a file's header and extended header, nothing else.
+
+    Returns
+    -------
+    Header
+        Every field typed (``hdr["nx"]``, ``hdr["cella"]``), the decoded extended header
+        (``hdr.extended``: dict for JSON, structured array for FEI1/FEI2, bytes otherwise)
+        and derived values (``shape``, ``dtype``, ``voxel_size``, ``compressor``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np, mrcio, io
+    >>> buf = io.BytesIO()
+    >>> mrcio.write(buf, np.zeros((2, 3, 4), np.float32), meta={"kV": 300})
+    >>> hdr = mrcio.read_header(io.BytesIO(buf.getvalue()))
+    >>> hdr.shape, hdr.exttyp, hdr.extended
+    ((2, 3, 4), 'json', {'kV': 300})
+    """
+    source, owned = open_source(src)
+    try:
+        return _load_header(source, permissive)
+    finally:
+        if owned:
+            source.close()
