@@ -12,6 +12,24 @@ Importing mrcio starts no threads and imports no codec library.
 """
 
 from ._version import __version__
+from .classic import (
+    asyncReadMRC,
+    asyncWriteMRC,
+    async_read_mrc,
+    async_write_mrc,
+    default_header,
+    defaultHeader,
+    read_mrc,
+    read_mrc_header,
+    readMRC,
+    readMRCHeader,
+    set_default_threads,
+    setDefaultThreads,
+    write_mrc,
+    write_mrc_header,
+    writeMRC,
+    writeMRCHeader,
+)
 from .errors import (
     ByteOrderWarning,
     ChecksumError,
@@ -25,6 +43,49 @@ from .errors import (
     TruncatedFileError,
 )
 from .header import Header, Origin, VoxelSize
+from .lazy import MRCFile, StreamWriter, open, to_dask
 from .reader import read, read_header
+from .validate import Issue, validate
 from .writer import write
 
+__all__ = [
+    "ByteOrderWarning",
+    "ChecksumError",
+    "ChunkError",
+    "CodecError",
+    "Header",
+    "HeaderError",
+    "Issue",
+    "MRCError",
+    "MRCFile",
+    "MRCWarning",
+    "MetadataError",
+    "ModeError",
+    "Origin",
+    "StreamWriter",
+    "TruncatedFileError",
+    "VoxelSize",
+    "__version__",
+    "asyncReadMRC",
+    "asyncWriteMRC",
+    "async_read_mrc",
+    "async_write_mrc",
+    "defaultHeader",
+    "default_header",
+    "open",
+    "readMRC",
+    "readMRCHeader",
+    "read",
+    "read_header",
+    "read_mrc",
+    "read_mrc_header",
+    "setDefaultThreads",
+    "set_default_threads",
+    "to_dask",
+    "validate",
+    "write",
+    "writeMRC",
+    "writeMRCHeader",
+    "write_mrc",
+    "write_mrc_header",
+]

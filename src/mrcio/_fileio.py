@@ -270,7 +270,7 @@ class AtomicFile:
                 f"{self.target}: file exists (pass overwrite=True to replace it)"
             )
         self.temp = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex[:12]}.partial")
-        self.handle: io.FileIO = open(self.temp, "xb", buffering=0)  # noqa: SIM115
+        self.handle: io.FileIO = open(self.temp, "xb+", buffering=0)  # noqa: SIM115
         self.done = False
 
     def commit(self) -> None:

@@ -118,7 +118,7 @@ class Mode:
     @property
     def direct(self) -> bool:
         """True when the bytes in the file are the array's bytes (no conversion)."""
-        return self.storage == self.dtype
+        return self.storage == self.dtype and self.bits == 8 * self.dtype.itemsize
 
     def row_bytes(self, nx: int) -> int:
         """Bytes of one row of ``nx`` pixels (4-bit rows are padded to whole bytes)."""
@@ -142,9 +142,16 @@ MODES: dict[int, Mode] = {
         Mode(101, np.dtype("u1"), np.dtype("u1"), 4, "4-bit unsigned, two pixels per byte"),
     )
 }
+#: EMAN2's old mode numbers, read when mrcz's ``fileConvention="eman2"`` is asked for
+EMAN2_MODES: dict[int, Mode] = {
+    number: Mode(number, np.dtype(code), np.dtype(code), 8 * np.dtype(code).itemsize,
+                 f"EMAN2 {np.dtype(code).name}")
+    for number, code in ((1, "i1"), (2, "u1"), (3, "i2"), (4, "u2"), (5, "i4"), (6, "u4"),
+                         (7, "f4"))
+}
 #: dtype (native order) -> mode, for the modes whose file bytes are the array's bytes
 MODE_OF_DTYPE: dict[np.dtype[Any], int] = {
-    m.dtype: m.number for m in MODES.values() if m.direct and m.number != 101
+    m.dtype: m.number for m in MODES.values() if m.direct
 }
 
 #: MRCZ codec ids, as in mrcz 0.6 (7-15 exist only in Blosc2)
@@ -252,6 +259,7 @@ class Header:
     extended: Any = None
     extended_bytes: bytes = b""
     warnings: tuple[str, ...] = field(default=())
+    convention: str = "ccpem"  # or "eman2": EMAN2's mode numbers
 
     def __getitem__(self, name: str) -> Any:
         return _python(self.fields[name])
@@ -280,7 +288,7 @@ class Header:
     @property
     def mode(self) -> Mode:
         """The data mode (see :data:`MODES`)."""
-        return MODES[self.base_mode]
+        return (EMAN2_MODES if self.convention == "eman2" else MODES)[self.base_mode]
 
     @property
     def imod_unsigned(self) -> bool:
@@ -441,6 +449,7 @@ def parse_header(
     path: str | None = None,
     file_size: int | None = None,
     permissive: bool = False,
+    convention: str = "ccpem",
 ) -> Header:
     """Decode and check the first 1024 bytes of an MRC file.
 
@@ -492,7 +501,8 @@ def parse_header(
             ByteOrderWarning if "stamp" in note else MRCWarning,
             stacklevel=3,
         )
-    header = Header(fields=fields, byteorder=order, path=path, warnings=tuple(notes))
+    header = Header(fields=fields, byteorder=order, path=path, warnings=tuple(notes),
+                    convention=convention)
     check_header(header, file_size=file_size, permissive=permissive)
     return header
 
@@ -534,9 +544,10 @@ def check_header(header: Header, *, file_size: int | None, permissive: bool = Fa
             value=0,
         )
     mode = header["mode"]
-    if mode < 0 or mode % MRCZ_COMPRESSION_FACTOR not in MODES:
+    table = EMAN2_MODES if header.convention == "eman2" else MODES
+    if mode < 0 or mode % MRCZ_COMPRESSION_FACTOR not in table:
         raise ModeError(
-            f"unknown mode (known: {sorted(MODES)}, plus 1000 x codec id for MRCZ)",
+            f"unknown mode (known: {sorted(table)}, plus 1000 x codec id for MRCZ)",
             path=path,
             field="mode",
             offset=field_offset("mode"),

@@ -25,7 +25,7 @@ from .errors import ChunkError, MRCWarning, TruncatedFileError
 from .extheader import decode_extended
 from .header import HEADER_SIZE, Header, field_offset, parse_header
 
-__all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header"]
+__all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "read_section"]
 
 _PARALLEL_READ_PIECE = 8 * 2**20
 
@@ -55,11 +55,12 @@ class ChunkIndex:
         return any(info.blosc2 for info in self.infos)
 
 
-def _load_header(source: Source, permissive: bool) -> Header:
+def _load_header(source: Source, permissive: bool, convention: str = "ccpem") -> Header:
     size = source.size
     head = bytearray(min(HEADER_SIZE, size) if size is not None else HEADER_SIZE)
     got = source.readinto(memoryview(head), 0)
-    header = parse_header(head[:got], path=source.name, file_size=size, permissive=permissive)
+    header = parse_header(head[:got], path=source.name, file_size=size, permissive=permissive,
+                          convention=convention)
     nsymbt = int(header["nsymbt"])
     if not nsymbt:
         return header
@@ -92,6 +93,7 @@ def _load_header(source: Source, permissive: bool) -> Header:
         extended=extended,
         extended_bytes=raw,
         warnings=header.warnings,
+        convention=convention,
     )
 
 
@@ -202,11 +204,11 @@ class MRCReader:
 
     def __init__(
         self, src: PathOrStream | Source, *, permissive: bool = False,
-        n_threads: int | None = None,
+        n_threads: int | None = None, convention: str = "ccpem",
     ) -> None:
         self.source, self._owned = open_source(src)
         try:
-            self.header = _load_header(self.source, permissive)
+            self.header = _load_header(self.source, permissive, convention)
             self.index = (
                 _build_index(self.source, self.header, permissive)
                 if self.header.codec_id
@@ -347,27 +349,10 @@ class MRCReader:
         return memoryview(buf)[:n]
 
     def _read_one(self, section: int, target: np.ndarray) -> None:
-        """One section into ``target`` (a C-contiguous (ny, nx) view of the output)."""
-        header = self.header
-        direct = header.mode.direct
-        if self.index is None:
-            raw = self._scratch(header.section_nbytes)
-            self.source.read_exact_into(
-                raw, header.data_offset + section * header.section_nbytes, "data block",
-                frame=section,
-            )
-        else:
-            offset, info = self.index.offsets[section], self.index.infos[section]
-            chunk = self._scratch(info.cbytes)
-            self.source.read_exact_into(chunk, offset, "Blosc chunk", frame=section)
-            if direct:
-                codecs.decode_into(chunk, info, target, frame=section, offset=offset,
-                                   path=self.source.name)
-                return
-            raw = memoryview(bytearray(header.section_nbytes))
-            codecs.decode_into(chunk, info, np.frombuffer(raw, np.uint8), frame=section,
-                               offset=offset, path=self.source.name)
-        convert_section(raw, header, target)
+        chunk = None
+        if self.index is not None:
+            chunk = (self.index.offsets[section], self.index.infos[section])
+        read_section(self.source, self.header, section, chunk, target, self._scratch)
 
     def close(self) -> None:
         """Close the file if this reader opened it."""
@@ -379,6 +364,40 @@ class MRCReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_section(
+    source: Source,
+    header: Header,
+    section: int,
+    chunk: tuple[int, codecs.ChunkInfo] | None,
+    target: np.ndarray,
+    scratch: Any,
+) -> None:
+    """Read one section into ``target`` (a C-contiguous ``(ny, nx)`` array).
+
+    ``chunk`` is the section's (offset, checked chunk header) in a compressed file, None in
+    an uncompressed one; ``scratch(n)`` lends a reusable buffer of ``n`` bytes.
+    """
+    direct = header.mode.direct
+    if chunk is None:
+        raw = scratch(header.section_nbytes) if not direct else target
+        source.read_exact_into(
+            raw, header.data_offset + section * header.section_nbytes, "data block",
+            frame=section,
+        )
+        if not direct:
+            convert_section(raw, header, target)
+        return
+    offset, info = chunk
+    data = scratch(info.cbytes)
+    source.read_exact_into(data, offset, "Blosc chunk", frame=section)
+    if direct:
+        codecs.decode_into(data, info, target, frame=section, offset=offset, path=source.name)
+        return
+    raw = np.empty(header.section_nbytes, np.uint8)
+    codecs.decode_into(data, info, raw, frame=section, offset=offset, path=source.name)
+    convert_section(raw, header, target)
 
 
 def convert_section(raw: Any, header: Header, target: np.ndarray) -> None:

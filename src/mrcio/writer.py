@@ -14,7 +14,9 @@ import datetime
 import io
 import os
 import zlib
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,23 +24,26 @@ import numpy as np
 
 from . import codecs
 from ._fileio import AtomicFile
-from ._parallel import default_threads, imap_ordered
+from ._parallel import default_threads, get_executor, imap_ordered
 from ._version import __version__
 from .extheader import encode_json
 from .header import (
     CODEC_IDS,
+    HEADER_DTYPE,
     HEADER_SIZE,
     IMOD_STAMP,
     MODE_OF_DTYPE,
     MODES,
     MRCZ_COMPRESSION_FACTOR,
+    Header,
     native_order,
     new_header,
     set_labels,
 )
+from .reader import MRCReader, convert_section
 from .stats import Stats
 
-__all__ = ["Encoding", "Layout", "SectionWriter", "write"]
+__all__ = ["Encoding", "Layout", "SectionWriter", "build_record", "rewrite_sections", "write"]
 
 #: format version written in label 0 of MRCZ files (mrcz reads MZ as channels from 0.5.0 on)
 MRCZ_LABEL = "MRCZ0.6.0"
@@ -191,6 +196,8 @@ class SectionWriter:
         self.sections = 0
         self.packed = 0
         self.crcs: list[int] = []
+        self._submitted = 0
+        self._pending: deque[Future[tuple[Any, Stats, int]]] = deque()
         self._crc_slot: tuple[int, int] | None = None  # (file offset, sections) reserved
         if meta is not None and extended is not None:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
@@ -218,43 +225,71 @@ class SectionWriter:
     # --- data ---------------------------------------------------------------------------
     def write_blocks(self, blocks: Iterable[np.ndarray]) -> None:
         """Write blocks of sections, each shaped ``(k, ny, nx)``, in order."""
-        enc = self.enc
-        first = self.sections
-        if enc.compressor is None:
-            tasks: Iterator[tuple[int, np.ndarray]] = self._numbered(blocks, first)
-            results = imap_ordered(self._plain_task, tasks, n_threads=enc.n_threads)
-            for stored, stats in results:
-                self._write_all(stored)
-                self.stats.merge(stats)
-                self.sections += len(stored)
+        try:
+            for block in blocks:
+                self.submit(block)
+            self.flush()
+        except BaseException:
+            self.abort()
+            raise
+
+    def submit(self, block: np.ndarray) -> None:
+        """Queue a block of sections ``(k, ny, nx)`` for conversion, statistics and (MRCZ)
+        compression in worker threads; finished results are written in order, with at most
+        two tasks per thread in flight. The block must not change until :meth:`flush`."""
+        first = self._submitted
+        self._check(block, first)
+        self._submitted += len(block)
+        if self.enc.compressor is None:
+            self._queue(self._plain_task, (first, block))
             return
-        sections = (
-            (k + i, block[i : i + 1]) for k, block in self._numbered(blocks, first)
-            for i in range(len(block))
-        )
-        for chunk, stats in imap_ordered(self._chunk_task, sections, n_threads=enc.n_threads):
-            self._write_all(chunk)
-            self.stats.merge(stats)
-            self.packed += len(chunk)
-            self.crcs.append(zlib.crc32(chunk))
-            self.sections += 1
+        for i in range(len(block)):
+            self._queue(self._chunk_task, (first + i, block[i : i + 1]))
 
-    def _numbered(self, blocks: Iterable[np.ndarray], first: int) -> Iterator[tuple[int, Any]]:
+    def _queue(self, task: Any, item: tuple[int, np.ndarray]) -> None:
+        threads = self.enc.n_threads
+        if threads <= 1:
+            self._store(task(item))
+            return
+        self._pending.append(get_executor(threads).submit(task, item))
+        while len(self._pending) >= 2 * threads:
+            self._store(self._pending.popleft().result())
+
+    def flush(self) -> None:
+        """Wait for every queued block and write it."""
+        while self._pending:
+            self._store(self._pending.popleft().result())
+
+    def abort(self) -> None:
+        """Drop queued work (after a failure)."""
+        while self._pending:
+            future = self._pending.popleft()
+            if not future.cancel():
+                future.exception()
+
+    def _store(self, result: tuple[Any, Stats, int]) -> None:
+        stored, stats, count = result
+        self.write_stored(stored, count, stats)
+
+    def _check(self, block: np.ndarray, first: int) -> None:
         ny, nx = self.layout.ny, self.layout.nx
-        k = first
-        for block in blocks:
-            if block.ndim != 3 or block.shape[1:] != (ny, nx):
-                raise ValueError(
-                    f"section {k}: expected frames of {ny} x {nx}, got shape {block.shape[1:]}"
-                )
-            yield k, block
-            k += len(block)
+        enc = self.enc
+        if block.ndim != 3 or block.shape[1:] != (ny, nx):
+            raise ValueError(
+                f"section {first}: expected frames of {ny} x {nx}, got shape {block.shape}"
+            )
+        accepted = np.dtype("u1") if enc.imod_unsigned else MODES[enc.mode].dtype
+        if not np.can_cast(block.dtype, accepted, casting="safe"):
+            raise TypeError(
+                f"section {first}: {block.dtype} data cannot be stored as mode {enc.mode} "
+                f"({accepted}) without loss"
+            )
 
-    def _plain_task(self, item: tuple[int, np.ndarray]) -> tuple[np.ndarray, Stats]:
+    def _plain_task(self, item: tuple[int, np.ndarray]) -> tuple[np.ndarray, Stats, int]:
         first, block = item
-        return _to_storage(block, self.enc, first), Stats.of(block)
+        return _to_storage(block, self.enc, first), Stats.of(block), len(block)
 
-    def _chunk_task(self, item: tuple[int, np.ndarray]) -> tuple[bytes, Stats]:
+    def _chunk_task(self, item: tuple[int, np.ndarray]) -> tuple[bytes, Stats, int]:
         k, section = item
         stored = _to_storage(section, self.enc, k)[0]
         chunk = codecs.encode(
@@ -264,61 +299,70 @@ class SectionWriter:
             blocksize=self.enc.blocksize_for(stored),
             blosc2_format=self.enc.blosc2,
         )
-        return chunk, Stats.of(section)
+        return chunk, Stats.of(section), 1
 
-    def write_stored(self, source: Any, offset: int, nbytes: int, sections: int,
-                     stats: Stats, crcs: Sequence[int] = ()) -> None:
-        """Copy ``sections`` already-stored sections (``nbytes`` at ``offset`` of ``source``)."""
-        piece = bytearray(min(nbytes, _BLOCK_BYTES) or 1)
-        done = 0
-        while done < nbytes:
-            view = memoryview(piece)[: min(len(piece), nbytes - done)]
-            source.read_exact_into(view, offset + done, "data to copy")
-            self._write_all(view)
-            done += len(view)
+    def write_stored(self, stored: Any, sections: int, stats: Stats) -> None:
+        """Write sections already in stored form (raw bytes, or one Blosc chunk)."""
+        self._write_all(stored)
         self.sections += sections
         self.stats.merge(stats)
         if self.enc.compressor is not None:
-            self.packed += nbytes
-            self.crcs.extend(crcs)
+            self.packed += len(memoryview(stored).cast("B"))
+            self.crcs.append(zlib.crc32(stored))
 
     # --- header -------------------------------------------------------------------------
     def finish(self) -> None:
         """Complete the header (and checksum slot) now that the data are written."""
-        lay, enc = self.layout, self.enc
-        record = new_header(enc.byteorder)
-        record["nx"], record["ny"], record["nz"] = lay.nx, lay.ny, self.sections
-        record["mode"] = enc.mode + MRCZ_COMPRESSION_FACTOR * (
-            CODEC_IDS[enc.compressor] if enc.compressor else 0
+        record = build_record(
+            self.layout, self.enc, self.sections, self.stats.header_values(),
+            extended_nbytes=len(self.extended), exttyp=self.exttyp, packed=self.packed,
         )
-        record["mx"], record["my"], record["mz"] = lay.sampling(self.sections)
-        record["cella"] = lay.cella(self.sections)
-        record["ispg"] = lay.ispg
-        record["origin"] = lay.origin
-        dmin, dmax, dmean, rms = self.stats.header_values()
-        record["dmin"], record["dmax"], record["dmean"], record["rms"] = dmin, dmax, dmean, rms
-        record["nsymbt"] = len(self.extended)
-        if self.exttyp:
-            record["exttyp"] = self.exttyp.encode("ascii")
-        if enc.imod_unsigned:
-            record["imod_stamp"], record["imod_flags"] = IMOD_STAMP, 0
-        if enc.compressor is not None:
-            record["packed_bytes"] = self.packed
-        for name, value in lay.fields.items():
-            record[name] = value
-        set_labels(record, lay.labels)
         end = self.handle.tell()
         self.handle.seek(self.start)
         self._write_all(record.tobytes())
         if self._crc_slot is not None:
             at, reserved = self._crc_slot
             if reserved != len(self.crcs):
-                raise RuntimeError(
+                raise ValueError(
                     f"{self.name}: {len(self.crcs)} sections written, {reserved} announced"
                 )
             self.handle.seek(at)
             self._write_all("".join(f"{c:08x}" for c in self.crcs).encode("ascii"))
         self.handle.seek(end)
+
+
+def build_record(
+    layout: Layout,
+    enc: Encoding,
+    nz: int,
+    stats: tuple[float, float, float, float],
+    *,
+    extended_nbytes: int,
+    exttyp: str | None,
+    packed: int,
+) -> np.void:
+    """The header record for ``nz`` sections written with ``layout`` and ``enc``."""
+    record = new_header(enc.byteorder)
+    record["nx"], record["ny"], record["nz"] = layout.nx, layout.ny, nz
+    record["mode"] = enc.mode + MRCZ_COMPRESSION_FACTOR * (
+        CODEC_IDS[enc.compressor] if enc.compressor else 0
+    )
+    record["mx"], record["my"], record["mz"] = layout.sampling(nz)
+    record["cella"] = layout.cella(nz)
+    record["ispg"] = layout.ispg
+    record["origin"] = layout.origin
+    record["dmin"], record["dmax"], record["dmean"], record["rms"] = stats
+    record["nsymbt"] = extended_nbytes
+    if exttyp:
+        record["exttyp"] = exttyp.encode("ascii")
+    if enc.imod_unsigned:
+        record["imod_stamp"], record["imod_flags"] = IMOD_STAMP, 0
+    if enc.compressor is not None:
+        record["packed_bytes"] = packed
+    for name, value in layout.fields.items():
+        record[name] = value
+    set_labels(record, layout.labels)
+    return record
 
 
 # --- turning user data into blocks of sections ----------------------------------------------
@@ -554,3 +598,113 @@ def write(
     )
     write_plan(dst, plan, layout, encoding, meta=meta, extended=extended_header,
                exttyp=exttyp, overwrite=overwrite, fsync=fsync)
+
+
+# --- rewriting an existing file (appends, frames replaced in place) --------------------------
+_REWRITTEN = {"nx", "ny", "nz", "mode", "mx", "my", "mz", "cella", "dmin", "dmax", "dmean",
+              "rms", "nsymbt", "exttyp", "packed_bytes", "nversion", "map", "machst", "nlabl",
+              "label"}
+
+
+def layout_of(header: Header) -> Layout:
+    """The layout of an existing file, so that it can be rewritten with more sections.
+
+    Every header field not derived from the data is kept. CELLA keeps its meaning: scaled
+    with NZ where it covers all sections (volumes, files written by mrcz), fixed otherwise.
+    """
+    assert HEADER_DTYPE.names is not None
+    fields = {n: header.fields[n] for n in HEADER_DTYPE.names if n not in _REWRITTEN}
+    nx, ny, nz = header["nx"], header["ny"], header.nsections
+    mx, my, mz = header["mx"], header["my"], header["mz"]
+    cella = header["cella"]
+    by_dims = header.mrcz_version is not None and header["ispg"] == 0
+    counts = (nx, ny, nz) if by_dims else (mx, my, mz)
+    if min(counts) <= 0:
+        fields["cella"] = cella
+        voxel = (0.0, 0.0, 0.0)
+    else:
+        voxel = tuple(c / n for c, n in zip(cella, counts))  # type: ignore[assignment]
+    return Layout(
+        ny=ny, nx=nx, mx=mx, my=my, mz=-1 if mz == nz and nz > 1 else mz,
+        ispg=header["ispg"], voxel_size=voxel, origin=header.origin,  # type: ignore[arg-type]
+        labels=header.labels, fields=fields, cell_from_dims=by_dims,
+    )
+
+
+def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) -> None:
+    """Copy existing sections in stored form, decoding them only to add up statistics."""
+    header = reader.header
+    ny, nx = header.section_shape
+    step = header.section_nbytes
+
+    def stored_and_stats(section: int) -> tuple[Any, Stats]:
+        pixels = np.empty((ny, nx), header.dtype)
+        if reader.index is None:
+            raw = reader.source.read_exact(step, header.data_offset + section * step,
+                                           "data block", frame=section)
+            convert_section(raw, header, pixels)
+            return raw, Stats.of(pixels)
+        offset, info = reader.index.offsets[section], reader.index.infos[section]
+        chunk = reader.source.read_exact(info.cbytes, offset, "Blosc chunk", frame=section)
+        if header.mode.direct:
+            codecs.decode_into(chunk, info, pixels, frame=section, offset=offset,
+                               path=reader.source.name)
+        else:
+            raw = np.empty(step, np.uint8)
+            codecs.decode_into(chunk, info, raw, frame=section, offset=offset,
+                               path=reader.source.name)
+            convert_section(raw, header, pixels)
+        return chunk, Stats.of(pixels)
+
+    for stored, stats in imap_ordered(stored_and_stats, sections, n_threads=reader.n_threads):
+        writer.write_stored(stored, 1, stats)
+
+
+def rewrite_sections(
+    path: str | os.PathLike[str],
+    start: int,
+    blocks: Iterable[np.ndarray],
+    count: int,
+    *,
+    clevel: int = 1,
+    blocksize: int | str = DEFAULT_BLOCKSIZE,
+    n_threads: int | None = None,
+    fsync: bool = True,
+) -> None:
+    """Write ``count`` new sections into an existing file from section ``start`` on.
+
+    Sections before ``start`` and after the new ones are kept as stored; ``start`` may be
+    NZ (an append). The header, labels and extended header are kept; NZ, the statistics,
+    packedBytes and checksums are brought up to date. The file is rebuilt beside itself and
+    renamed into place, so a failure leaves the old file.
+    """
+    path = os.fspath(path)
+    with MRCReader(path, n_threads=n_threads) as reader:
+        header = reader.header
+        nz = header.nsections
+        if not 0 <= start <= nz:
+            raise IndexError(f"{path}: cannot write at section {start} of {nz}")
+        layout = layout_of(header)
+        encoding = Encoding(
+            mode=header.base_mode, byteorder=header.byteorder, compressor=header.compressor,
+            clevel=clevel, blocksize=blocksize,
+            blosc2=bool(reader.index and reader.index.blosc2),
+            n_threads=n_threads or default_threads(), imod_unsigned=header.imod_unsigned,
+        )
+        meta, extended, exttyp = None, None, None
+        if isinstance(header.extended, dict):
+            meta = {k: v for k, v in header.extended.items() if k != CHECKSUM_KEY}
+        elif header.extended_bytes:
+            extended, exttyp = header.extended_bytes, header.exttyp
+        total = max(nz, start + count)
+        with AtomicFile(path, overwrite=True, fsync=fsync) as out:
+            writer = SectionWriter(out.handle, layout, encoding, meta=meta, extended=extended,
+                                   exttyp=exttyp, expected_sections=total, name=path)
+            _copy_sections(reader, writer, range(start))
+            before = writer.sections
+            writer.write_blocks(blocks)
+            if writer.sections - before != count:
+                raise ValueError(f"{path}: {writer.sections - before} sections given, "
+                                 f"{count} announced")
+            _copy_sections(reader, writer, range(start + count, nz))
+            writer.finish()

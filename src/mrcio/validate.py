@@ -1,0 +1,264 @@
+"""Validation: numbered checks of a file against MRC2014 (and MRCZ), returned as issues.
+
+:func:`validate` never raises for a bad file: every problem, including one that stops the
+file from being read, comes back as an :class:`Issue`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._fileio import PathOrStream, open_source
+from ._parallel import imap_ordered
+from .errors import (
+    ChecksumError,
+    ChunkError,
+    CodecError,
+    HeaderError,
+    MetadataError,
+    ModeError,
+    MRCError,
+    MRCWarning,
+)
+from .header import HEADER_SIZE, Header, byteorder_of_stamp, parse_header
+from .reader import MRCReader
+from .stats import Stats
+from .writer import CHECKSUM_KEY
+
+__all__ = ["Issue", "validate"]
+
+_KNOWN_EXTTYPS = ("CCP4", "MRCO", "SERI", "AGAR", "FEI1", "FEI2", "HDF5", "json")
+_SECTIONS_PER_TASK_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One finding of :func:`validate`.
+
+    Attributes
+    ----------
+    severity
+        ``"error"`` (the file breaks MRC2014 or cannot be read) or ``"warning"``.
+    code
+        The check's short name, e.g. ``"nversion"``, ``"statistics"``, ``"file-size"``.
+    field
+        The header field concerned (or ``"data"``, ``"extended header"``).
+    message
+        What is wrong, with the value found.
+    """
+
+    severity: str
+    code: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: [{self.code}] {self.field}: {self.message}"
+
+
+def _header_checks(h: Header) -> list[Issue]:
+    issues: list[Issue] = []
+
+    def add(code: str, field: str, message: str, severity: str = "error") -> None:
+        issues.append(Issue(severity, code, field, message))
+
+    if h["map"] != b"MAP ":
+        add("map-id", "map", f"is {h['map']!r}, should be b'MAP '")
+    if byteorder_of_stamp(h["machst"]) is None:
+        stamp = " ".join(f"0x{b:02x}" for b in h["machst"])
+        add("machine-stamp", "machst", f"{stamp} names no byte order (0x44 0x44 0 0 or "
+            "0x11 0x11 0 0)")
+    for name in ("nx", "ny", "nz", "mx", "my", "mz", "ispg", "nlabl"):
+        if h[name] < 0:
+            add("dimensions", name, f"is negative ({h[name]})")
+    for axis, length in zip("xyz", h["cella"]):
+        if length < 0:
+            add("cell", f"cella.{axis}", f"is negative ({length})")
+    axes = sorted((h["mapc"], h["mapr"], h["maps"]))
+    if axes != [1, 2, 3]:
+        add("axis-map", "mapc/mapr/maps", f"are {axes}, should be 1, 2, 3 in some order")
+    if 401 <= h["ispg"] <= 630 and (h["mz"] <= 0 or h["nz"] % h["mz"]):
+        add("volume-stack", "mz", f"NZ {h['nz']} is not a multiple of MZ {h['mz']}")
+    labels = [bytes(label).strip(b" \0") for label in h["label"]]
+    used = sum(1 for label in labels if label)
+    if any(labels[i] and not labels[i - 1] for i in range(1, 10)):
+        add("labels", "label", "empty labels between labels with text")
+    if used != h["nlabl"]:
+        add("labels", "nlabl", f"is {h['nlabl']} but {used} labels hold text")
+    if h["nversion"] not in (20140, 20141):
+        add("nversion", "nversion", f"is {h['nversion']}, should be 20140 or 20141")
+    if h["nsymbt"] > 0 and h.exttyp not in _KNOWN_EXTTYPS:
+        add("exttyp", "exttyp", f"is {h['exttyp']!r} for a {h['nsymbt']}-byte extended header "
+            f"(known: {', '.join(_KNOWN_EXTTYPS)})")
+    if h.exttyp == "json" and h.mrcz_version is None:
+        add("exttyp", "exttyp", "JSON extended header (MRCZ) in a file not labelled MRCZ",
+            "warning")
+    return issues
+
+
+def _stats_issues(h: Header, real: Stats) -> list[Issue]:
+    """Compare header statistics with the data, with mrcfile's tolerances."""
+    issues = []
+    dmin, dmax, dmean, rms = (float(h.fields[n]) for n in ("dmin", "dmax", "dmean", "rms"))
+    if not real.count:
+        return issues
+    if rms >= 0 and not math.isclose(real.rms, rms, rel_tol=0.01, abs_tol=1e-30):
+        issues.append(Issue("error", "statistics", "rms", f"is {rms}, data give {real.rms}"))
+    if dmin < dmax and not real.is_complex:
+        if np.float32(real.lo) != np.float32(dmin):
+            issues.append(Issue("error", "statistics", "dmin", f"is {dmin}, data give {real.lo}"))
+        if np.float32(real.hi) != np.float32(dmax):
+            issues.append(Issue("error", "statistics", "dmax", f"is {dmax}, data give {real.hi}"))
+    if dmean > min(dmin, dmax) and not real.is_complex:
+        mean = float(real.mean)
+        if not math.isclose(mean, dmean, rel_tol=0.01, abs_tol=1e-30):
+            issues.append(Issue("error", "statistics", "dmean", f"is {dmean}, data give {mean}"))
+    return issues
+
+
+def _size_issues(reader: MRCReader) -> list[Issue]:
+    h = reader.header
+    size = reader.source.size or 0
+    if reader.index is None:
+        expected = h.data_offset + h.data_nbytes
+        if size > expected:
+            return [Issue("warning", "file-size", "data", f"file is {size:,} bytes, "
+                          f"{size - expected:,} more than the header describes ({expected:,})")]
+        return []
+    issues = []
+    if h["packed_bytes"] > 0 and h["packed_bytes"] != reader.index.packed_bytes:
+        issues.append(Issue("error", "packed-bytes", "packed_bytes",
+                            f"is {h['packed_bytes']:,}, the chunks hold "
+                            f"{reader.index.packed_bytes:,}"))
+    if reader.index.end < size:
+        issues.append(Issue("warning", "file-size", "data", f"{size - reader.index.end:,} "
+                            f"bytes after the last chunk (from byte {reader.index.end:,})"))
+    return issues
+
+
+def _data_pass(reader: MRCReader, deep: bool) -> Stats | None:
+    """Read (or, for MRCZ with ``deep``, decode and checksum) every section once."""
+    h = reader.header
+    if reader.index is not None and not deep:
+        return None
+    crcs = None
+    if reader.index is not None and isinstance(h.extended, dict):
+        stored = h.extended.get(CHECKSUM_KEY, {}).get("crc32")
+        if isinstance(stored, str) and len(stored) == 8 * h.nsections:
+            crcs = [int(stored[i : i + 8], 16) for i in range(0, len(stored), 8)]
+    per_task = max(1, _SECTIONS_PER_TASK_BYTES // max(h.section_nbytes, 1))
+    batches = [range(a, min(a + per_task, reader.sections))
+               for a in range(0, reader.sections, per_task)]
+    ny, nx = h.section_shape
+
+    def summarise(sections: range) -> Stats:
+        out = np.empty((len(sections), ny, nx), h.dtype)
+        reader.read_sections_into(sections, out)
+        if crcs is not None and reader.index is not None:
+            for k in sections:
+                chunk = reader.source.read_exact(reader.index.infos[k].cbytes,
+                                                 reader.index.offsets[k], "Blosc chunk", frame=k)
+                if zlib.crc32(chunk) != crcs[k]:
+                    raise ChecksumError("chunk does not match its crc32", path=reader.source.name,
+                                        frame=k, offset=reader.index.offsets[k],
+                                        value=f"{zlib.crc32(chunk):08x} != {crcs[k]:08x}")
+        return Stats.of(out)
+
+    total = Stats()
+    for part in imap_ordered(summarise, batches, n_threads=reader.n_threads):
+        total.merge(part)
+    return total
+
+
+def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
+    """Check a file against MRC2014 and MRCZ; return the problems found (empty if valid).
+
+    Checks, numbered as in the messages' order:
+
+    1. the map id is ``MAP `` (``map-id``);
+    2. the machine stamp names a byte order (``machine-stamp``);
+    3. the mode (and MRCZ codec) is known (``mode``);
+    4. NX, NY, NZ, MX, MY, MZ, ISPG, NLABL and CELLA are not negative (``dimensions``,
+       ``cell``);
+    5. MAPC, MAPR, MAPS are 1, 2, 3 in some order (``axis-map``);
+    6. a volume stack's NZ is a multiple of MZ (``volume-stack``);
+    7. NLABL counts the labels with text, and no empty label comes between them (``labels``);
+    8. NVERSION is 20140 or 20141 (``nversion``);
+    9. an extended header has a known EXTTYP (``exttyp``) and can be decoded
+       (``extended-header``);
+    10. DMIN, DMAX, DMEAN and RMS match the data or say "not determined" (``statistics``;
+        uncompressed files always, MRCZ files with ``deep``);
+    11. the file is as long as the header says, and an MRCZ file's chunks are all present,
+        consistent with their headers and with packedBytes (``file-size``, ``chunks``,
+        ``packed-bytes``);
+    12. with ``deep``, every MRCZ chunk decodes and matches its stored crc32 (``chunks``,
+        ``checksum``).
+
+    Parameters
+    ----------
+    src
+        Path, binary stream or bytes.
+    deep
+        Decode every frame of compressed files (statistics, checksums).
+
+    Examples
+    --------
+    >>> import numpy as np, mrcio, io
+    >>> buf = io.BytesIO()
+    >>> mrcio.write(buf, np.ones((3, 4), np.float32))
+    >>> mrcio.validate(buf.getvalue())
+    []
+    """
+    source, owned = open_source(src)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MRCWarning)
+            return _validate(source, deep)
+    finally:
+        if owned:
+            source.close()
+
+
+def _validate(source: Any, deep: bool) -> list[Issue]:
+    try:
+        reader = MRCReader(source)
+    except MRCError as exc:
+        return _opening_issues(source, exc)
+    issues = _header_checks(reader.header)
+    issues += _size_issues(reader)
+    try:
+        real = _data_pass(reader, deep)
+    except MRCError as exc:
+        code = "checksum" if isinstance(exc, ChecksumError) else "chunks"
+        return [*issues, Issue("error", code, exc.field or "data", str(exc))]
+    if real is not None:
+        issues += _stats_issues(reader.header, real)
+    return issues
+
+
+def _opening_issues(source: Any, exc: MRCError) -> list[Issue]:
+    """Issues for a file mrcio cannot open: the header checks that still apply, then why."""
+    issues: list[Issue] = []
+    try:
+        head = source.read_exact(HEADER_SIZE, 0, "header")
+        issues = _header_checks(parse_header(head, path=source.name, permissive=True))
+    except MRCError:
+        pass
+    if isinstance(exc, ModeError):
+        code = "mode"
+    elif isinstance(exc, MetadataError) or exc.field == "nsymbt":
+        code = "extended-header"
+    elif isinstance(exc, (ChunkError, CodecError)):
+        code = "chunks"
+    elif isinstance(exc, HeaderError):
+        code = "dimensions"
+    else:
+        code = "file-size"
+    where = exc.field or ("data" if exc.frame is None else f"frame {exc.frame}")
+    return [*issues, Issue("error", code, where, str(exc))]
