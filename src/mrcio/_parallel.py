@@ -14,7 +14,13 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["default_threads", "get_executor", "imap_ordered", "set_default_threads"]
+__all__ = [
+    "default_threads",
+    "get_executor",
+    "imap_ordered",
+    "in_worker",
+    "set_default_threads",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -23,6 +29,7 @@ _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 _executor_threads = 0
 _default_threads: int | None = None
+_local = threading.local()
 
 
 def _cpu_count() -> int:
@@ -51,11 +58,22 @@ def get_executor(n_threads: int) -> ThreadPoolExecutor:
     with _lock:
         if _executor is None or _executor_threads < n_threads:
             old = _executor
-            _executor = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="mrcio")
+            _executor = ThreadPoolExecutor(
+                max_workers=n_threads, thread_name_prefix="mrcio", initializer=_mark_worker
+            )
             _executor_threads = n_threads
             if old is not None:
                 old.shutdown(wait=False)
         return _executor
+
+
+def in_worker() -> bool:
+    """True in one of the shared pool's threads (which must not wait on the pool)."""
+    return getattr(_local, "worker", False)
+
+
+def _mark_worker() -> None:
+    _local.worker = True
 
 
 def imap_ordered(
@@ -67,8 +85,8 @@ def imap_ordered(
     stops early or a task fails, tasks not yet started are cancelled and running ones are
     waited for, so no task outlives the call.
     """
-    if n_threads <= 1:
-        yield from map(fn, items)
+    if n_threads <= 1 or in_worker():
+        yield from map(fn, items)  # inline: a pool task waiting on the pool could deadlock
         return
     window = window or 2 * n_threads
     pool = get_executor(n_threads)

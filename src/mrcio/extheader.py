@@ -17,7 +17,10 @@ import numpy as np
 
 from .errors import MetadataError, MRCWarning
 
-__all__ = ["decode_extended", "encode_json", "fei_dtype"]
+__all__ = ["CHECKSUM_KEY", "decode_extended", "encode_json", "fei_dtype"]
+
+#: key of the JSON entry where mrcio keeps the crc32 of each MRCZ chunk
+CHECKSUM_KEY = "_mrcio"
 
 # FEI (Thermo Fisher EPU/Velox) metadata blocks, one per section, as given in the EPU manual
 # and Thermo Fisher's "MRC2014 specifications" page. Format version 0 (FEI1) is 768 bytes;

@@ -27,11 +27,10 @@ from ._fileio import AtomicFile, PathOrStream, open_source
 from ._parallel import default_threads
 from .codecs import CHUNK_HEADER_SIZE, ChunkInfo, parse_chunk_header
 from .errors import ChunkError
-from .extheader import encode_json
+from .extheader import CHECKSUM_KEY, encode_json
 from .header import Header, Origin, VoxelSize
 from .reader import FrameSelection, MRCReader, read_section
 from .writer import (
-    CHECKSUM_KEY,
     DEFAULT_BLOCKSIZE,
     MRCZ_LABEL,
     Encoding,
@@ -228,11 +227,11 @@ def _load_sections(
     header: Header,
     first: int,
     count: int,
-    chunks: tuple[tuple[int, bytes], ...] | None,
+    chunks: tuple[tuple[int, bytes, int | None], ...] | None,
     shape: tuple[int, ...],
 ) -> np.ndarray:
     """Dask task: open ``path`` and read ``count`` sections from ``first`` (MRCZ: the given
-    chunks, whose 16-byte headers must still be in the file)."""
+    chunks — offset, 16-byte header that must still be in the file, crc32 or None)."""
     ny, nx = header.section_shape
     out = np.empty((count, ny, nx), header.dtype)
     scratch: dict[str, bytearray] = {}
@@ -247,13 +246,13 @@ def _load_sections(
         for i in range(count):
             chunk = None
             if chunks is not None:
-                offset, raw = chunks[i]
+                offset, raw, crc = chunks[i]
                 now = source.read_exact(CHUNK_HEADER_SIZE, offset, "Blosc chunk header",
                                         frame=first + i)
                 if now != raw:
                     raise ChunkError("chunk header changed since the Dask graph was built",
                                      path=path, frame=first + i, offset=offset)
-                chunk = (offset, parse_chunk_header(raw))
+                chunk = (offset, parse_chunk_header(raw), crc)
             read_section(source, header, first + i, chunk, out[i], lend)
     return out.reshape(shape)
 
@@ -286,8 +285,10 @@ def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
         first, count = frame * per, n * per
         chunks = None
         if reader.index is not None:
+            crcs = reader.checksums
             chunks = tuple(
-                (reader.index.offsets[k], _info_bytes(reader.index.infos[k]))
+                (reader.index.offsets[k], _info_bytes(reader.index.infos[k]),
+                 None if crcs is None else crcs[k])
                 for k in range(first, first + count)
             )
         block_shape = shape if single else (n, *shape[1:])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +22,8 @@ import numpy as np
 from . import codecs
 from ._fileio import PathOrStream, Source, open_source
 from ._parallel import default_threads, imap_ordered
-from .errors import ChunkError, MRCWarning, TruncatedFileError
-from .extheader import decode_extended
+from .errors import ChecksumError, ChunkError, MetadataError, MRCWarning, TruncatedFileError
+from .extheader import CHECKSUM_KEY, decode_extended
 from .header import HEADER_SIZE, Header, field_offset, parse_header
 
 __all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "read_section"]
@@ -157,6 +158,37 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     return index
 
 
+def stored_checksums(header: Header) -> list[int] | None:
+    """The crc32 of each chunk that mrcio stored in an MRCZ file's JSON, or None.
+
+    Raises :class:`MetadataError` when the entry exists but does not hold 8 hex digits per
+    section.
+    """
+    if not header.codec_id or not isinstance(header.extended, dict):
+        return None
+    entry = header.extended.get(CHECKSUM_KEY)
+    if entry is None:
+        return None
+    digits = entry.get("crc32") if isinstance(entry, dict) else None
+    nz = header.nsections
+    if not isinstance(digits, str) or len(digits) != 8 * nz:
+        raise MetadataError(
+            f"chunk checksums ({CHECKSUM_KEY}.crc32) must be 8 hex digits for each of the "
+            f"{nz} sections",
+            path=header.path,
+            field="extended header",
+            offset=HEADER_SIZE,
+            value=digits if not isinstance(digits, str) else f"{len(digits)} characters",
+        )
+    try:
+        return [int(digits[i : i + 8], 16) for i in range(0, len(digits), 8)]
+    except ValueError:
+        raise MetadataError(
+            f"chunk checksums ({CHECKSUM_KEY}.crc32) are not hexadecimal",
+            path=header.path, field="extended header", offset=HEADER_SIZE,
+        ) from None
+
+
 @dataclass(frozen=True)
 class FrameSelection:
     """Which frames a caller asked for, resolved against the file's shape."""
@@ -200,11 +232,16 @@ class MRCReader:
     n_threads
         Threads for decoding and large reads (default: :func:`mrcio.setDefaultThreads` or
         the CPU count).
+    convention
+        ``"ccpem"`` (MRC2014 modes) or ``"eman2"`` (EMAN2's old mode numbers).
+    verify
+        Check each MRCZ chunk against the crc32 mrcio stored when writing it (files without
+        checksums, such as mrcz's, are read unchecked).
     """
 
     def __init__(
         self, src: PathOrStream | Source, *, permissive: bool = False,
-        n_threads: int | None = None, convention: str = "ccpem",
+        n_threads: int | None = None, convention: str = "ccpem", verify: bool = True,
     ) -> None:
         self.source, self._owned = open_source(src)
         try:
@@ -214,6 +251,7 @@ class MRCReader:
                 if self.header.codec_id
                 else None
             )
+            self.checksums = stored_checksums(self.header) if verify else None
         except BaseException:
             self.close()
             raise
@@ -351,7 +389,8 @@ class MRCReader:
     def _read_one(self, section: int, target: np.ndarray) -> None:
         chunk = None
         if self.index is not None:
-            chunk = (self.index.offsets[section], self.index.infos[section])
+            crc = None if self.checksums is None else self.checksums[section]
+            chunk = (self.index.offsets[section], self.index.infos[section], crc)
         read_section(self.source, self.header, section, chunk, target, self._scratch)
 
     def close(self) -> None:
@@ -370,14 +409,14 @@ def read_section(
     source: Source,
     header: Header,
     section: int,
-    chunk: tuple[int, codecs.ChunkInfo] | None,
+    chunk: tuple[int, codecs.ChunkInfo, int | None] | None,
     target: np.ndarray,
     scratch: Any,
 ) -> None:
     """Read one section into ``target`` (a C-contiguous ``(ny, nx)`` array).
 
-    ``chunk`` is the section's (offset, checked chunk header) in a compressed file, None in
-    an uncompressed one; ``scratch(n)`` lends a reusable buffer of ``n`` bytes.
+    ``chunk`` is the section's (offset, checked chunk header, crc32 or None) in a compressed
+    file, None in an uncompressed one; ``scratch(n)`` lends a reusable buffer of ``n`` bytes.
     """
     direct = header.mode.direct
     if chunk is None:
@@ -389,9 +428,15 @@ def read_section(
         if not direct:
             convert_section(raw, header, target)
         return
-    offset, info = chunk
+    offset, info, crc = chunk
     data = scratch(info.cbytes)
     source.read_exact_into(data, offset, "Blosc chunk", frame=section)
+    if crc is not None and zlib.crc32(data) != crc:
+        raise ChecksumError(
+            "chunk does not match the crc32 stored when it was written (corrupted file)",
+            path=source.name, frame=section, offset=offset,
+            value=f"{zlib.crc32(data):08x}, stored {crc:08x}",
+        )
     if direct:
         codecs.decode_into(data, info, target, frame=section, offset=offset, path=source.name)
         return
@@ -422,6 +467,7 @@ def read(
     permissive: bool = False,
     mmap: bool = False,
     n_threads: int | None = None,
+    verify: bool = True,
 ) -> np.ndarray:
     """Read an MRC or MRCZ file (or part of it) into a numpy array.
 
@@ -439,6 +485,9 @@ def read(
         Return a read-only memory map instead of reading (uncompressed files on disk).
     n_threads
         Threads for decoding and large reads.
+    verify
+        Check MRCZ chunks against the crc32 mrcio stored when writing them (a corrupted
+        chunk raises :class:`~mrcio.ChecksumError` instead of returning wrong pixels).
 
     Returns
     -------
@@ -460,7 +509,7 @@ def read(
     >>> mrcio.read(path).shape, mrcio.read(path, frames=1)[0, :2].tolist()
     ((2, 3, 4), [12, 13])
     """
-    with MRCReader(src, permissive=permissive, n_threads=n_threads) as reader:
+    with MRCReader(src, permissive=permissive, n_threads=n_threads, verify=verify) as reader:
         return reader.read(frames, mmap=mmap)
 
 

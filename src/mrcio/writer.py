@@ -24,9 +24,9 @@ import numpy as np
 
 from . import codecs
 from ._fileio import AtomicFile
-from ._parallel import default_threads, get_executor, imap_ordered
+from ._parallel import default_threads, get_executor, imap_ordered, in_worker
 from ._version import __version__
-from .extheader import encode_json
+from .extheader import CHECKSUM_KEY, encode_json
 from .header import (
     CODEC_IDS,
     HEADER_DTYPE,
@@ -51,7 +51,6 @@ MRCZ_LABEL = "MRCZ0.6.0"
 #: larger blocks, faster than mrcz's 64 KiB blocks on counting movies)
 DEFAULT_BLOCKSIZE = 2**20
 _BLOCK_BYTES = 8 * 2**20  # uncompressed data are handled in blocks of about this size
-CHECKSUM_KEY = "_mrcio"
 _CRC_DIGITS = 8
 
 
@@ -248,7 +247,7 @@ class SectionWriter:
 
     def _queue(self, task: Any, item: tuple[int, np.ndarray]) -> None:
         threads = self.enc.n_threads
-        if threads <= 1:
+        if threads <= 1 or in_worker():
             self._store(task(item))
             return
         self._pending.append(get_executor(threads).submit(task, item))
