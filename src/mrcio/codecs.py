@@ -15,9 +15,11 @@ Libraries, imported on first use only:
 
 * **numcodecs** writes and reads Blosc1 chunks (format version 2, what mrcz 0.5 reads). Chosen
   over python-blosc because it decodes straight into a caller's buffer and, called from worker
-  threads, uses c-blosc's context API (no global lock), so frames are coded in parallel with
-  the GIL released; at one thread its output is byte-identical to python-blosc's (same
-  c-blosc 1.21). python-blosc's calls all share one global context behind a lock.
+  threads, uses c-blosc's context API (no global lock, one thread per call), so frames are
+  coded in parallel with the GIL released and each chunk's bytes are reproducible; its output
+  is byte-identical to python-blosc's at one thread (same c-blosc 1.21). python-blosc's calls
+  all share one global context behind a lock, and multi-threaded c-blosc 1 compression lays
+  blocks out in the order its threads finish.
 * **blosc2** reads Blosc2 chunks (format version 5) and writes them on request, only through
   ``compress2`` / ``decompress2(src, dst=...)`` after the header check (``blosc2.decompress``
   crashes on corrupt chunks, and ``decompress2`` writes past a short ``dst``).
@@ -27,11 +29,13 @@ from __future__ import annotations
 
 import functools
 import struct
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ._parallel import get_executor
 from .errors import ChunkError, CodecError
 from .header import CODEC_IDS, CODECS
 
@@ -250,9 +254,13 @@ def encode(
                 f"{'it needs Blosc2 chunks' if codec not in BLOSC1_CODECS else 'not built in'}",
                 value=codec,
             )
-        out: bytes = blosc.compress(
-            data, codec.encode(), clevel, blosc.BITSHUFFLE, blocksize, typesize=typesize
-        )
+        args = (data, codec.encode(), clevel, blosc.BITSHUFFLE, blocksize)
+        if threading.current_thread() is threading.main_thread():
+            # numcodecs uses c-blosc's global, multi-threaded context in the main thread, and
+            # c-blosc 1 lays out blocks in the order its threads finish: not reproducible.
+            # In any other thread it uses a single-threaded context.
+            return get_executor(1).submit(blosc.compress, *args, typesize=typesize).result()
+        out: bytes = blosc.compress(*args, typesize=typesize)
         return out
     blosc2 = _blosc2()
     try:

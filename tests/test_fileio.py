@@ -1,0 +1,97 @@
+"""Sources (paths, streams, buffers, gzip/bzip2) and atomic files."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mrcio
+from mrcio._fileio import AtomicFile, open_source
+
+
+def test_sources_read_exact_ranges(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(range(100)))
+    for src in (path, str(path), io.BytesIO(path.read_bytes()), path.read_bytes()):
+        source, owned = open_source(src)
+        with source:
+            assert source.size == 100
+            assert source.read_exact(3, 10, "x") == bytes([10, 11, 12])
+            with pytest.raises(mrcio.TruncatedFileError, match=r"y truncated \(expected 8"):
+                source.read_exact(8, 96, "y")
+
+
+def test_unseekable_stream_is_read_into_memory() -> None:
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = io.BytesIO(b"abcdef")
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+            return self.data.readinto(b)
+
+    source, _ = open_source(io.BufferedReader(Pipe()))
+    assert source.read_exact(2, 4, "tail") == b"ef"
+
+
+def test_rejects_other_things() -> None:
+    with pytest.raises(TypeError, match="expected a path, a binary stream or bytes"):
+        open_source(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("opener", [gzip.open, bz2.open])
+def test_containers_are_recognised(tmp_path: Path, opener: object) -> None:
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    plain = tmp_path / "a.mrc"
+    mrcio.write(plain, data)
+    packed = tmp_path / "a.mrc.z"
+    with opener(packed, "wb") as out:  # type: ignore[operator]
+        out.write(plain.read_bytes())
+    assert np.array_equal(mrcio.read(packed), data)
+
+
+def test_container_reads_no_more_than_the_header_claims(tmp_path: Path) -> None:
+    data = np.ones((2, 3, 4), np.float32)
+    plain = tmp_path / "a.mrc"
+    mrcio.write(plain, data)
+    packed = tmp_path / "a.mrc.gz"
+    with gzip.open(packed, "wb") as out:
+        out.write(plain.read_bytes() + bytes(50 * 2**20))  # a long tail of zeros
+    source, _ = open_source(packed)
+    assert source.size == plain.stat().st_size + 1  # header's claim + 1 byte
+
+
+def test_atomic_file_commits(tmp_path: Path) -> None:
+    target = tmp_path / "t.bin"
+    with AtomicFile(target, overwrite=False) as f:
+        f.handle.write(b"new")
+        assert not target.exists() and list(tmp_path.glob(".t.bin.*.partial"))
+    assert target.read_bytes() == b"new" and not list(tmp_path.glob("*.partial"))
+
+
+def test_atomic_file_failure_leaves_old_file(tmp_path: Path) -> None:
+    target = tmp_path / "t.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(KeyboardInterrupt), AtomicFile(target, overwrite=True) as f:
+        f.handle.write(b"half")
+        raise KeyboardInterrupt
+    assert target.read_bytes() == b"old" and not list(tmp_path.glob("*.partial"))
+
+
+def test_atomic_file_refuses_existing(tmp_path: Path) -> None:
+    target = tmp_path / "t.bin"
+    target.write_bytes(b"old")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        AtomicFile(target, overwrite=False)
+    f = AtomicFile(tmp_path / "u.bin", overwrite=False)
+    (tmp_path / "u.bin").write_bytes(b"raced")
+    with pytest.raises(FileExistsError, match="appeared while writing"):
+        f.commit()
+    assert (tmp_path / "u.bin").read_bytes() == b"raced" and not list(tmp_path.glob("*.partial"))
