@@ -1,0 +1,169 @@
+"""Reading: frame selection, partial reads, memory maps, conversions, damaged files."""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mrcio
+from mrcio.header import new_header
+from mrcio.reader import MRCReader
+
+
+def raw_file(path: Path, fields: dict, data: bytes, byteorder: str = "<") -> None:
+    record = new_header(byteorder)
+    for name, value in fields.items():
+        record[name] = value
+    path.write_bytes(record.tobytes() + data)
+
+
+@pytest.fixture(params=[None, "zstd"])
+def stack(request: pytest.FixtureRequest, tmp_path: Path,
+          rng: np.random.Generator) -> tuple[Path, np.ndarray]:
+    data = rng.normal(size=(9, 6, 5)).astype(np.float32)
+    path = tmp_path / "stack.mrcs"
+    mrcio.write(path, data, stack=True, compressor=request.param)
+    return path, data
+
+
+@pytest.mark.parametrize(
+    "frames", [None, 3, -1, slice(2, 7), slice(None, None, -2), [8, 0, 0], range(1, 4)])
+def test_frame_selection(stack: tuple[Path, np.ndarray], frames: object) -> None:
+    path, data = stack
+    expected = data if frames is None else data[frames if not isinstance(frames, range)
+                                                else list(frames)]
+    assert np.array_equal(mrcio.read(path, frames=frames), expected)
+
+
+def test_bad_frames(stack: tuple[Path, np.ndarray]) -> None:
+    path, _ = stack
+    with pytest.raises(IndexError, match="frame 9 out of range for 9 frames"):
+        mrcio.read(path, frames=9)
+    with pytest.raises(TypeError, match="integers"):
+        mrcio.read(path, frames=[1.5])
+
+
+def test_partial_reads_touch_only_their_frames(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = rng.normal(size=(4, 6, 5)).astype(np.float32)
+    for codec in (None, "lz4"):
+        path = tmp_path / f"{codec}.mrc"
+        mrcio.write(path, data, compressor=codec)
+        hdr = mrcio.read_header(path)
+        raw = bytearray(path.read_bytes())
+        with MRCReader(bytes(raw)) as reader:  # damage frames 2 and 3, not chunk headers
+            if reader.index is None:
+                spans = [(hdr.data_offset + 2 * 120, len(raw))]
+            else:
+                spans = [(reader.index.offsets[k] + 16,
+                          reader.index.offsets[k] + reader.index.infos[k].cbytes)
+                         for k in (2, 3)]
+        for a, b in spans:
+            raw[a:b] = b"\xff" * (b - a)
+        assert np.array_equal(mrcio.read(bytes(raw), frames=[0, 1]), data[:2])
+        if codec:  # the damage is caught by the chunk's checksum
+            with pytest.raises(mrcio.ChecksumError, match=r"<bytes>: frame 2 at byte"):
+                mrcio.read(bytes(raw), frames=[2])
+
+
+def test_memory_map(stack: tuple[Path, np.ndarray]) -> None:
+    path, data = stack
+    if mrcio.read_header(path).compressor:
+        with pytest.raises(ValueError, match="memory mapping needs uncompressed data"):
+            mrcio.read(path, mmap=True)
+        return
+    mapped = mrcio.read(path, mmap=True)
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    assert np.array_equal(mapped, data)
+    assert np.array_equal(mrcio.read(path, frames=slice(1, 8, 3), mmap=True), data[1:8:3])
+
+
+def test_streams_and_bytes(stack: tuple[Path, np.ndarray]) -> None:
+    path, data = stack
+    assert np.array_equal(mrcio.read(io.BytesIO(path.read_bytes())), data)
+    assert np.array_equal(mrcio.read(path.read_bytes(), frames=2), data[2])
+    with path.open("rb") as handle:
+        assert np.array_equal(mrcio.read(handle), data)
+
+
+def test_threads_share_one_reader(stack: tuple[Path, np.ndarray]) -> None:
+    path, data = stack
+    errors = []
+    with MRCReader(path) as reader:
+        def work(k: int) -> None:
+            for _ in range(20):
+                if not np.array_equal(reader.read(k % 9), data[k % 9]):
+                    errors.append(k)
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not errors
+
+
+def test_big_endian_file_keeps_its_byte_order(tmp_path: Path) -> None:
+    data = np.arange(24, dtype=">i2").reshape(2, 3, 4)
+    mrcio.write(tmp_path / "be.mrc", data)
+    back = mrcio.read(tmp_path / "be.mrc")
+    assert back.dtype == np.dtype(">i2") and np.array_equal(back, data)
+
+
+def test_mode_3_complex_int16(tmp_path: Path) -> None:
+    pairs = np.array([[(1, -2), (3, 4), (-5, 6)]], dtype=[("re", "<i2"), ("im", "<i2")])
+    raw_file(tmp_path / "m3.mrc", {"nx": 3, "ny": 1, "nz": 1, "mode": 3}, pairs.tobytes())
+    back = mrcio.read(tmp_path / "m3.mrc")
+    assert back.dtype == np.complex64 and back.tolist() == [[1 - 2j, 3 + 4j, -5 + 6j]]
+
+
+def test_mode_101_odd_width_low_nibble_first(tmp_path: Path) -> None:
+    rows = bytes([0x21, 0x03, 0xF5, 0x0E])  # two rows of 3 pixels, each row padded to 2 bytes
+    raw_file(tmp_path / "m101.mrc", {"nx": 3, "ny": 2, "nz": 1, "mode": 101}, rows)
+    assert mrcio.read(tmp_path / "m101.mrc").tolist() == [[1, 2, 3], [5, 15, 14]]
+
+
+def test_imod_unsigned_bytes(tmp_path: Path) -> None:
+    raw_file(tmp_path / "u.mrc", {"nx": 2, "ny": 1, "nz": 1, "mode": 0,
+                                  "imod_stamp": 1146047817, "imod_flags": 0}, bytes([200, 7]))
+    assert mrcio.read(tmp_path / "u.mrc").tolist() == [[200, 7]]
+
+
+def test_truncated_data(tmp_path: Path) -> None:
+    data = np.ones((3, 4, 5), np.float32)
+    mrcio.write(tmp_path / "a.mrc", data)
+    cut = tmp_path / "cut.mrc"
+    cut.write_bytes((tmp_path / "a.mrc").read_bytes()[:-30])
+    with pytest.raises(mrcio.TruncatedFileError, match=r"cut\.mrc: field nz at byte 1,024"):
+        mrcio.read(cut)
+    with pytest.warns(mrcio.MRCWarning, match="holds 2 of the 3 sections"):
+        assert mrcio.read(cut, permissive=True).shape == (2, 4, 5)
+
+
+def test_truncated_compressed(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = rng.normal(size=(3, 40, 50)).astype(np.float32)
+    mrcio.write(tmp_path / "a.mrcz", data, compressor="zstd")
+    cut = tmp_path / "cut.mrcz"
+    cut.write_bytes((tmp_path / "a.mrcz").read_bytes()[:-100])
+    with pytest.raises(mrcio.ChunkError, match=r"frame 2 at byte .* truncated"):
+        mrcio.read(cut)
+    with pytest.warns(mrcio.MRCWarning, match="reading the 2 sections before it"):
+        assert np.array_equal(mrcio.read(cut, permissive=True), data[:2])
+
+
+def test_trailing_bytes_after_chunks_warn(tmp_path: Path) -> None:
+    mrcio.write(tmp_path / "a.mrcz", np.ones((2, 4, 4), np.float32), compressor="lz4")
+    longer = tmp_path / "long.mrcz"
+    longer.write_bytes((tmp_path / "a.mrcz").read_bytes() + b"junk")
+    with pytest.warns(mrcio.MRCWarning, match="4 bytes after the last of the 2 chunks"):
+        assert mrcio.read(longer).sum() == 32
+
+
+def test_read_header_reads_only_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, np.ones((3, 4, 5), np.float32), compressor="zstd", meta={"a": [1]})
+    hdr = mrcio.read_header(path)
+    assert hdr.compressor == "zstd" and hdr.extended["a"] == [1] and hdr.shape == (3, 4, 5)
+    assert isinstance(hdr.fields, np.void) and hdr.dtype == np.float32

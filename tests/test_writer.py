@@ -1,0 +1,180 @@
+"""Writing: layouts, modes, byte orders, statistics, atomic files, rewriting."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+
+import mrcio
+from mrcio.header import IMOD_STAMP
+
+MODES = {"i1": 0, "i2": 1, "f4": 2, "c8": 4, "u2": 6, "i4": 7, "u4": 8, "f2": 12}
+
+
+@pytest.mark.parametrize(("code", "mode"), sorted(MODES.items()))
+@pytest.mark.parametrize("byteorder", ["little", "big", None])
+def test_every_mode_round_trips(code: str, mode: int, byteorder: str | None, tmp_path: Path,
+                                rng: np.random.Generator) -> None:
+    data = (rng.normal(size=(3, 5, 7)) * 50).astype(code)
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, data, byteorder=byteorder)
+    hdr = mrcio.read_header(path)
+    assert hdr["mode"] == mode and hdr.byteorder == {"big": ">"}.get(byteorder or "", "<")
+    back = mrcio.read(path)
+    assert back.dtype.newbyteorder("=") == np.dtype(code) and np.array_equal(back, data)
+
+
+@pytest.mark.parametrize(
+    ("data_shape", "kwargs", "shape", "ispg", "mz"),
+    [
+        ((5, 6), {}, (5, 6), 0, 1),
+        ((4, 5, 6), {}, (4, 5, 6), 1, 4),
+        ((4, 5, 6), {"stack": True}, (4, 5, 6), 0, 1),
+        ((2, 3, 5, 6), {}, (2, 3, 5, 6), 401, 3),
+    ],
+)
+def test_layouts_follow_mrc2014(data_shape: tuple, kwargs: dict, shape: tuple, ispg: int,
+                                mz: int, tmp_path: Path) -> None:
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, np.zeros(data_shape, np.float32), voxel_size=(1.0, 2.0, 3.0), **kwargs)
+    hdr = mrcio.read_header(path)
+    assert (hdr.shape, hdr["ispg"], hdr["mz"]) == (shape, ispg, mz)
+    assert (hdr["mx"], hdr["my"]) == (6, 5) and hdr.voxel_size == (1.0, 2.0, 3.0)
+    with mrcfile.open(path) as m:  # strict mode
+        assert m.data.shape == shape
+        assert m.voxel_size.tolist() == (1.0, 2.0, 3.0)
+
+
+def test_lists_of_frames(tmp_path: Path, rng: np.random.Generator) -> None:
+    frames = [rng.normal(size=(5, 6)).astype(np.float32) for _ in range(3)]
+    mrcio.write(tmp_path / "s.mrcs", frames)
+    assert np.array_equal(mrcio.read(tmp_path / "s.mrcs"), np.stack(frames))
+    volumes = [rng.normal(size=(2, 5, 6)).astype(np.float32) for _ in range(3)]
+    mrcio.write(tmp_path / "v.mrc", volumes)
+    assert mrcio.read(tmp_path / "v.mrc").shape == (3, 2, 5, 6)
+    with pytest.raises(ValueError, match="frame 1 is"):
+        mrcio.write(tmp_path / "x.mrc", [frames[0], frames[0][:2]])
+
+
+def test_header_fields(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = rng.normal(size=(4, 5, 6)).astype(np.float32)
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, data, voxel_size=1.5, origin=(1, 2, 3), labels=["hello"])
+    hdr = mrcio.read_header(path)
+    x = data.astype(np.float64)
+    assert hdr["dmin"] == np.float32(x.min()) and hdr["dmax"] == np.float32(x.max())
+    assert math.isclose(hdr["dmean"], x.mean(), rel_tol=1e-6)
+    assert math.isclose(hdr["rms"], x.std(), rel_tol=1e-6)
+    assert hdr["nversion"] == 20141 and hdr["map"] == b"MAP " and hdr["machst"] == b"DD\0\0"
+    assert hdr.origin == (1, 2, 3) and hdr["cella"] == (9.0, 7.5, 6.0)
+    assert hdr.labels[0].startswith("mrcio ") and hdr.labels[1] == "hello"
+    assert mrcfile.validate(str(path), print_file=io.StringIO())
+
+
+def test_uint8_needs_a_mode(tmp_path: Path) -> None:
+    data = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    with pytest.raises(TypeError, match="mode=6"):
+        mrcio.write(tmp_path / "a.mrc", data)
+    mrcio.write(tmp_path / "6.mrc", data, mode=6)
+    mrcio.write(tmp_path / "0.mrc", data + 200, mode=0)
+    mrcio.write(tmp_path / "101.mrc", data, mode=101)
+    assert mrcio.read(tmp_path / "6.mrc").dtype == np.uint16
+    hdr = mrcio.read_header(tmp_path / "0.mrc")
+    assert hdr["imod_stamp"] == IMOD_STAMP and hdr["imod_flags"] == 0
+    assert np.array_equal(mrcio.read(tmp_path / "0.mrc"), data + 200)
+    assert np.array_equal(mrcio.read(tmp_path / "101.mrc"), data)
+    assert (tmp_path / "101.mrc").stat().st_size == 1024 + 3 * 2
+    with pytest.raises(ValueError, match="values 0-15"):
+        mrcio.write(tmp_path / "bad.mrc", data + 10, mode=101)
+
+
+@pytest.mark.parametrize("code", ["f8", "c16", "bool", "i8"])
+def test_no_silent_narrowing(code: str, tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="no MRC mode"):
+        mrcio.write(tmp_path / "a.mrc", np.zeros((2, 2), code))
+
+
+def test_overwrite_and_atomicity(tmp_path: Path) -> None:
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, np.zeros((2, 2), np.float32))
+    with pytest.raises(FileExistsError):
+        mrcio.write(path, np.ones((2, 2), np.float32))
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="frame 1"):
+        mrcio.write(path, [np.ones((2, 2), np.float32), np.ones((3, 2), np.float32)],
+                    overwrite=True)
+    assert path.read_bytes() == before and not list(tmp_path.glob("*.partial"))
+    mrcio.write(path, np.ones((2, 2), np.float32), overwrite=True)
+    assert mrcio.read(path).sum() == 4
+
+
+def test_stream_destination() -> None:
+    buf = io.BytesIO()
+    mrcio.write(buf, np.arange(6, dtype=np.int16).reshape(2, 3), compressor="lz4")
+    assert mrcio.read(buf.getvalue()).tolist() == [[0, 1, 2], [3, 4, 5]]
+    with pytest.raises(TypeError, match="seekable"):
+        mrcio.write(object(), np.zeros((2, 2), np.float32))  # type: ignore[arg-type]
+
+
+def test_extended_header_written_back_unchanged(tmp_path: Path) -> None:
+    raw = bytes(range(256)) * 3
+    mrcio.write(tmp_path / "a.mrc", np.zeros((2, 3, 4), np.float32), extended_header=raw,
+                exttyp="CCP4")
+    hdr = mrcio.read_header(tmp_path / "a.mrc")
+    assert hdr.extended == raw and hdr.exttyp == "CCP4" and hdr["nsymbt"] == len(raw)
+
+
+def test_meta_makes_an_mrcz_labelled_file(tmp_path: Path) -> None:
+    mrcio.write(tmp_path / "a.mrc", np.zeros((2, 3, 4), np.float32), meta={"kV": 300})
+    hdr = mrcio.read_header(tmp_path / "a.mrc")
+    assert hdr.labels[0] == "MRCZ0.6.0" and hdr.extended == {"kV": 300}
+
+
+@pytest.mark.parametrize("codec", ["blosclz", "lz4", "lz4hc", "zlib", "zstd"])
+@pytest.mark.parametrize("blosc2", [False, True])
+def test_compressed_round_trip(codec: str, blosc2: bool, tmp_path: Path,
+                               rng: np.random.Generator) -> None:
+    data = rng.poisson(2, (5, 33, 47)).astype(np.uint16)
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, data, compressor=codec, blosc2=blosc2, clevel=4)
+    hdr = mrcio.read_header(path)
+    assert hdr["mode"] == 6 + 1000 * mrcio.header.CODEC_IDS[codec]
+    assert np.array_equal(mrcio.read(path), data)
+    assert mrcio.validate(path, deep=True) == []
+
+
+def test_compressed_bytes_do_not_depend_on_threads(tmp_path: Path,
+                                                   rng: np.random.Generator) -> None:
+    data = rng.poisson(0.8, (6, 256, 256)).astype(np.int8)
+    outputs = set()
+    for threads in (1, 2, 3):
+        path = tmp_path / f"{threads}.mrcz"
+        mrcio.write(path, data, compressor="zstd", n_threads=threads, blocksize=2**14)
+        outputs.add(path.read_bytes())
+    assert len(outputs) == 1
+
+
+def test_rewrite_appends_and_replaces(tmp_path: Path, rng: np.random.Generator) -> None:
+    from mrcio.writer import rewrite_sections
+
+    data = rng.normal(size=(4, 8, 8)).astype(np.float32)
+    more = rng.normal(size=(3, 8, 8)).astype(np.float32)
+    for codec in (None, "zstd"):
+        path = tmp_path / f"{codec}.mrc"
+        mrcio.write(path, data, stack=True, compressor=codec, meta={"k": 1})
+        rewrite_sections(path, 4, [more], 3)
+        rewrite_sections(path, 1, [more[:1]], 1)
+        expected = np.concatenate([data, more])
+        expected[1] = more[0]
+        assert np.array_equal(mrcio.read(path), expected)
+        assert mrcio.read_header(path).extended["k"] == 1
+        assert mrcio.validate(path, deep=True) == []
+        with pytest.raises(TypeError, match="without loss"):
+            rewrite_sections(path, 7, [np.zeros((1, 8, 8), np.float64)], 1)
+        with pytest.raises(ValueError, match="expected frames of 8 x 8"):
+            rewrite_sections(path, 7, [np.zeros((1, 4, 8), np.float32)], 1)
