@@ -221,10 +221,18 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
 
 
+def short_float(value: Any) -> float:
+    """A float32 as the shortest decimal that reads back as the same float32 (0.8, not
+    0.800000011920929)."""
+    return float(str(np.float32(value)))
+
+
 def _python(value: Any) -> Any:
     """A header field as plain Python: int, float, bytes, tuple or list."""
     if isinstance(value, np.void) and value.dtype.names:
-        return tuple(float(v) for v in value.item())
+        return tuple(short_float(v) for v in value.item())
+    if isinstance(value, np.floating):
+        return short_float(value)
     if isinstance(value, np.ndarray):
         if value.dtype.kind == "S":
             return [bytes(v) for v in value]
@@ -396,7 +404,7 @@ class Header:
         sizes = []
         for length, m, n in zip(cella, samples, counts):
             divisor = m if m > 0 else n
-            sizes.append(float(np.float32(length / divisor)) if divisor > 0 else 0.0)
+            sizes.append(short_float(length / divisor) if divisor > 0 else 0.0)
         return VoxelSize(*sizes)
 
     @property

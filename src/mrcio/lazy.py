@@ -169,16 +169,16 @@ class MRCFile:
         if not key or key[0] is Ellipsis:
             return self.read()[key]
         first, rest = key[0], key[1:]
-        if isinstance(first, (builtins.slice, int, np.integer)):
+        scalar = not isinstance(first, builtins.slice) and np.ndim(first) == 0
+        if isinstance(first, builtins.slice):
             data = self._frames(first)
+        elif scalar:
+            data = self._frames(int(first))
         else:
             data = self._frames(list(np.asarray(first).reshape(-1)))
-            if np.ndim(first) == 0:
-                data = data[0]
         if not rest:
             return data
-        skip = 0 if isinstance(first, (int, np.integer)) or np.ndim(first) == 0 else 1
-        return data[(builtins.slice(None),) * skip + tuple(rest)]
+        return data[(() if scalar else (builtins.slice(None),)) + tuple(rest)]
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for k in range(len(self)):

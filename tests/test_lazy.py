@@ -1,0 +1,176 @@
+"""Lazy files, the streaming writer, Dask arrays and many files at once."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+import mrcio
+from mrcio.batch import convert_files
+
+
+@pytest.fixture(params=[None, "zstd"], ids=["mrc", "mrcz"])
+def movie(request: pytest.FixtureRequest, tmp_path: Path,
+          rng: np.random.Generator) -> tuple[Path, np.ndarray]:
+    data = rng.poisson(0.8, (7, 24, 20)).astype(np.int16)
+    path = tmp_path / "movie.mrcs"
+    mrcio.write(path, data, stack=True, compressor=request.param, voxel_size=0.8,
+                origin=(1, 2, 3), meta={"dose": 1.5})
+    return path, data
+
+
+def test_open_describes_without_reading(movie: tuple[Path, np.ndarray]) -> None:
+    path, data = movie
+    with mrcio.open(path) as f:
+        assert (f.shape, f.dtype, len(f), f.ndim) == (data.shape, data.dtype, 7, 3)
+        assert f.voxel_size == (0.8, 0.8, 0.8) and f.origin == (1, 2, 3)
+        assert f.meta == {"dose": 1.5} and f.nbytes == data.nbytes
+        assert f.compressor == mrcio.read_header(path).compressor
+        assert "MRCFile" in repr(f)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [3, -1, slice(1, 5), slice(None, None, 3), [4, 0, 4], np.int64(2), (2, slice(3, 9)),
+     (slice(0, 7, 2), 5, slice(None, None, -1)), (1, 2, 3), (Ellipsis, 0), np.array([1, 6])])
+def test_indexing_matches_numpy(movie: tuple[Path, np.ndarray], key: object) -> None:
+    path, data = movie
+    with mrcio.open(path) as f:
+        assert np.array_equal(f[key], data[key])  # type: ignore[index]
+
+
+def test_iteration_and_bad_index(movie: tuple[Path, np.ndarray]) -> None:
+    path, data = movie
+    with mrcio.open(path) as f:
+        assert all(np.array_equal(a, b) for a, b in zip(f, data, strict=True))
+        with pytest.raises(IndexError, match="frame 7 out of range"):
+            f[7]
+
+
+def test_relion_addressing(movie: tuple[Path, np.ndarray]) -> None:
+    path, data = movie
+    with mrcio.open(f"3@{path}") as image:
+        assert image.shape == data.shape[1:] and len(image) == 1
+        assert np.array_equal(image[:], data[2]) and np.array_equal(image.read(), data[2])
+    with pytest.raises(IndexError, match="image 8 of 7"):
+        mrcio.open(f"8@{path}")
+
+
+def test_streaming_writer(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = rng.poisson(0.8, (10, 32, 16)).astype(np.int8)
+    for compressor in (None, "lz4"):
+        for nframes in (None, 10):
+            path = tmp_path / f"{compressor}{nframes}.mrcz"
+            with mrcio.open(path, "w", dtype=np.int8, frame_shape=(32, 16),
+                            compressor=compressor, voxel_size=1.1, meta={"a": 1},
+                            nframes=nframes) as out:
+                buffer = np.empty((32, 16), np.int8)
+                for frame in data[:4]:
+                    buffer[...] = frame  # the caller reuses its buffer
+                    out.append(buffer)
+                out.append(data[4:])
+                assert out.frames == 10
+                assert not path.exists() and list(tmp_path.glob("*.partial"))
+            assert np.array_equal(mrcio.read(path), data)
+            assert mrcio.read_header(path).voxel_size.x == pytest.approx(1.1)
+            assert mrcio.validate(path, deep=True) == []
+            assert not list(tmp_path.glob("*.partial"))
+
+
+def test_streaming_writer_failure_leaves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "x.mrcz"
+    with pytest.raises(ValueError, match="frames must be"), \
+            mrcio.open(path, "w", dtype=np.float32, frame_shape=(4, 4), compressor="zstd") as out:
+        out.append(np.zeros((4, 4), np.float32))
+        out.append(np.zeros((5, 4), np.float32))
+    assert not path.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_append_mode(movie: tuple[Path, np.ndarray]) -> None:
+    path, data = movie
+    with mrcio.open(path, "a") as out:
+        out.append(data[:2])
+    expected = np.concatenate([data, data[:2]])
+    assert np.array_equal(mrcio.read(path), expected)
+    with mrcio.open(path) as f:
+        assert f.meta == {"dose": 1.5} and f.origin == (1, 2, 3)
+    hdr = mrcio.read_header(path)
+    assert hdr["dmax"] == expected.max() and hdr["nz"] == 9
+    assert mrcio.validate(path, deep=True) == []
+
+
+def test_to_dask(movie: tuple[Path, np.ndarray]) -> None:
+    path, data = movie
+    arr = mrcio.to_dask(path, frames_per_chunk=3)
+    assert arr.chunks[0] == (3, 3, 1) and arr.dtype == data.dtype
+    assert np.array_equal(arr.compute(), data)
+    assert np.array_equal(arr[2:5, 1].compute(), data[2:5, 1])
+    with mrcio.open(path) as f:
+        assert np.array_equal(f.to_dask().compute(scheduler="threads"), data)
+    assert len(pickle.dumps(dict(arr.dask))) < 20_000  # tasks carry paths and offsets only
+
+
+def test_to_dask_notices_a_changed_file(tmp_path: Path, rng: np.random.Generator) -> None:
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, rng.normal(size=(3, 8, 8)).astype(np.float32), compressor="zstd")
+    arr = mrcio.to_dask(path)
+    mrcio.write(path, rng.normal(size=(3, 8, 8)).astype(np.float32), compressor="lz4",
+                overwrite=True, clevel=9)
+    with pytest.raises(mrcio.MRCError):
+        arr.compute()
+
+
+def test_write_dask_array_chunk_by_chunk(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = rng.normal(size=(9, 16, 12)).astype(np.float32)
+    arr = da.from_array(data, chunks=(2, 8, 12))
+    mrcio.write(tmp_path / "d.mrcz", arr, stack=True, compressor="zstd")
+    assert np.array_equal(mrcio.read(tmp_path / "d.mrcz"), data)
+
+
+@pytest.fixture(scope="module")
+def cluster_client() -> Client:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
+
+
+def test_dask_on_process_workers(tmp_path: Path, rng: np.random.Generator,
+                                 cluster_client: Client) -> None:
+    data = rng.poisson(0.8, (12, 64, 64)).astype(np.int8)
+    path = tmp_path / "movie.mrcz"
+    mrcio.write(path, data, stack=True, compressor="zstd")
+    arr = mrcio.to_dask(path, frames_per_chunk=2)
+    total = cluster_client.compute(arr.astype(np.int64).sum()).result()
+    assert total == int(data.astype(np.int64).sum())
+
+
+def test_many_files_locally_and_on_a_cluster(tmp_path: Path, rng: np.random.Generator,
+                                             cluster_client: Client) -> None:
+    arrays = [rng.poisson(1, (3, 32, 32)).astype(np.int16) for _ in range(4)]
+    sources = []
+    for k, a in enumerate(arrays):
+        sources.append(tmp_path / f"{k}.mrc")
+        mrcio.write(sources[-1], a, voxel_size=2.0)
+    local = convert_files([(s, s.with_suffix(".mrcz")) for s in sources], workers=2)
+    assert [r["dst"] for r in local] == [str(s.with_suffix(".mrcz")) for s in sources]
+    remote = convert_files([(s.with_suffix(".mrcz"), s.with_suffix(".back.mrc"))
+                            for s in sources], compressor=None, scheduler=cluster_client)
+    for a, r in zip(arrays, remote, strict=True):
+        assert np.array_equal(mrcio.read(r["dst"]), a)
+        assert mrcio.read_header(r["dst"]).voxel_size.x == 2.0
+    with pytest.raises(FileExistsError):
+        convert_files([(sources[0], sources[0].with_suffix(".mrcz"))], workers=1)
+
+
+def test_import_does_no_work() -> None:
+    code = ("import sys, threading, mrcio; "
+            "bad = {'numcodecs', 'blosc2', 'dask', 'distributed'} & set(sys.modules); "
+            "assert not bad, bad; assert threading.active_count() == 1")
+    subprocess.run([sys.executable, "-c", code], check=True)
