@@ -1,0 +1,105 @@
+"""Validation: each numbered check, and no exceptions for bad files."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+
+import mrcio
+from mrcio.header import field_offset
+
+
+def valid_file(tmp_path: Path, **kwargs: object) -> Path:
+    path = tmp_path / "v.mrc"
+    data = np.random.default_rng(1).normal(size=(3, 8, 9)).astype(np.float32)
+    mrcio.write(path, data, voxel_size=1.0, overwrite=True, **kwargs)  # type: ignore[arg-type]
+    return path
+
+
+def patch(path: Path, offset: int, raw: bytes) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset : offset + len(raw)] = raw
+    path.write_bytes(bytes(data))
+
+
+def codes(path: Path, deep: bool = False) -> set[str]:
+    return {issue.code for issue in mrcio.validate(path, deep=deep)}
+
+
+def test_valid_files_have_no_issues(tmp_path: Path) -> None:
+    assert mrcio.validate(valid_file(tmp_path)) == []
+    assert mrcio.validate(valid_file(tmp_path, compressor="zstd"), deep=True) == []
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "code"),
+    [
+        ("map", b"PAM ", "map-id"),
+        ("nversion", np.int32(0).tobytes(), "nversion"),
+        ("mapc", np.int32(7).tobytes(), "axis-map"),
+        ("nlabl", np.int32(5).tobytes(), "labels"),
+        ("dmax", np.float32(1e6).tobytes(), "statistics"),
+        ("rms", np.float32(42).tobytes(), "statistics"),
+        ("cella", np.float32(-1).tobytes(), "cell"),
+        ("mx", np.int32(-1).tobytes(), "dimensions"),
+    ],
+)
+def test_each_check(tmp_path: Path, field: str, raw: bytes, code: str) -> None:
+    path = valid_file(tmp_path)
+    patch(path, field_offset(field), raw)
+    issues = mrcio.validate(path)
+    assert code in {i.code for i in issues}
+    assert all(i.severity in ("error", "warning") and str(i).startswith(i.severity)
+               for i in issues)
+    assert mrcfile.validate(str(path), print_file=io.StringIO()) is False
+
+
+def test_machine_stamp_and_mode(tmp_path: Path) -> None:
+    path = valid_file(tmp_path)
+    patch(path, field_offset("machst"), bytes(4))
+    assert "machine-stamp" in codes(path)
+    patch(path, field_offset("mode"), np.int32(9).tobytes())
+    assert "mode" in codes(path)
+
+
+def test_exttyp_and_volume_stack(tmp_path: Path) -> None:
+    path = valid_file(tmp_path, extended_header=bytes(80), exttyp="ABCD")
+    assert "exttyp" in codes(path)
+    path = tmp_path / "vs.mrc"
+    mrcio.write(path, np.zeros((2, 3, 4, 5), np.float32))
+    patch(path, field_offset("mz"), np.int32(4).tobytes())
+    assert "volume-stack" in codes(path)
+
+
+def test_file_size(tmp_path: Path) -> None:
+    path = valid_file(tmp_path)
+    path.write_bytes(path.read_bytes() + b"xx")
+    assert [i.severity for i in mrcio.validate(path)] == ["warning"]
+    path.write_bytes(path.read_bytes()[:-100])
+    assert "file-size" in codes(path)
+
+
+def test_compressed_checks(tmp_path: Path) -> None:
+    path = valid_file(tmp_path, compressor="zstd")
+    good = path.read_bytes()
+    patch(path, field_offset("packed_bytes"), np.int64(5).tobytes())
+    assert "packed-bytes" in codes(path)
+    hdr = mrcio.read_header(path)
+    path.write_bytes(good)
+    patch(path, hdr.data_offset + 40, b"\x00\xff")
+    assert codes(path) == set() and codes(path, deep=True) == {"checksum"}
+    path.write_bytes(good)
+    patch(path, hdr.data_offset, b"\x09")
+    assert codes(path) == {"chunks"}
+
+
+def test_unreadable_files_give_issues_not_exceptions(tmp_path: Path) -> None:
+    for raw in (b"", b"MAP " * 10, bytes(2048)):
+        path = tmp_path / "bad.mrc"
+        path.write_bytes(raw)
+        issues = mrcio.validate(path)
+        assert issues and all(i.severity in ("error", "warning") for i in issues)
