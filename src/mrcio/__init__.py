@@ -13,10 +13,10 @@ Importing mrcio starts no threads and imports no codec library.
 
 from ._version import __version__
 from .classic import (
-    asyncReadMRC,
-    asyncWriteMRC,
     async_read_mrc,
     async_write_mrc,
+    asyncReadMRC,
+    asyncWriteMRC,
     default_header,
     defaultHeader,
     read_mrc,
@@ -73,9 +73,9 @@ __all__ = [
     "defaultHeader",
     "default_header",
     "open",
+    "read",
     "readMRC",
     "readMRCHeader",
-    "read",
     "read_header",
     "read_mrc",
     "read_mrc_header",

@@ -24,7 +24,7 @@ from typing import IO, Any, BinaryIO, Union
 
 import numpy as np
 
-from .errors import TruncatedFileError
+from .errors import MRCError, TruncatedFileError
 from .header import HEADER_SIZE, parse_header
 
 __all__ = ["AtomicFile", "PathOrStream", "Source", "open_source"]
@@ -188,7 +188,7 @@ def _claimed_size(head: bytes) -> int | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             header = parse_header(head, permissive=True)
-    except Exception:
+    except MRCError:
         return None
     if header.codec_id:
         packed = int(header["packed_bytes"])

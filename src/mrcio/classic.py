@@ -29,11 +29,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from . import codecs
+from . import _parallel, codecs
 from ._fileio import open_source
-from . import _parallel
 from ._parallel import default_threads
 from .errors import MRCWarning
+from .extheader import encode_json
 from .header import CODEC_IDS, Header
 from .reader import MRCReader, _load_header
 from .writer import (
@@ -50,7 +50,6 @@ from .writer import (
     rewrite_sections,
     write_plan,
 )
-from .extheader import encode_json
 
 __all__ = [
     "asyncReadMRC",
@@ -519,7 +518,7 @@ def writeMRCHeader(f: BinaryIO, header: dict[str, Any], slices: int, endchar: st
     4
     """
     dims = [int(d) for d in header["dimensions"]]
-    nz, ny, nx = ([1] + dims) if len(dims) == 2 else dims
+    nz, ny, nx = [1, *dims] if len(dims) == 2 else dims
     code = str(header["dtype"]).lower().lstrip("<>|=")
     mode, imod_unsigned = (101, False) if code == "uint4" else choose_mode(
         np.dtype(_DTYPE_NAMES.get(code, code)), None

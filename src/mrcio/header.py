@@ -16,7 +16,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import ByteOrderWarning, CodecError, HeaderError, ModeError, MRCWarning, TruncatedFileError
+from .errors import (
+    ByteOrderWarning,
+    CodecError,
+    HeaderError,
+    ModeError,
+    MRCWarning,
+    TruncatedFileError,
+)
 
 __all__ = [
     "CODECS",
@@ -402,7 +409,7 @@ class Header:
         if self.channels > 1 and not 401 <= int(self["ispg"]) <= 630:
             samples[2] = 0
         sizes = []
-        for length, m, n in zip(cella, samples, counts):
+        for length, m, n in zip(cella, samples, counts, strict=True):
             divisor = m if m > 0 else n
             sizes.append(short_float(length / divisor) if divisor > 0 else 0.0)
         return VoxelSize(*sizes)

@@ -514,7 +514,7 @@ class StreamWriter:
             self._abandon()
 
 
-def open(  # noqa: A001 - mrcio.open, like mrcfile.open
+def open(
     src: PathOrStream,
     mode: str = "r",
     *,

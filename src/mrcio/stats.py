@@ -168,9 +168,13 @@ class Stats:
         )
 
 
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
 def _min(a: Any, b: Any) -> Any:
-    return a if a != a or a <= b else b  # keeps NaN
+    return a if _nan(a) or a <= b else b  # keeps NaN
 
 
 def _max(a: Any, b: Any) -> Any:
-    return a if a != a or a >= b else b
+    return a if _nan(a) or a >= b else b

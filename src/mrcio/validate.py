@@ -75,7 +75,7 @@ def _header_checks(h: Header) -> list[Issue]:
     for name in ("nx", "ny", "nz", "mx", "my", "mz", "ispg", "nlabl"):
         if h[name] < 0:
             add("dimensions", name, f"is negative ({h[name]})")
-    for axis, length in zip("xyz", h["cella"]):
+    for axis, length in zip("xyz", h["cella"], strict=True):
         if length < 0:
             add("cell", f"cella.{axis}", f"is negative ({length})")
     axes = sorted((h["mapc"], h["mapr"], h["maps"]))

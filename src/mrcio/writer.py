@@ -90,7 +90,7 @@ class Layout:
     def cella(self, nz: int) -> tuple[float, float, float]:
         """CELLA for ``nz`` sections."""
         counts = (self.nx, self.ny, nz) if self.cell_from_dims else self.sampling(nz)
-        x, y, z = (v * c for v, c in zip(self.voxel_size, counts))
+        x, y, z = (v * c for v, c in zip(self.voxel_size, counts, strict=True))
         return x, y, z
 
 
@@ -630,7 +630,7 @@ def layout_of(header: Header) -> Layout:
         fields["cella"] = cella
         voxel = (0.0, 0.0, 0.0)
     else:
-        voxel = tuple(c / n for c, n in zip(cella, counts))  # type: ignore[assignment]
+        voxel = tuple(c / n for c, n in zip(cella, counts, strict=True))  # type: ignore[assignment]
     return Layout(
         ny=ny, nx=nx, mx=mx, my=my, mz=-1 if mz == nz and nz > 1 else mz,
         ispg=header["ispg"], voxel_size=voxel, origin=header.origin,  # type: ignore[arg-type]
