@@ -31,8 +31,11 @@ def test_matches_numpy(dtype: str, shape: tuple, rng: np.random.Generator) -> No
     s = Stats.of(a)
     lo, hi, mean, std = reference(a)
     assert (s.lo, s.hi) == (lo, hi)
-    assert math.isclose(s.mean, mean, rel_tol=1e-12, abs_tol=1e-9)
-    assert math.isclose(s.rms, std, rel_tol=1e-9, abs_tol=1e-9)
+    # float data: float32 partial sums, far below the float32 precision of the header
+    tol = 1e-12 if info is not None else 1e-7
+    scale = max(abs(lo), abs(hi))
+    assert math.isclose(s.mean, mean, rel_tol=tol, abs_tol=tol * scale)
+    assert math.isclose(s.rms, std, rel_tol=tol, abs_tol=tol * scale)
     if info is not None and np.dtype(dtype).itemsize <= 2:
         x = a.astype(np.int64)
         assert s.total == int(x.sum()) and s.total_sq == int((x * x).sum())

@@ -2,9 +2,13 @@
 
 Each z-section is summarised where it already is in cache (in the same task that converts or
 compresses it), and the partial results are merged in frame order, so the figures do not
-depend on the thread count. Sums are exact integers for integer data and float64 otherwise.
-Work proceeds in cache-sized blocks viewed as rows of ``_ROW`` values and reduced down the
-columns, which numpy vectorises; no copy of the data is made beyond one block.
+depend on the thread count. The data are walked once, in blocks of about 256 Ki values; each
+block is viewed as rows of ``_ROW`` values and reduced down the columns, which numpy
+vectorises, and its minimum, maximum, sum and sum of squares are taken while it is in cache.
+
+Sums are exact integers for integer data up to 16 bits. Float data are added in float32
+over groups of ``_GROUP`` rows (16 values per column) and those partial sums in float64: the
+result equals a float64 summation to far better than the float32 precision of the header.
 """
 
 from __future__ import annotations
@@ -17,70 +21,83 @@ import numpy as np
 
 __all__ = ["Stats"]
 
-_ROW = 4096  # values per row of a block
-_ROWS = 64  # rows per block: 256 Ki values, a few hundred KiB, stays in cache
+_ROW = 4096  # values per row
+_ROWS = 64  # rows per block: 256 Ki values
+_GROUP = 16  # float32 partial sums cover this many rows
 
 
-def _column_sums(
-    flat: np.ndarray, *, sum_acc: Any, sq_tmp: Any, sq_acc: Any, rows: int, wide: Any
-) -> tuple[Any, Any]:
-    """Sum and sum of squares of the whole rows of ``_ROW`` values at the start of ``flat``,
-    in blocks of ``rows`` rows.
-
-    ``sum_acc``/``sq_acc`` are the column accumulators (narrow enough to be fast, wide enough
-    for ``rows`` values), ``sq_tmp`` the dtype the squares are formed in, ``wide`` the dtype
-    the column totals are added up in.
-    """
-    full = flat.size - flat.size % _ROW
-    table = flat[:full].reshape(-1, _ROW)
-    squares = np.empty((min(rows, len(table)), _ROW), sq_tmp)
-    total = wide(0).item()
-    total_sq = wide(0).item()
-    for start in range(0, len(table), rows):
-        block = table[start : start + rows]
-        sq = squares[: len(block)]
-        total += np.add.reduce(block, axis=0, dtype=sum_acc).sum(dtype=wide).item()
-        np.multiply(block, block, out=sq, dtype=sq_tmp, casting="unsafe")
-        total_sq += np.add.reduce(sq, axis=0, dtype=sq_acc).sum(dtype=wide).item()
+def _columns(table: np.ndarray, sum_acc: Any, sq_tmp: Any, sq_acc: Any,
+             scratch: np.ndarray) -> tuple[int, int]:
+    """Exact integer sum and sum of squares of a (rows, _ROW) integer block."""
+    sq = scratch[: len(table)]
+    total = int(np.add.reduce(table, axis=0, dtype=sum_acc).sum(dtype=np.int64))
+    np.multiply(table, table, out=sq, dtype=sq_tmp, casting="unsafe")
+    total_sq = int(np.add.reduce(sq, axis=0, dtype=sq_acc).sum(dtype=np.int64))
     return total, total_sq
 
 
-def _sums(flat: np.ndarray, lo: Any, hi: Any) -> tuple[Any, Any]:
-    """Exact (integers) or float64 sum and sum of squares of ``flat``, chosen by dtype."""
-    total, total_sq = _row_sums(flat, lo, hi)
-    wide = np.int64 if flat.dtype.kind in "iu" and flat.dtype.itemsize <= 2 else np.float64
-    tail = flat[flat.size - flat.size % _ROW :].astype(wide)
-    return total + tail.sum().item(), total_sq + (tail * tail).sum().item()
+def _float_columns(table: np.ndarray, scratch: np.ndarray) -> tuple[float, float]:
+    """Sum and sum of squares of a (rows, _ROW) float block: float32 over groups of rows,
+    float64 across groups."""
+    if table.dtype != np.float32:
+        table = table.astype(np.float32)
+    rows = len(table)
+    whole = rows - rows % _GROUP
+    total = total_sq = 0.0
+    sq = scratch[:rows]
+    np.multiply(table, table, out=sq)
+    if whole:
+        shape = (-1, _GROUP, _ROW)
+        total += float(np.add.reduce(table[:whole].reshape(shape), axis=1).sum(dtype=np.float64))
+        total_sq += float(np.add.reduce(sq[:whole].reshape(shape), axis=1).sum(dtype=np.float64))
+    if whole < rows:
+        total += float(table[whole:].sum(axis=0, dtype=np.float64).sum())
+        total_sq += float(sq[whole:].sum(axis=0, dtype=np.float64).sum())
+    return total, total_sq
 
 
-def _row_sums(flat: np.ndarray, lo: Any, hi: Any) -> tuple[Any, Any]:
-    kind, size = flat.dtype.kind, flat.dtype.itemsize
-    if kind in "iu" and size == 1:
-        if max(abs(int(lo)), abs(int(hi))) <= 15:
-            # counting data: squares fit in a byte (formed modulo 256, read back unsigned)
-            total, total_sq = _column_sums(
-                flat.view(np.uint8), sum_acc=np.uint16, sq_tmp=np.uint8, sq_acc=np.uint16,
-                rows=256, wide=np.int64,
-            )
-            if kind == "i":  # the bytes were summed as unsigned: take 256 off each negative
-                full = flat.size - flat.size % _ROW
-                total -= 256 * int(np.count_nonzero(flat[:full] < 0))
-            return total, total_sq
-        signed = kind == "i"
-        return _column_sums(
-            flat, sum_acc=np.int16 if signed else np.uint16,
-            sq_tmp=np.int16 if signed else np.uint16, sq_acc=np.int64, rows=256,
-            wide=np.int64,
-        )
-    if kind in "iu" and size <= 4:
-        return _column_sums(
-            flat, sum_acc=np.int64, sq_tmp=np.float64, sq_acc=np.float64, rows=_ROWS,
-            wide=np.int64 if size == 2 else np.float64,
-        )
-    return _column_sums(
-        flat, sum_acc=np.float64, sq_tmp=np.float64, sq_acc=np.float64, rows=_ROWS,
-        wide=np.float64,
-    )
+class _Summer:
+    """Block sums for one dtype, with scratch space for the squares."""
+
+    def __init__(self, dtype: np.dtype[Any]) -> None:
+        self.kind, self.size = dtype.kind, dtype.itemsize
+        if self.kind == "f" and self.size <= 4:
+            self.scratch = np.empty((_ROWS, _ROW), np.float32)
+        elif self.kind in "iu" and self.size == 1:
+            self.scratch = np.empty((_ROWS, _ROW), np.int16)
+        else:
+            self.scratch = np.empty((_ROWS, _ROW), np.float64)
+
+    def block(self, table: np.ndarray, lo: Any, hi: Any) -> tuple[Any, Any]:
+        """Sum and sum of squares of a (rows, _ROW) block whose extremes are lo, hi."""
+        kind, size = self.kind, self.size
+        if kind == "f" and size <= 4:
+            return _float_columns(table, self.scratch.view(np.float32))
+        if kind in "iu" and size == 1:
+            if max(abs(int(lo)), abs(int(hi))) <= 15:
+                # counting data: squares fit in a byte; bytes are summed as unsigned and
+                # 256 is taken off for each negative one
+                raw = table.view(np.uint8)
+                total, total_sq = _columns(raw, np.uint16, np.uint8, np.uint16,
+                                           self.scratch.view(np.uint8)[:, :_ROW])
+                if kind == "i" and lo < 0:
+                    total -= 256 * int(np.count_nonzero(table < 0))
+                return total, total_sq
+            signed = kind == "i"
+            return _columns(table, np.int16 if signed else np.uint16,
+                            np.int16 if signed else np.uint16, np.int64,
+                            self.scratch.view(np.int16 if signed else np.uint16))
+        sq = self.scratch[: len(table)]
+        np.multiply(table, table, out=sq, dtype=np.float64)
+        total_sq = np.add.reduce(sq, axis=0).sum()
+        if kind in "iu" and size <= 2:
+            return (int(np.add.reduce(table, axis=0, dtype=np.int64).sum()),
+                    int(total_sq))  # squares below 2**32: exact in float64
+        return float(np.add.reduce(table, axis=0, dtype=np.float64).sum()), float(total_sq)
+
+
+def _exact_kind(dtype: np.dtype[Any]) -> bool:
+    return dtype.kind in "iu" and dtype.itemsize <= 2
 
 
 @dataclass
@@ -106,20 +123,37 @@ class Stats:
     @classmethod
     def of(cls, data: np.ndarray) -> Stats:
         """Statistics of one array (any shape; read once, block by block)."""
-        if data.size == 0:
-            return cls(is_complex=data.dtype.kind == "c")
         flat = data.reshape(-1)
         if data.dtype.kind == "c":
             parts = flat.view(flat.real.dtype)  # (re, im) interleaved
-            re, im = parts[0::2], parts[1::2]
-            _, total_sq = _sums(parts, 0, 0)
-            total = complex(re.sum(dtype=np.float64), im.sum(dtype=np.float64))
+            total_sq = cls.of(parts).total_sq
+            total = complex(parts[0::2].sum(dtype=np.float64), parts[1::2].sum(dtype=np.float64))
             return cls(flat.size, total, total_sq, is_complex=True)
-        lo, hi = flat.min(), flat.max()
-        if data.dtype.kind == "f" and math.isnan(lo):
-            return cls(flat.size, math.nan, math.nan, lo.item(), hi.item())
-        total, total_sq = _sums(flat, lo, hi)
-        return cls(flat.size, total, total_sq, lo.item(), hi.item())
+        result = cls()
+        if not flat.size:
+            return result
+        summer = _Summer(flat.dtype)
+        step = _ROW * _ROWS
+        full = flat.size - flat.size % _ROW
+        half = flat.dtype.kind == "f" and flat.dtype.itemsize == 2  # numpy's float16 is slow
+        for start in range(0, full, step):
+            block = flat[start : min(start + step, full)]
+            if half:
+                block = block.astype(np.float32)
+            lo, hi = block.min(), block.max()
+            if _nan(lo):
+                return cls(flat.size, math.nan, math.nan, math.nan, math.nan)
+            total, total_sq = summer.block(block.reshape(-1, _ROW), lo, hi)
+            result.merge(cls(block.size, total, total_sq, lo.item(), hi.item()))
+        if full < flat.size:
+            tail = flat[full:]
+            wide = tail.astype(np.int64 if _exact_kind(flat.dtype) else np.float64)
+            lo, hi = tail.min(), tail.max()
+            if _nan(lo):
+                return cls(flat.size, math.nan, math.nan, math.nan, math.nan)
+            result.merge(cls(tail.size, wide.sum().item(), (wide * wide).sum().item(),
+                             lo.item(), hi.item()))
+        return result
 
     def merge(self, other: Stats) -> None:
         """Add another part's statistics (call in data order for reproducible sums)."""
@@ -169,7 +203,7 @@ class Stats:
 
 
 def _nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
 
 
 def _min(a: Any, b: Any) -> Any:
