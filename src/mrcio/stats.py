@@ -65,6 +65,7 @@ class _Summer:
             self.scratch = np.empty((_ROWS, _ROW), np.float32)
         elif self.kind in "iu" and self.size == 1:
             self.scratch = np.empty((_ROWS, _ROW), np.int16)
+            self.bytes = np.empty((_ROWS, _ROW), np.uint8)
         else:
             self.scratch = np.empty((_ROWS, _ROW), np.float64)
 
@@ -78,8 +79,7 @@ class _Summer:
                 # counting data: squares fit in a byte; bytes are summed as unsigned and
                 # 256 is taken off for each negative one
                 raw = table.view(np.uint8)
-                total, total_sq = _columns(raw, np.uint16, np.uint8, np.uint16,
-                                           self.scratch.view(np.uint8)[:, :_ROW])
+                total, total_sq = _columns(raw, np.uint16, np.uint8, np.uint16, self.bytes)
                 if kind == "i" and lo < 0:
                     total -= 256 * int(np.count_nonzero(table < 0))
                 return total, total_sq
