@@ -106,13 +106,13 @@ def convert_files(
 def _on_cluster(args: list[tuple[Any, ...]], scheduler: Any) -> list[dict[str, Any]]:
     from distributed import Client
 
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)  # type: ignore[no-untyped-call]
     try:
         futures = [client.submit(convert_one, *a, pure=False) for a in args]
         return _gather([f.result for f in futures])
     finally:
         if client is not scheduler:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
 
 
 def _gather(waits: list[Any]) -> list[dict[str, Any]]:

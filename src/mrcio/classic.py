@@ -206,8 +206,8 @@ def _classic_range(idx: int | tuple[int, int] | None, nz: int) -> tuple[int, int
     """mrcz's ``idx``: one section, or ``(first, last)`` with ``last`` included."""
     if idx is None:
         return 0, nz
-    first, last = (idx, idx) if np.isscalar(idx) else tuple(idx)  # type: ignore[misc]
-    first, last = int(first), int(last)
+    pair = np.asarray(idx, dtype=np.int64).reshape(-1)
+    first, last = int(pair[0]), int(pair[-1])
     count = last - first + 1
     if first < 0:
         first += nz
@@ -308,7 +308,7 @@ def _angstrom_voxel(pixelsize: Any, pixelunits: str) -> tuple[float, float, floa
         pixelunits
     )
     if sizes.size == 1:
-        return (float(sizes[0]),) * 3  # type: ignore[return-value]
+        return float(sizes[0]), float(sizes[0]), float(sizes[0])
     if sizes.size == 2:
         return float(sizes[1]), float(sizes[0]), 10.0
     if sizes.size == 3:

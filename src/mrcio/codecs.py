@@ -259,7 +259,10 @@ def encode(
             # numcodecs uses c-blosc's global, multi-threaded context in the main thread, and
             # c-blosc 1 lays out blocks in the order its threads finish: not reproducible.
             # In any other thread it uses a single-threaded context.
-            return get_executor(1).submit(blosc.compress, *args, typesize=typesize).result()
+            chunk: bytes = get_executor(1).submit(
+                lambda: blosc.compress(*args, typesize=typesize)
+            ).result()
+            return chunk
         out: bytes = blosc.compress(*args, typesize=typesize)
         return out
     blosc2 = _blosc2()

@@ -100,8 +100,11 @@ def _decode_fei(raw: bytes, exttyp: str, byteorder: str, nz: int, path: str | No
             stacklevel=4,
         )
         return raw
-    dtype = np.dtype({"names": base.names, "formats": [base.fields[n][0] for n in base.names],
-                      "offsets": [base.fields[n][1] for n in base.names], "itemsize": size})
+    names = base.names or ()
+    fields: Any = base.fields
+    spec: dict[str, Any] = {"names": names, "formats": [fields[n][0] for n in names],
+                            "offsets": [fields[n][1] for n in names], "itemsize": size}
+    dtype = np.dtype(spec)  # type: ignore[call-overload]
     count = min(max(nz, 1), len(raw) // size)
     return np.frombuffer(raw, dtype, count=count).copy()
 

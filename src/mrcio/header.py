@@ -12,7 +12,7 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -100,7 +100,9 @@ def field_offset(name: str) -> int:
     >>> field_offset("nsymbt"), field_offset("packed_bytes"), field_offset("label")
     (92, 144, 224)
     """
-    return int(HEADER_DTYPE.fields[name][1])
+    fields = HEADER_DTYPE.fields
+    assert fields is not None
+    return int(fields[name][1])
 
 
 if HEADER_SIZE != 1024 or field_offset("origin") != 196 or field_offset("voltage") != 132:
@@ -198,6 +200,12 @@ def byteorder_of_stamp(stamp: bytes) -> str | None:
     return None
 
 
+def in_order(dtype: np.dtype[Any], byteorder: str) -> np.dtype[Any]:
+    """``dtype`` with byte order ``"<"`` or ``">"`` (one-byte types are unchanged)."""
+    order: Literal["<", ">"] = "<" if byteorder == "<" else ">"
+    return dtype.newbyteorder(order)
+
+
 def native_order(dtype: np.dtype[Any]) -> str:
     """``"<"`` or ``">"`` for a dtype (``"|"`` and ``"="`` become the machine's order)."""
     if dtype.byteorder in "<>":
@@ -245,7 +253,7 @@ def _python(value: Any) -> Any:
             return [bytes(v) for v in value]
         return bytes(value.astype(np.uint8))
     if isinstance(value, np.void):
-        return bytes(value)
+        return value.tobytes()
     if isinstance(value, np.bytes_):
         return bytes(value)
     return value.item()
@@ -322,13 +330,13 @@ class Header:
             return np.dtype("u1")
         if not self.mode.direct:  # converted on read, so in the machine's order
             return self.mode.dtype
-        return self.mode.dtype.newbyteorder(self.byteorder)
+        return in_order(self.mode.dtype, self.byteorder)
 
     @property
     def storage_dtype(self) -> np.dtype[Any]:
         """dtype of one stored item, in the file's byte order."""
         base = np.dtype("u1") if self.imod_unsigned else self.mode.storage
-        return base.newbyteorder(self.byteorder)
+        return in_order(base, self.byteorder)
 
     @property
     def nsections(self) -> int:
@@ -528,8 +536,9 @@ def _other(order: str) -> str:
 
 def _reorder(fields: np.void, order: str) -> np.void:
     """The same 1024 bytes decoded with the other byte order."""
-    raw = np.frombuffer(fields.tobytes(), HEADER_DTYPE.newbyteorder(order))
-    return raw[0]
+    raw = np.frombuffer(fields.tobytes(), in_order(HEADER_DTYPE, order))
+    record: np.void = raw[0]
+    return record
 
 
 def check_header(header: Header, *, file_size: int | None, permissive: bool = False) -> None:
@@ -610,7 +619,7 @@ def check_header(header: Header, *, file_size: int | None, permissive: bool = Fa
 
 def new_header(byteorder: str) -> np.void:
     """A zeroed header record in ``byteorder`` with the MRC2014 constants filled in."""
-    record = np.zeros((), HEADER_DTYPE.newbyteorder(byteorder))[()]
+    record: np.void = np.zeros(1, in_order(HEADER_DTYPE, byteorder))[0]
     record["cellb"] = (90.0, 90.0, 90.0)
     record["mapc"], record["mapr"], record["maps"] = 1, 2, 3
     record["nversion"] = NVERSION

@@ -163,11 +163,13 @@ class MRCFile:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if self._single is not None:
-            return self.read()[key]
+            image: np.ndarray = self.read()[key]
+            return image
         if not isinstance(key, tuple):
             key = (key,)
         if not key or key[0] is Ellipsis:
-            return self.read()[key]
+            whole: np.ndarray = self.read()[key]
+            return whole
         first, rest = key[0], key[1:]
         scalar = not isinstance(first, builtins.slice) and np.ndim(first) == 0
         if isinstance(first, builtins.slice):
@@ -295,9 +297,11 @@ def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
         graph[(name, i, *zeros)] = (_load_sections, path, header, first, count, chunks,
                                     block_shape)
         frame += n
-    dims = ((shape[0],), (shape[1],)) if single else (tuple(counts),)
-    dims = dims + tuple((d,) for d in shape[len(dims):])
-    return da.Array(graph, name, dims, dtype=header.dtype)
+    dims: tuple[tuple[int, ...], ...] = (
+        ((shape[0],), (shape[1],)) if single else (tuple(counts),)
+    )
+    dims += tuple((d,) for d in shape[len(dims):])
+    return da.Array(graph, name, dims, dtype=header.dtype)  # type: ignore[no-untyped-call]
 
 
 def to_dask(src: str | os.PathLike[str], frames_per_chunk: int = 1) -> Any:

@@ -328,12 +328,13 @@ class MRCReader:
                 f"{self.source.name}: memory mapping needs uncompressed data stored as-is "
                 f"(this file is mode {header['mode']})"
             )
-        whole = self.source.memmap(header.dtype, self.shape, header.data_offset)
+        whole: np.ndarray = self.source.memmap(header.dtype, self.shape, header.data_offset)
         if selection.indices == range(self.frame_count):
             return whole
         frames = whole.reshape((self.frame_count, *self.frame_shape))
         if selection.squeeze:
-            return frames[selection.indices[0]]
+            one: np.ndarray = frames[selection.indices[0]]
+            return one
         indices = selection.indices
         if isinstance(indices, range) and indices.step > 0:
             return frames[indices.start : indices.stop : indices.step]

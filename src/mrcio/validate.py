@@ -102,7 +102,7 @@ def _header_checks(h: Header) -> list[Issue]:
 
 def _stats_issues(h: Header, real: Stats) -> list[Issue]:
     """Compare header statistics with the data, with mrcfile's tolerances."""
-    issues = []
+    issues: list[Issue] = []
     dmin, dmax, dmean, rms = (float(h.fields[n]) for n in ("dmin", "dmax", "dmean", "rms"))
     if not real.count:
         return issues

@@ -36,6 +36,7 @@ from .header import (
     MODES,
     MRCZ_COMPRESSION_FACTOR,
     Header,
+    in_order,
     native_order,
     new_header,
     set_labels,
@@ -112,7 +113,7 @@ class Encoding:
     def storage_dtype(self) -> np.dtype[Any]:
         """dtype of the stored items (in the target byte order)."""
         base = np.dtype("u1") if self.imod_unsigned else MODES[self.mode].storage
-        return base.newbyteorder(self.byteorder)
+        return in_order(base, self.byteorder)
 
     def section_nbytes(self, ny: int, nx: int) -> int:
         """Bytes of one stored section."""
@@ -421,9 +422,9 @@ def plan_data(data: Any, *, stack: bool) -> Plan:
             raise ValueError(f"frames must be 2-D or 3-D, got {first.ndim}-D")
         per = 1 if first.ndim == 2 else first.shape[0]
         ny, nx = first.shape[-2:]
-        blocks = (f.reshape(-1, ny, nx) for f in frames)
         kind = "stack" if per == 1 else "volume stack"
-        return Plan(len(frames) * per, ny, nx, per, kind, first.dtype, blocks)
+        return Plan(len(frames) * per, ny, nx, per, kind, first.dtype,
+                    (f.reshape(-1, ny, nx) for f in frames))
     is_dask = type(data).__module__.startswith("dask.")
     arr = data if is_dask else np.asarray(data)
     if arr.ndim not in (2, 3, 4):
@@ -447,23 +448,21 @@ def modern_layout(
 ) -> Layout:
     """MRC2014 geometry: image/stack ISPG 0 with MZ 1, volume ISPG 1 with MZ = NZ, volume
     stack ISPG 401 with MZ = sections per volume; MX, MY = NX, NY."""
-    if voxel_size is None:
-        vox = (0.0, 0.0, 0.0)
-    elif np.ndim(voxel_size) == 0:
-        vox = (float(voxel_size),) * 3  # type: ignore[arg-type]
-    else:
-        vox = tuple(float(v) for v in voxel_size)  # type: ignore[union-attr]
-        if len(vox) != 3:
-            raise ValueError(f"voxel_size must be a number or (x, y, z), got {voxel_size!r}")
+    given = np.asarray(0.0 if voxel_size is None else voxel_size, float)
+    sizes = np.broadcast_to(given, 3) if given.ndim == 0 else given
+    if sizes.shape != (3,):
+        raise ValueError(f"voxel_size must be a number or (x, y, z), got {voxel_size!r}")
+    vox = (float(sizes[0]), float(sizes[1]), float(sizes[2]))
     mz, ispg = {"image": (1, 0), "stack": (1, 0), "volume": (-1, 1)}.get(
         plan.kind, (plan.per, 401)
     )
-    org = (0.0, 0.0, 0.0) if origin is None else tuple(float(v) for v in origin)
-    if len(org) != 3:
+    where = np.asarray((0.0, 0.0, 0.0) if origin is None else origin, float)
+    if where.shape != (3,):
         raise ValueError(f"origin must be (x, y, z), got {origin!r}")
+    org = (float(where[0]), float(where[1]), float(where[2]))
     return Layout(
         ny=plan.ny, nx=plan.nx, mx=plan.nx, my=plan.ny, mz=mz, ispg=ispg,
-        voxel_size=vox, origin=org, labels=list(labels),  # type: ignore[arg-type]
+        voxel_size=vox, origin=org, labels=list(labels),
     )
 
 
@@ -626,14 +625,14 @@ def layout_of(header: Header) -> Layout:
     cella = header["cella"]
     by_dims = header.mrcz_version is not None and header["ispg"] == 0
     counts = (nx, ny, nz) if by_dims else (mx, my, mz)
+    voxel = (0.0, 0.0, 0.0)
     if min(counts) <= 0:
         fields["cella"] = cella
-        voxel = (0.0, 0.0, 0.0)
     else:
-        voxel = tuple(c / n for c, n in zip(cella, counts, strict=True))  # type: ignore[assignment]
+        voxel = (cella[0] / counts[0], cella[1] / counts[1], cella[2] / counts[2])
     return Layout(
         ny=ny, nx=nx, mx=mx, my=my, mz=-1 if mz == nz and nz > 1 else mz,
-        ispg=header["ispg"], voxel_size=voxel, origin=header.origin,  # type: ignore[arg-type]
+        ispg=header["ispg"], voxel_size=voxel, origin=header.origin,
         labels=header.labels, fields=fields, cell_from_dims=by_dims,
     )
 
@@ -647,10 +646,10 @@ def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) ->
     def stored_and_stats(section: int) -> tuple[Any, Stats]:
         pixels = np.empty((ny, nx), header.dtype)
         if reader.index is None:
-            raw = reader.source.read_exact(step, header.data_offset + section * step,
-                                           "data block", frame=section)
-            convert_section(raw, header, pixels)
-            return raw, Stats.of(pixels)
+            stored = reader.source.read_exact(step, header.data_offset + section * step,
+                                              "data block", frame=section)
+            convert_section(stored, header, pixels)
+            return stored, Stats.of(pixels)
         offset, info = reader.index.offsets[section], reader.index.infos[section]
         chunk = reader.source.read_exact(info.cbytes, offset, "Blosc chunk", frame=section)
         if header.mode.direct:
