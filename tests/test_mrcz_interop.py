@@ -206,6 +206,13 @@ def json_meta_of(header: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in header.items() if k not in MRCZ_HEADER_KEYS}
 
 
+def _scaled(dtype: str, shape: tuple[int, ...], scale: float,
+            rng: np.random.Generator) -> np.ndarray:
+    """Normal values times ``scale`` in ``dtype`` (magnitudes for unsigned types)."""
+    values = rng.normal(size=shape) * scale
+    return (np.abs(values) if np.dtype(dtype).kind == "u" else values).astype(dtype)
+
+
 # --- frozen fixtures ----------------------------------------------------------------------
 class Fixture:
     """One frozen file with its expected array and record; fails if anything is missing."""
@@ -395,7 +402,7 @@ def _mrcz_input(container: str, dtype: str, rng: np.random.Generator) -> tuple[A
     make = {
         "array": (3, 12, 16), "image2d": (12, 16), "list2d": (3, 12, 16), "list3d": (2, 3, 12, 16)
     }[container]
-    data = (rng.normal(size=make) * 40).astype(dtype)
+    data = _scaled(dtype, make, 40, rng)
     if container == "list2d":
         return list(data), 1
     if container == "list3d":
@@ -478,7 +485,7 @@ def test_mrcz_reads_mrcio_codecs(api: str, blosc2: bool, codec: str, clevel: int
                                  tmp_path: Path, rng: np.random.Generator) -> None:
     dtype = {"blosclz": "int8", "lz4": "int16", "lz4hc": "uint16", "zlib": "float32",
              "zstd": "complex64"}[codec]
-    data = (rng.normal(size=(3, 20, 24)) * 30).astype(dtype)
+    data = _scaled(dtype, (3, 20, 24), 30, rng)
     meta = {"codec": codec, "clevel": np.int64(clevel)}
     path = tmp_path / "i.mrcz"
     if api == "classic":
