@@ -137,9 +137,9 @@ def _header_dict(header: Header, pixelunits: str, first_chunk_version: int | Non
     if header.compressor is not None:
         out["bloscFormat"] = _BLOSC_FORMAT_OF_VERSION.get(first_chunk_version or -1)
         out["backend"] = None if out["bloscFormat"] is None else f"blosc{out['bloscFormat']}"
-    out["voltage"] = float(header["voltage"])
-    out["C3"] = float(header["c3"])
-    out["gain"] = float(header["gain"])
+    out["voltage"] = float(header.fields["voltage"])  # float32 widened, as mrcz gives them
+    out["C3"] = float(header.fields["c3"])
+    out["gain"] = float(header.fields["gain"])
     out["packedBytes"] = int(header["packed_bytes"])
     if isinstance(header.extended, dict):
         for key, value in header.extended.items():
@@ -474,6 +474,7 @@ def writeMRC(
         compressor=compressor, clevel=clevel, blocksize=blocksize,
         blosc2=compressor is not None and _backend_is_blosc2(compressor, backend),
         n_threads=n_threads or default_threads(), imod_unsigned=imod_unsigned,
+        frame_sections=max(slices, 1),
     )
     if idx is not None and os.path.isfile(name):
         _write_at(name, int(idx), plan, encoding, fsync)

@@ -10,6 +10,7 @@ import enum
 import functools
 import json
 import math
+import re
 import warnings
 from typing import Any
 
@@ -203,4 +204,17 @@ def encode_json(meta: dict[str, Any]) -> bytes:
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
     text = json.dumps(meta, default=_to_json, separators=(",", ":"))
     _check_finite(json.loads(text), "meta")
-    return text.encode("utf-8")
+    return _ESCAPE.sub(_rapidjson_escape, text).encode("utf-8")
+
+
+# rapidjson writes \u escapes in upper case and leaves DEL (0x7f) as it is
+_ESCAPE = re.compile(r"(\\+)u([0-9a-f]{4})")
+
+
+def _rapidjson_escape(found: re.Match[str]) -> str:
+    slashes, code = found.group(1), found.group(2)
+    if len(slashes) % 2 == 0:  # an escaped backslash followed by the letter u
+        return found.group(0)
+    if code == "007f":
+        return slashes[:-1] + "\x7f"
+    return f"{slashes}u{code.upper()}"

@@ -141,7 +141,7 @@ class MRCFile:
         return self._reader.source.path
 
     def __len__(self) -> int:
-        return 1 if self._single is not None else self._reader.frame_count
+        return self.shape[0]
 
     def __repr__(self) -> str:
         kind = f"MRCZ {self.compressor}" if self.compressor else "MRC"
@@ -162,7 +162,7 @@ class MRCFile:
             return self._map
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        if self._single is not None:
+        if self._single is not None or len(self._reader.shape) == 2:  # one image: rows first
             image: np.ndarray = self.read()[key]
             return image
         if not isinstance(key, tuple):
@@ -183,6 +183,7 @@ class MRCFile:
         return data[(() if scalar else (builtins.slice(None),)) + tuple(rest)]
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        """Frames one at a time (rows, for a single 2-D image)."""
         for k in range(len(self)):
             yield self[k]
 

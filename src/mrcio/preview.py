@@ -24,7 +24,7 @@ import numpy as np
 from ._fileio import AtomicFile
 from ._version import __version__
 
-__all__ = ["encode_png", "render", "scale_bar_length", "stretch", "write_png"]
+__all__ = ["encode_png", "pixel_size_of", "render", "scale_bar_length", "stretch", "write_png"]
 
 #: percentiles mapped to black and white by :func:`stretch`
 LOW_PERCENTILE = 0.5
@@ -112,25 +112,29 @@ def _percentiles(values: np.ndarray, low: float, high: float) -> tuple[float, fl
 
 
 def _resample(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
-    """Fit ``image`` into ``size`` x ``size`` pixels: bin by the mean over whole blocks when
-    it is larger (no aliasing of noise), repeat pixels when it is much smaller.
+    """Fit ``image`` into ``size`` x ``size`` pixels.
 
-    Returns the image as float32 and the factor by which its pixels grew (> 1 when binned).
+    A larger image is binned by the whole part of the reduction (the mean of each block, so
+    noise is averaged rather than aliased) and then sampled to the exact size; a much smaller
+    one is enlarged by repeating each pixel a whole number of times.
+
+    Returns the image as float32 and the factor by which its pixels grew along x.
     """
     values = np.abs(image) if np.iscomplexobj(image) else image
-    longest = max(values.shape)
-    if longest > size:
-        factor = -(-longest // size)
-        ny, nx = (n // factor for n in values.shape)
-        ny, nx = max(ny, 1), max(nx, 1)
-        block = values[: ny * factor, : nx * factor]
-        if block.shape != (ny * factor, nx * factor):  # a side shorter than one block
-            block = np.resize(block, (ny * factor, nx * factor))
-        binned = block.reshape(ny, factor, nx, factor).astype(np.float32).mean(axis=(1, 3))
-        return binned, float(factor)
-    repeat = max(1, size // longest)
-    grown = np.repeat(np.repeat(values.astype(np.float32), repeat, 0), repeat, 1)
-    return grown, 1.0 / repeat
+    ny, nx = values.shape
+    shrink = max(ny, nx) / size
+    if shrink <= 1:
+        repeat = max(1, int(1 / shrink))
+        grown = np.repeat(np.repeat(values.astype(np.float32), repeat, 0), repeat, 1)
+        return grown, 1.0 / repeat
+    out_y, out_x = max(1, round(ny / shrink)), max(1, round(nx / shrink))
+    k = int(shrink)
+    by, bx = max(1, ny // k), max(1, nx // k)
+    block = values[: by * k, : bx * k].astype(np.float32)
+    binned = block.reshape(by, block.shape[0] // by, bx, block.shape[1] // bx).mean(axis=(1, 3))
+    rows = ((np.arange(out_y) + 0.5) * by / out_y).astype(np.intp)
+    cols = ((np.arange(out_x) + 0.5) * bx / out_x).astype(np.intp)
+    return binned[rows][:, cols], nx / out_x
 
 
 def scale_bar_length(pixel_size: float, width: int) -> tuple[float, str]:
@@ -245,7 +249,7 @@ def render(
     >>> pic.shape, pic.dtype
     ((256, 256), dtype('uint8'))
     >>> render([img[:100, :100]] * 3, size=200).shape
-    (198, 198)
+    (200, 200)
     """
     if isinstance(frames, np.ndarray) and frames.ndim == 2:
         tiles_in: Sequence[np.ndarray] = [frames]
@@ -331,17 +335,6 @@ def write_png(
         view = memoryview(data)
         while view:
             view = view[out.handle.write(view) :]
-
-
-def frame_labels(indices: Sequence[int]) -> list[str]:
-    """Tile labels for frame numbers.
-
-    Examples
-    --------
-    >>> frame_labels([0, 12])
-    ['0', '12']
-    """
-    return [str(int(k)) for k in indices]
 
 
 def pixel_size_of(voxel_size: Any) -> float:

@@ -108,6 +108,7 @@ class Encoding:
     n_threads: int = 1
     imod_unsigned: bool = False
     checksums: bool = True
+    frame_sections: int = 1  # sections per frame, for mrcz's block-size rule
 
     @property
     def storage_dtype(self) -> np.dtype[Any]:
@@ -122,7 +123,7 @@ class Encoding:
     def blocksize_for(self, section: np.ndarray) -> int:
         """Blosc block size for one section (``"mrcz"``: mrcz's rule, for identical bytes)."""
         if self.blocksize == "mrcz":
-            return codecs.mrcz_blocksize(section.size, self.n_threads)
+            return codecs.mrcz_blocksize(section.size * self.frame_sections, self.n_threads)
         return min(int(self.blocksize), codecs.MAX_BLOCKSIZE)
 
 

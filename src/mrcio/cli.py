@@ -1,0 +1,1295 @@
+"""The ``mrcio`` command line (also ``python -m mrcio``).
+
+::
+
+    mrcio info movie.mrcz                  # what is in a file (--json, --stats, --field NAME)
+    mrcio validate *.mrc                   # exit 0 valid, 1 invalid, 2 unreadable (--deep)
+    mrcio compress movie.mrc               # -> movie.mrcz  (--codec, --clevel, --blosc2, -j)
+    mrcio decompress movie.mrcz            # -> movie.mrc
+    mrcio convert movie.mrcz movie.tif     # MRC, MRCZ and TIFF, by extension
+    mrcio preview map.mrc --montage 9      # -> map.png
+    mrcio demo                             # write, read back and check a synthetic movie
+
+Everything goes through :func:`main`, which returns the exit code instead of exiting, so the
+command line can be driven from Python (``main(["info", "a.mrc"])``) as from a shell. A problem
+with a file prints one line naming the file and the problem (``--debug`` adds the traceback)
+and the command carries on with the next file; the exit code says whether all went well.
+Files are written through a temporary file beside the target that is renamed into place only
+when complete (and, with ``--verify``, checked), so an error or Ctrl-C leaves no partial output.
+Long work shows a progress bar on stderr when stderr is a terminal (``--progress`` and
+``--quiet`` override that).
+
+Only what a command needs is imported: ``mrcio info`` loads no codec library unless asked for
+``--stats`` of a compressed file, and ``tifffile`` is imported only to convert TIFF files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from ._fileio import AtomicFile
+from ._parallel import default_threads
+from ._version import __version__
+from .codecs import BLOSC1_CODECS
+from .errors import MRCError, MRCWarning
+from .extheader import CHECKSUM_KEY
+from .header import HEADER_DTYPE, MODES, Header, native_order
+from .reader import MRCReader
+from .stats import Stats
+from .writer import (
+    MRCZ_LABEL,
+    Encoding,
+    Layout,
+    Plan,
+    SectionWriter,
+    choose_mode,
+    layout_of,
+    modern_layout,
+    mrcio_label,
+)
+
+__all__ = ["CLIError", "Frames", "Run", "cli", "describe", "facts_of", "field_text",
+           "info_text", "is_tiff", "lookup", "main", "open_frames"]
+
+MB = 1e6
+#: codecs the compress and convert commands write ("snappy" is read-only in c-blosc 1.x)
+WRITE_CODECS = tuple(c for c in BLOSC1_CODECS if c != "snappy")
+#: modes that can be asked for with ``convert --mode``
+WRITE_MODES = tuple(str(m) for m in MODES if m != 3)
+#: dtypes that ``convert --dtype`` converts to
+CONVERT_DTYPES = ("int8", "int16", "uint16", "int32", "uint32", "float16", "float32",
+                  "complex64")
+_MRC_SUFFIXES = (".mrc", ".mrcs", ".map", ".ccp4", ".st", ".ali", ".rec", ".preali")
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_CONTAINER_SUFFIXES = (".gz", ".bz2")
+_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+_BLOCK_BYTES = 16 * 2**20  # sections are read and written in blocks of about this size
+#: units of TIFF resolutions and ImageJ calibrations, in angstroms
+_UNITS = {
+    "angstrom": 1.0, "a": 1.0, "å": 1.0, "\u212b": 1.0, "nm": 10.0, "nanometer": 10.0,
+    "um": 1e4, "µm": 1e4, "\u03bcm": 1e4, "micron": 1e4, "micrometer": 1e4, "mm": 1e7,
+    "cm": 1e8,
+}
+_RESOLUTION_UNITS = {2: 2.54e8, 3: 1e8, 4: 1e7, 5: 1e4}  # inch, cm, mm, µm (tifffile)
+_AXES = {"image": "YX", "stack": "TYX", "volume": "ZYX", "volume stack": "TZYX",
+         "multi-channel frames": "TCYX"}
+
+
+class CLIError(Exception):
+    """A problem the command line found itself; the message names the file."""
+
+
+# --- the run: options shared by every command, messages, progress, errors --------------------
+@dataclass
+class Run:
+    """How one command runs: what it prints, whether it shows progress, what failed."""
+
+    quiet: bool = False
+    progress: bool | None = None
+    debug: bool = False
+    failures: int = 0
+
+    @property
+    def show_progress(self) -> bool:
+        """A bar on stderr: asked for, or stderr is a terminal and ``--quiet`` was not given."""
+        if self.quiet:
+            return False
+        return self.progress if self.progress is not None else sys.stderr.isatty()
+
+    def say(self, text: str) -> None:
+        """Print a report line (suppressed by ``--quiet``)."""
+        if not self.quiet:
+            click.echo(text)
+
+    def note(self, text: str) -> None:
+        """Print a remark on stderr (suppressed by ``--quiet``)."""
+        if not self.quiet:
+            click.echo(f"mrcio: {text}", err=True)
+
+    def fail(self, exc: BaseException, path: str | os.PathLike[str]) -> None:
+        """Report a failed file in one line (and the traceback with ``--debug``)."""
+        self.failures += 1
+        if self.debug:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        click.echo(f"mrcio: error: {describe(exc, os.fspath(path))}", err=True)
+
+    def attempt(self, path: str | os.PathLike[str], action: Callable[[], Any]) -> bool:
+        """Run ``action`` for one file; report any error and return False instead of raising."""
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - each file's problem is reported, then the next
+            self.fail(exc, path)
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def bar(self, total: int, label: str) -> Iterator[Callable[[int], object]]:
+        """A byte-counting progress bar on stderr (or nothing); yields its ``update``."""
+        if not self.show_progress:
+            yield _ignore
+            return
+        from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
+
+        name = label if len(label) <= 32 else "…" + label[-31:]
+        with tqdm(total=total, desc=name, unit="B", unit_scale=True, file=sys.stderr,
+                  leave=False, dynamic_ncols=True) as progress:
+            yield progress.update
+
+
+def _ignore(nbytes: int) -> None:
+    """A progress update that shows nothing."""
+
+
+def describe(exc: BaseException, path: str) -> str:
+    """One line naming the file and the problem.
+
+    Examples
+    --------
+    >>> describe(FileNotFoundError(2, "No such file or directory", "a.mrc"), "a.mrc")
+    'a.mrc: No such file or directory'
+    >>> describe(ValueError("uint8 data have no MRC mode"), "b.tif")
+    'b.tif: uint8 data have no MRC mode'
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        where = os.fspath(exc.filename) if exc.filename is not None else path
+        text = f"{where}: {exc.strerror}"
+    elif isinstance(exc, (MRCError, CLIError, OSError, ValueError, TypeError)):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    return text if path in text else f"{path}: {text}"
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    click.echo(f"mrcio: warning: {message}", err=True)
+
+
+def _common(command: Callable[..., int]) -> Callable[..., int]:
+    """Add ``--quiet``, ``--progress/--no-progress`` and ``--debug`` to a command, and give it
+    a :class:`Run` as its first argument."""
+
+    @functools.wraps(command)
+    def wrapper(*, quiet: bool, progress: bool | None, debug: bool, **params: Any) -> int:
+        return command(Run(quiet=quiet, progress=progress, debug=debug), **params)
+
+    options = [
+        click.option("-q", "--quiet", is_flag=True,
+                     help="No progress bar and no report lines; errors are still printed."),
+        click.option("--progress/--no-progress", default=None,
+                     help="Show a progress bar on stderr [default: when stderr is a terminal]."),
+        click.option("--debug", is_flag=True, help="Print the traceback of errors."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="mrcio",
+                      message="%(prog)s %(version)s")
+def cli() -> None:
+    """Read, check, compress, convert and look at MRC2014 and MRCZ cryo-EM files.
+
+    Run 'mrcio COMMAND --help' for a command's options.
+    """
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``mrcio`` command line and return its exit code.
+
+    Parameters
+    ----------
+    argv
+        Arguments after the program name (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success; 1 when a file could not be handled (``validate``: some file is
+        invalid); 2 for a usage error (``validate``: some file is unreadable); 130 after
+        Ctrl-C.
+
+    Examples
+    --------
+    >>> import mrcio, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.mrc")
+    >>> mrcio.write(path, np.zeros((4, 4), np.float32))
+    >>> main(["validate", "--quiet", path])
+    0
+    """
+    args = sys.argv[1:] if argv is None else [os.fspath(a) for a in argv]
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        warnings.filterwarnings("always", category=MRCWarning)
+        try:
+            code = cli.main(args=args, prog_name="mrcio", standalone_mode=False)
+        except click.ClickException as exc:
+            exc.show()
+            return exc.exit_code
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("mrcio: interrupted; no partial output was left", err=True)
+            return 130
+        except BrokenPipeError:  # e.g. `mrcio info ... | head -1`
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
+    return int(code or 0)
+
+
+# --- formatting ---------------------------------------------------------------------------
+def _num(value: Any) -> str:
+    """A number for people: integers as such, floats to 6 significant digits."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, complex):
+        return f"{_num(value.real)}{'+' if value.imag >= 0 else '-'}{_num(abs(value.imag))}j"
+    number = float(value)
+    if math.isfinite(number) and number == int(number) and abs(number) < 1e15:
+        return str(int(number))
+    return f"{number:.6g}"
+
+
+def _triple(values: Sequence[Any], sep: str = " x ") -> str:
+    return sep.join(_num(v) for v in values)
+
+
+def _size(nbytes: float) -> str:
+    return f"{nbytes / MB:,.1f} MB" if nbytes >= 0.1 * MB else f"{int(nbytes):,} bytes"
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: bytes as text, non-finite floats as null, numpy as Python."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("latin-1").rstrip("\0")
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, complex):
+        return [_jsonable(value.real), _jsonable(value.imag)]
+    return value
+
+
+def _ascii(text: str) -> str:
+    """A label that fits an MRC header: ASCII, at most 80 characters."""
+    return text.encode("ascii", "replace").decode("ascii")[:80]
+
+
+# --- what a file holds --------------------------------------------------------------------
+def _kind(header: Header, shape: tuple[int, ...]) -> str:
+    """``"image"``, ``"stack"``, ``"volume"``, ``"volume stack"`` or ``"multi-channel
+    frames"`` (MRCZ)."""
+    ispg = int(header["ispg"])
+    if len(shape) == 2:
+        return "image"
+    if len(shape) == 4:
+        return "volume stack" if 401 <= ispg <= 630 else "multi-channel frames"
+    return "stack" if ispg == 0 else "volume"
+
+
+_AXIS_NAMES = {
+    "image": "rows, columns",
+    "stack": "frames, rows, columns",
+    "volume": "sections, rows, columns",
+    "volume stack": "volumes, sections, rows, columns",
+    "multi-channel frames": "frames, channels, rows, columns",
+}
+
+
+def _header_statistics(header: Header) -> dict[str, float | None]:
+    """DMIN, DMAX, DMEAN, RMS, with None where MRC2014's markers say "not determined"."""
+    dmin, dmax, dmean, rms = (float(header[n]) for n in ("dmin", "dmax", "dmean", "rms"))
+    known = dmax >= dmin
+    return {
+        "min": dmin if known else None,
+        "max": dmax if known else None,
+        "mean": dmean if dmean >= min(dmin, dmax) else None,
+        "rms": rms if rms >= 0 else None,
+    }
+
+
+def _data_statistics(stats: Stats) -> dict[str, Any]:
+    if not stats.count:
+        return {"min": None, "max": None, "mean": None, "rms": None}
+    return {
+        "min": None if stats.is_complex else stats.lo,
+        "max": None if stats.is_complex else stats.hi,
+        "mean": complex(stats.mean) if stats.is_complex else float(stats.mean),
+        "rms": stats.rms,
+    }
+
+
+def _extended_facts(header: Header) -> dict[str, Any] | None:
+    nbytes = int(header["nsymbt"])
+    if not nbytes:
+        return None
+    facts: dict[str, Any] = {"type": header.exttyp, "bytes": nbytes}
+    extended = header.extended
+    if isinstance(extended, dict):
+        facts["decoded"] = "json"
+    elif isinstance(extended, np.ndarray):
+        facts["decoded"] = f"{header.exttyp} records"
+        facts["records"] = len(extended)
+    else:
+        facts["decoded"] = "raw bytes"
+    return facts
+
+
+def _meta(header: Header) -> dict[str, Any] | None:
+    """JSON metadata without mrcio's chunk checksums (None if there were only those)."""
+    extended = header.extended
+    if not isinstance(extended, dict):
+        return None
+    meta = {k: v for k, v in extended.items() if k != CHECKSUM_KEY}
+    return meta if meta or CHECKSUM_KEY not in extended else None
+
+
+def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
+    """What ``mrcio info`` reports about an open file, as plain JSON-ready values.
+
+    ``stats`` are statistics computed from the data (``--stats``).
+    """
+    h = reader.header
+    shape = reader.shape
+    index = reader.index
+    stored = index.packed_bytes if index is not None else h.data_nbytes
+    facts: dict[str, Any] = {
+        "path": reader.source.name,
+        "shape": list(shape),
+        "kind": _kind(h, shape),
+        "dtype": np.dtype(h.dtype).name,
+        "mode": h.base_mode,
+        "byteorder": "little" if h.byteorder == "<" else "big",
+        "voxel_size": list(h.voxel_size),
+        "origin": list(h.origin),
+        "compressor": h.compressor,
+        "chunk_format": None if index is None else ("Blosc2" if index.blosc2 else "Blosc1"),
+        "data_bytes": h.data_nbytes,
+        "stored_bytes": stored,
+        "ratio": h.data_nbytes / stored if index is not None and stored else None,
+        "file_bytes": reader.source.size,
+        "statistics": {"header": _header_statistics(h)},
+        "extended_header": _extended_facts(h),
+        "labels": h.labels,
+        "meta": _meta(h),
+        "warnings": list(h.warnings),
+        "header": {**h.to_dict(), "machst": list(h["machst"])},
+    }
+    if stats is not None:
+        facts["statistics"]["data"] = _data_statistics(stats)
+    return facts
+
+
+def _statistics_line(stats: dict[str, Any]) -> str:
+    if stats["min"] is None and stats["max"] is None and stats["mean"] is None:
+        if stats["rms"] is None:
+            return "not determined"
+        return f"rms {_num(stats['rms'])}"
+    parts = []
+    for name in ("min", "max", "mean", "rms"):
+        value = stats[name]
+        parts.append(f"{name} {'?' if value is None else _num(value)}")
+    return "  ".join(parts)
+
+
+def info_text(facts: dict[str, Any]) -> str:
+    """The human-readable summary of :func:`facts_of`."""
+    h = facts["header"]
+    lines = [facts["path"]]
+
+    def add(name: str, text: str) -> None:
+        lines.append(f"  {name:<13} {text}")
+
+    kind = facts["kind"]
+    add("shape", f"{_triple(facts['shape'])}: {kind} ({_AXIS_NAMES[kind]})")
+    mode = facts["mode"]
+    description = MODES[mode].description if mode in (3, 101) else facts["dtype"]
+    if mode == 0 and facts["dtype"] == "uint8":
+        description = "uint8 (IMOD: unsigned bytes)"
+    add("mode", f"{mode}: {description}, {facts['byteorder']}-endian")
+    add("voxel size", f"{_triple(facts['voxel_size'])} Å")
+    add("origin", f"{_triple(facts['origin'])} Å")
+    add("cell", f"{_triple(h['cella'])} Å, angles {_triple(h['cellb'], ' ')}; sampling "
+        f"{_triple((h['mx'], h['my'], h['mz']))}; space group {h['ispg']}")
+    if (h["mapc"], h["mapr"], h["maps"]) != (1, 2, 3):
+        names = {1: "x", 2: "y", 3: "z"}
+        add("axes", f"columns {names.get(h['mapc'], '?')}, rows {names.get(h['mapr'], '?')}, "
+            f"sections {names.get(h['maps'], '?')} (MAPC/MAPR/MAPS {h['mapc']} {h['mapr']} "
+            f"{h['maps']}, not applied)")
+    if any((h["nxstart"], h["nystart"], h["nzstart"])):
+        add("start", _triple((h["nxstart"], h["nystart"], h["nzstart"]), " "))
+    if facts["compressor"]:
+        ratio = f" (ratio {facts['ratio']:.2f})" if facts["ratio"] else ""
+        add("compressor", f"{facts['compressor']} ({facts['chunk_format']} chunks), "
+            f"{facts['data_bytes']:,} bytes stored in {facts['stored_bytes']:,}{ratio}")
+        if any(h[n] for n in ("voltage", "c3", "gain")):
+            add("microscope", f"{_num(h['voltage'])} kV, Cs {_num(h['c3'])} mm, gain "
+                f"{_num(h['gain'])}")
+    else:
+        add("stored", f"uncompressed, {facts['data_bytes']:,} bytes of data")
+    add("file size", f"{facts['file_bytes']:,} bytes" if facts["file_bytes"] is not None
+        else "unknown")
+    statistics = facts["statistics"]
+    add("statistics", f"{_statistics_line(statistics['header'])}   (header)")
+    if "data" in statistics:
+        add("", f"{_statistics_line(statistics['data'])}   (data)")
+    extended = facts["extended_header"]
+    if extended is None:
+        add("ext. header", "none")
+    else:
+        kind_text = extended["type"] or "no EXTTYP"
+        records = f", {extended['records']} records" if "records" in extended else ""
+        add("ext. header", f"{kind_text}, {extended['bytes']:,} bytes ({extended['decoded']}"
+            f"{records})")
+    labels = facts["labels"] or ["(none)"]
+    for k, label in enumerate(labels):
+        add("labels" if k == 0 else "", label)
+    if facts["meta"]:
+        text = json.dumps(_jsonable(facts["meta"]), indent=2, ensure_ascii=False)
+        for k, line in enumerate(text.splitlines()):
+            add("metadata" if k == 0 else "", line)
+    for warning in facts["warnings"]:
+        add("warning", warning)
+    return "\n".join(lines)
+
+
+_DERIVED_FIELDS = ("path", "shape", "kind", "dtype", "byteorder", "voxel_size", "compressor",
+                   "chunk_format", "data_bytes", "stored_bytes", "ratio", "file_bytes",
+                   "statistics", "extended_header", "labels", "meta")
+assert HEADER_DTYPE.names is not None
+_HEADER_FIELDS = tuple(n for n in HEADER_DTYPE.names if not n.startswith("extra"))
+_PARTS = {"x": 0, "y": 1, "z": 2, "alpha": 0, "beta": 1, "gamma": 2}
+
+
+def lookup(facts: dict[str, Any], name: str) -> Any:
+    """A header field (as stored) or a derived value of :func:`facts_of`; ``NAME.PART``
+    picks a part (``cella.x``, ``voxel_size.z``, ``meta.key``, ``shape.0``).
+
+    Examples
+    --------
+    >>> lookup({"header": {"cella": (10.0, 20.0, 30.0)}, "meta": {"kV": 300}}, "cella.y")
+    20.0
+    >>> lookup({"header": {}, "meta": {"kV": 300}}, "meta.kV")
+    300
+    """
+    first, *parts = name.split(".")
+    value = facts["header"][first] if first in facts["header"] else facts[first]
+    for part in parts:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, (list, tuple)) and (part in _PARTS or part.isdigit()):
+            value = value[_PARTS[part] if part in _PARTS else int(part)]
+        else:
+            raise KeyError(f"{name}: no part {part!r} in {value!r:.60}")
+    return value
+
+
+def field_text(value: Any) -> str:
+    """How ``info --field`` prints a value: numbers plainly, triples space-separated, labels
+    one per line, dicts as JSON.
+
+    Examples
+    --------
+    >>> field_text((0.83, 0.83, 1.0)), field_text(b"MAP "), field_text(None)
+    ('0.83 0.83 1', 'MAP', 'none')
+    """
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return json.dumps(_jsonable(value), ensure_ascii=False)
+    if isinstance(value, bytes):
+        return value.decode("latin-1").strip(" \0")
+    if isinstance(value, list) and all(isinstance(v, (str, bytes)) for v in value):
+        return "\n".join(field_text(v) if isinstance(v, bytes) else v for v in value)
+    if isinstance(value, (list, tuple)):
+        return " ".join(_num(v) if isinstance(v, (int, float)) else field_text(v)
+                        for v in value)
+    if isinstance(value, str):
+        return value
+    return _num(value)
+
+
+def _sections_in_blocks(count: int, section_bytes: int) -> Iterator[range]:
+    per_block = max(1, _BLOCK_BYTES // max(section_bytes, 1))
+    for first in range(0, count, per_block):
+        yield range(first, min(first + per_block, count))
+
+
+def _data_stats(reader: MRCReader, run: Run) -> Stats:
+    header = reader.header
+    ny, nx = header.section_shape
+    total = Stats()
+    section_bytes = ny * nx * header.dtype.itemsize
+    with run.bar(reader.sections * section_bytes, Path(reader.source.name).name) as update:
+        for sections in _sections_in_blocks(reader.sections, section_bytes):
+            block = np.empty((len(sections), ny, nx), header.dtype)
+            reader.read_sections_into(sections, block)
+            total.merge(Stats.of(block))
+            update(block.nbytes)
+    return total
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON for programs: an object for one file, a list for several.")
+@click.option("--stats", is_flag=True,
+              help="Also compute min, max, mean and RMS from the data (reads every frame).")
+@click.option("--field", "fields", multiple=True, metavar="NAME",
+              help="Print only this value: a header field as stored (nx, mode, cella, "
+                   "label, ...) or a derived one (shape, dtype, voxel_size, compressor, ratio, "
+                   "meta, ...); NAME.PART picks a part (cella.x, meta.key). Repeatable.")
+@click.option("--permissive", is_flag=True,
+              help="Show what can be read of a damaged file (with warnings) instead of failing.")
+@_common
+def info(run: Run, files: tuple[Path, ...], as_json: bool, stats: bool,
+         fields: tuple[str, ...], permissive: bool) -> int:
+    """Summarise MRC/MRCZ FILES: shape, mode, voxel size, compression, statistics, labels,
+    metadata.
+
+    Reads only the header, the extended header and (MRCZ) the 16-byte chunk headers, unless
+    --stats is given.
+    """
+    if as_json and fields:
+        raise click.UsageError("--json and --field cannot be combined")
+    for name in fields:
+        if name.split(".")[0] not in _HEADER_FIELDS + _DERIVED_FIELDS:
+            raise click.BadParameter(
+                f"{name!r} is neither a header field ({', '.join(_HEADER_FIELDS)}) nor a "
+                f"derived value ({', '.join(_DERIVED_FIELDS)})", param_hint="--field")
+    reports: list[dict[str, Any]] = []
+
+    def one(path: Path) -> None:
+        with MRCReader(path, permissive=permissive) as reader:
+            facts = facts_of(reader, _data_stats(reader, run) if stats else None)
+        if as_json:
+            reports.append(_jsonable(facts))
+        elif fields:
+            for name in fields:
+                try:
+                    value = lookup(facts, name)
+                    text = (" ".join(f"0x{b:02x}" for b in value) if name == "machst"
+                            else field_text(value))
+                except (KeyError, IndexError) as exc:
+                    raise CLIError(f"{path}: {exc.args[0] if exc.args else name}") from None
+                prefix = (f"{path}: " if len(files) > 1 else "") + (
+                    f"{name} = " if len(fields) > 1 else "")
+                click.echo(prefix + text)
+        else:
+            if reports:
+                click.echo()
+            reports.append(facts)
+            click.echo(info_text(facts))
+
+    for path in files:
+        run.attempt(path, functools.partial(one, path))
+    if as_json and reports:
+        click.echo(json.dumps(reports[0] if len(files) == 1 else reports, indent=2,
+                              ensure_ascii=False, allow_nan=False))
+    return 1 if run.failures else 0
+
+
+# --- validate -----------------------------------------------------------------------------
+@cli.command(name="validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--deep", is_flag=True,
+              help="Decode every frame of compressed files (statistics, chunk checksums).")
+@_common
+def validate_command(run: Run, files: tuple[Path, ...], deep: bool) -> int:
+    """Check FILES against MRC2014 and MRCZ; print each problem on its own line.
+
+    Exit status: 0 if every file is valid, 1 if some file is invalid, 2 if some file could
+    not be read at all. Warnings are printed but do not make a file invalid.
+    """
+    from .validate import validate
+
+    sizes = {}
+    for path in files:
+        with contextlib.suppress(OSError):
+            sizes[path] = path.stat().st_size
+    valid = invalid = unreadable = 0
+    with run.bar(sum(sizes.values()), "validate") as update:
+        for path in files:
+            try:
+                issues = validate(path, deep=deep)
+            except Exception as exc:  # noqa: BLE001 - unreadable: missing, a directory, ...
+                run.fail(exc, path)
+                unreadable += 1
+                continue
+            finally:
+                update(sizes.get(path, 0))
+            prefix = f"{path}: "
+            for issue in issues:
+                message = issue.message.removeprefix(prefix)
+                click.echo(f"{path}: {issue.severity}: [{issue.code}] {issue.field}: {message}")
+            if any(issue.severity == "error" for issue in issues):
+                invalid += 1
+            else:
+                valid += 1
+                warned = sum(1 for issue in issues if issue.severity == "warning")
+                run.say(f"{path}: valid" + (f" ({warned} warnings)" if warned else ""))
+    if len(files) > 1:
+        run.say(f"{len(files)} files: {valid} valid, {invalid} invalid, {unreadable} unreadable")
+    return 2 if unreadable else 1 if invalid else 0
+
+
+# --- reading frames from MRC and TIFF files ---------------------------------------------------
+@dataclass
+class Frames:
+    """Sections of an MRC, MRCZ or TIFF file, read a block at a time, and what describes
+    them (shape, voxel size, metadata)."""
+
+    path: str
+    shape: tuple[int, ...]
+    kind: str
+    dtype: np.dtype[Any]
+    voxel_size: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    meta: dict[str, Any] | None
+    labels: list[str]
+    read_sections: Callable[[range], np.ndarray]
+    close: Callable[[], None]
+    header: Header | None = None  # MRC sources: every field, kept when writing MRC
+    mode: int | None = None  # MRC sources: the mode to keep
+
+    @property
+    def sections(self) -> int:
+        """Number of 2-D sections."""
+        return int(np.prod(self.shape[:-2], dtype=np.int64))
+
+    @property
+    def section_shape(self) -> tuple[int, int]:
+        """(rows, columns) of one section."""
+        return self.shape[-2], self.shape[-1]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all sections in memory."""
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def blocks(self, update: Callable[[int], object]) -> Iterator[np.ndarray]:
+        """All sections in blocks ``(k, rows, columns)`` of about 16 MiB, each a new array."""
+        ny, nx = self.section_shape
+        for sections in _sections_in_blocks(self.sections, ny * nx * self.dtype.itemsize):
+            block = self.read_sections(sections)
+            update(block.nbytes)
+            yield block
+
+    def converted(self, dtype: np.dtype[Any]) -> Frames:
+        """The same frames converted to ``dtype`` as they are read."""
+        read = self.read_sections
+        return Frames(self.path, self.shape, self.kind, dtype, self.voxel_size, self.origin,
+                      self.meta, self.labels, lambda s: read(s).astype(dtype), self.close,
+                      self.header, None)
+
+
+def is_tiff(path: str | os.PathLike[str]) -> bool:
+    """True if the file starts like a TIFF or BigTIFF file."""
+    with open(path, "rb") as f:
+        return f.read(4) in _TIFF_MAGIC
+
+
+def open_frames(path: str | os.PathLike[str], n_threads: int | None = None) -> Frames:
+    """:class:`Frames` of an MRC/MRCZ file, or of a TIFF file (recognised by its first
+    bytes)."""
+    if is_tiff(path):
+        return _tiff_frames(os.fspath(path))
+    reader = MRCReader(path, n_threads=n_threads)
+    h = reader.header
+    ny, nx = h.section_shape
+
+    def read(sections: range) -> np.ndarray:
+        out = np.empty((len(sections), ny, nx), h.dtype)
+        reader.read_sections_into(sections, out)
+        return out
+
+    return Frames(
+        path=os.fspath(path), shape=reader.shape, kind=_kind(h, reader.shape), dtype=h.dtype,
+        voxel_size=tuple(h.voxel_size), origin=tuple(h.origin),  # type: ignore[arg-type]
+        meta=_meta(h), labels=h.labels, read_sections=read, close=reader.close, header=h,
+        mode=h.base_mode,
+    )
+
+
+def _tiff_info(tif: Any) -> dict[str, Any]:
+    """What mrcio stored in a TIFF it wrote (voxel size, origin, kind, metadata, labels)."""
+    found: Any = None
+    if tif.is_shaped and tif.shaped_metadata:
+        found = tif.shaped_metadata[0].get("mrcio")
+    elif tif.is_imagej and tif.imagej_metadata:
+        with contextlib.suppress(TypeError, ValueError, AttributeError):
+            found = json.loads(tif.imagej_metadata.get("Info", "")).get("mrcio")
+    return found if isinstance(found, dict) else {}
+
+
+def _tiff_voxel_size(tif: Any) -> tuple[float, float, float]:
+    """Voxel size in angstroms from an ImageJ calibration or the TIFF resolution tags
+    (0 where unknown)."""
+    page = tif.pages.first
+    if 282 not in page.tags or 283 not in page.tags:  # XResolution, YResolution
+        return (0.0, 0.0, 0.0)
+    per_x, per_y = page.resolution
+    ij = tif.imagej_metadata if tif.is_imagej else None
+    if ij and str(ij.get("unit", "")).lower() in _UNITS:
+        unit = _UNITS[str(ij["unit"]).lower()]
+    else:
+        unit = _RESOLUTION_UNITS.get(int(page.resolutionunit), 0.0)
+    if not unit or per_x <= 0 or per_y <= 0:
+        return (0.0, 0.0, 0.0)
+    x, y = unit / per_x, unit / per_y
+    z = float(ij["spacing"]) * unit if ij and "spacing" in ij else x
+    return (x, y, z)
+
+
+def _tiff_frames(path: str) -> Frames:
+    import tifffile
+
+    tif = tifffile.TiffFile(path)
+    try:
+        series = tif.series[0]
+        shape, axes, dtype = tuple(series.shape), series.axes, np.dtype(series.dtype)
+        if "S" in axes or len(shape) < 2 or axes[-2:] != "YX":
+            raise CLIError(f"{path}: TIFF of shape {shape} (axes {axes}) is not a greyscale "
+                           "image or stack of images")
+        info = _tiff_info(tif)
+        stored = tuple(int(n) for n in info.get("shape", ()))
+        if stored and int(np.prod(stored)) == int(np.prod(shape)) and stored[-2:] == shape[-2:]:
+            shape = stored  # tifffile drops axes of length 1
+        kind = info.get("kind") if info.get("kind") in _AXES else None
+        if kind is None:
+            kind = {2: "image", 4: "volume stack"}.get(len(shape), "stack")
+            if len(shape) == 3 and "Z" in axes:
+                kind = "volume"
+            if len(shape) > 4:
+                shape = (int(np.prod(shape[:-2])), *shape[-2:])
+        voxel = tuple(float(v) for v in info.get("voxel_size", _tiff_voxel_size(tif)))
+        origin = tuple(float(v) for v in info.get("origin", (0.0, 0.0, 0.0)))
+        meta = info.get("meta")
+        labels = [str(t) for t in info.get("labels", [])]
+    except BaseException:
+        tif.close()
+        raise
+
+    def read(sections: range) -> np.ndarray:
+        return np.stack([tif.asarray(key=k, series=0) for k in sections])
+
+    return Frames(path=path, shape=shape, kind=kind, dtype=dtype,
+                  voxel_size=voxel, origin=origin,  # type: ignore[arg-type]
+                  meta=meta if isinstance(meta, dict) else None, labels=labels,
+                  read_sections=read, close=tif.close)
+
+
+# --- writing --------------------------------------------------------------------------------
+def _target(dst: Path, force: bool) -> None:
+    """Refuse to replace an existing file without ``--force``, or to write into nowhere."""
+    if dst.is_dir():
+        raise CLIError(f"{dst}: is a directory")
+    if dst.exists() and not force:
+        raise CLIError(f"{dst}: exists (use --force to replace it)")
+    if not dst.parent.is_dir():
+        raise CLIError(f"{dst}: directory {dst.parent} does not exist")
+
+
+def _kept_layout(header: Header, compressed: bool) -> Layout:
+    """The layout of an MRC file, every field kept, for rewriting it in another form.
+
+    A file becoming MRCZ gets the ``MRCZ<version>`` label, and an image stack's MZ becomes 1
+    (mrcz reads MZ as sections per frame); the voxel size stays the same.
+    """
+    layout = layout_of(header)
+    labels = [_ascii(label) for label in header.labels]
+    if compressed and header.mrcz_version is None:
+        labels = [MRCZ_LABEL, *labels][:10]
+        if header.channels == 1 and int(header["ispg"]) == 0 and layout.mz not in (0, 1):
+            layout.mz = 1
+    layout.labels = labels
+    return layout
+
+
+def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int,
+               blosc2: bool, n_threads: int | None, mode: int | None, force: bool,
+               update: Callable[[int], object],
+               verify: Callable[[Path], None] | None) -> None:
+    """Write ``frames`` as MRC (or MRCZ with ``compressor``) through a temporary file."""
+    try:
+        base, imod_unsigned = choose_mode(frames.dtype, mode)
+    except (TypeError, ValueError) as exc:
+        hint = " (use convert --mode, and --dtype to change the data type)"
+        raise CLIError(f"{frames.path}: {exc}{hint}") from None
+    if compressor is not None and base == 101:
+        raise CLIError(f"{frames.path}: mode 101 (4-bit) data cannot be compressed (mrcz "
+                       "cannot read them back); convert with --mode 0 or 6 first")
+    meta, extended, exttyp = frames.meta, None, None
+    if frames.header is not None:
+        layout = _kept_layout(frames.header, compressor is not None)
+        byteorder = frames.header.byteorder
+        if not isinstance(frames.header.extended, dict) and frames.header.extended_bytes:
+            extended = frames.header.extended_bytes
+            exttyp = frames.header.exttyp or None
+    else:
+        ny, nx = frames.section_shape
+        per = frames.shape[1] if len(frames.shape) == 4 else 1
+        plan = Plan(frames.sections, ny, nx, per, frames.kind, frames.dtype, ())
+        labels = frames.labels or [mrcio_label()]
+        if (compressor is not None or meta is not None) and not labels[0].startswith("MRCZ"):
+            labels = [MRCZ_LABEL, *labels]
+        layout = modern_layout(plan, frames.voxel_size, frames.origin,
+                               [_ascii(t) for t in labels][:10])
+        byteorder = native_order(frames.dtype)
+    encoding = Encoding(
+        mode=base, byteorder=byteorder, compressor=compressor, clevel=clevel, blosc2=blosc2,
+        n_threads=n_threads or default_threads(), imod_unsigned=imod_unsigned,
+        # MRCZ chunk checksums live in a JSON extended header, which would replace another
+        # kind (FEI, CCP4 symmetry records): keep that instead
+        checksums=extended is None,
+    )
+    with AtomicFile(dst, overwrite=force) as out:
+        writer = SectionWriter(out.handle, layout, encoding, meta=meta, extended=extended,
+                               exttyp=exttyp, expected_sections=frames.sections,
+                               name=os.fspath(dst))
+        writer.write_blocks(frames.blocks(update))
+        writer.finish()
+        if verify is not None:
+            verify(out.temp)
+
+
+def _tiff_description(frames: Frames) -> dict[str, Any]:
+    info: dict[str, Any] = {"shape": list(frames.shape), "kind": frames.kind,
+                            "voxel_size": list(frames.voxel_size),
+                            "origin": list(frames.origin)}
+    if frames.labels:
+        info["labels"] = frames.labels
+    if frames.meta is not None:
+        info["meta"] = _jsonable(frames.meta)
+    return info
+
+
+def _write_tiff(frames: Frames, dst: Path, *, force: bool, update: Callable[[int], object],
+                verify: Callable[[Path], None] | None) -> None:
+    """Write ``frames`` as a multi-page TIFF: ImageJ hyperstack where ImageJ can hold the
+    data type (uint8, int16, uint16, float32), else a plain TIFF with tifffile's JSON
+    description; voxel size in the resolution tags (and ImageJ's calibration), origin,
+    labels and metadata in the description."""
+    import io
+
+    import tifffile
+
+    dtype = frames.dtype.newbyteorder("=")
+    info = _tiff_description(frames)
+    axes = _AXES[frames.kind]
+    vx, vy, vz = frames.voxel_size
+    options: dict[str, Any] = {}
+    if dtype in (np.uint8, np.int16, np.uint16, np.float32):
+        options["imagej"] = True
+        metadata: dict[str, Any] = {"axes": axes, "Info": json.dumps({"mrcio": info})}
+        if vx > 0 and vy > 0:
+            options["resolution"] = (10.0 / vx, 10.0 / vy)  # pixels per nm
+            metadata.update(unit="nm", spacing=(vz or vx) / 10.0)
+    else:
+        options["photometric"] = "minisblack"
+        metadata = {"axes": axes, "mrcio": info}
+        if vx > 0 and vy > 0:
+            options.update(resolution=(1e8 / vx, 1e8 / vy), resolutionunit="CENTIMETER")
+
+    def pages() -> Iterator[np.ndarray]:
+        for block in frames.blocks(update):
+            yield from block.astype(dtype, copy=False)
+
+    with AtomicFile(dst, overwrite=force) as out:
+        buffered = io.BufferedRandom(out.handle, 2**20)
+        try:
+            tifffile.imwrite(buffered, pages(), shape=frames.shape, dtype=dtype,
+                             metadata=metadata, **options)
+            buffered.flush()
+        finally:
+            buffered.detach()  # the handle stays open for AtomicFile's fsync and rename
+        if verify is not None:
+            verify(out.temp)
+
+
+def _verifier(source: Frames, dst: Path, run: Run) -> Callable[[Path], None]:
+    """A check that a written (temporary) file holds the same data, voxel size and metadata
+    as ``source``; it raises :class:`CLIError` naming ``dst``."""
+
+    def verify(written: Path) -> None:
+        try:
+            back = open_frames(written)
+        except MRCError as exc:
+            raise CLIError(f"{dst}: verification failed: cannot read it back ({exc.problem})"
+                           ) from exc
+        try:
+            if back.shape != source.shape:
+                raise CLIError(f"{dst}: verification failed: shape {back.shape} read back, "
+                               f"{source.shape} written")
+            if not np.allclose(back.voxel_size, source.voxel_size, rtol=1e-6):
+                raise CLIError(f"{dst}: verification failed: voxel size {back.voxel_size} "
+                               f"read back, {source.voxel_size} written")
+            if source.meta is not None and back.meta != _jsonable(source.meta):
+                raise CLIError(f"{dst}: verification failed: metadata differ")
+            pairs = zip(source.blocks(_ignore), back.blocks(_ignore), strict=True)
+            with run.bar(source.nbytes, f"verify {dst.name}") as update:
+                first = 0
+                for a, b in pairs:
+                    nan = a.dtype.kind in "fc"
+                    if not np.array_equal(a, b, equal_nan=nan):
+                        bad = first + int(np.argmax([not np.array_equal(x, y, equal_nan=nan)
+                                                     for x, y in zip(a, b, strict=True)]))
+                        raise CLIError(f"{dst}: verification failed: section {bad} differs")
+                    first += len(a)
+                    update(a.nbytes)
+        finally:
+            back.close()
+
+    return verify
+
+
+def _open_source(src: Path, n_threads: int | None, dtype: str | None) -> Frames:
+    frames = open_frames(src, n_threads)
+    return frames.converted(np.dtype(dtype)) if dtype is not None else frames
+
+
+def _output_format(path: Path) -> str:
+    """``"mrc"``, ``"mrcz"`` or ``"tiff"`` from a file name."""
+    name = path.name.lower()
+    if name.endswith(_TIFF_SUFFIXES):
+        return "tiff"
+    if name.endswith(".mrcz"):
+        return "mrcz"
+    if name.endswith(_MRC_SUFFIXES):
+        return "mrc"
+    raise CLIError(f"{path}: cannot tell the output format from the name (use .mrc, .mrcs, "
+                   ".map, .mrcz, .tif or .tiff)")
+
+
+def _convert(run: Run, src: Path, dst: Path, fmt: str, *, codec: str | None, clevel: int,
+             blosc2: bool, n_threads: int | None, mode: int | None, dtype: str | None,
+             force: bool, verify: bool) -> None:
+    """Convert one file and report what was done (sizes, ratio, speed)."""
+    _target(dst, force)
+    before = src.stat().st_size
+    frames = _open_source(src, n_threads, dtype)
+    try:
+        if fmt == "mrcz" and codec is None:
+            header = frames.header
+            codec = header.compressor if header is not None and header.compressor in \
+                WRITE_CODECS else "zstd"
+        check = _verifier(frames, dst, run) if verify else None
+        start = time.perf_counter()
+        with run.bar(frames.nbytes, src.name) as update:
+            if fmt == "tiff":
+                _write_tiff(frames, dst, force=force, update=update, verify=check)
+            else:
+                _write_mrc(frames, dst, compressor=codec if fmt == "mrcz" else None,
+                           clevel=clevel, blosc2=blosc2, n_threads=n_threads,
+                           mode=mode if mode is not None else frames.mode, force=force,
+                           update=update, verify=check)
+        seconds = time.perf_counter() - start
+    finally:
+        frames.close()
+    after = dst.stat().st_size
+    what = {"mrcz": f"MRCZ {codec}-{clevel}{' (Blosc2)' if blosc2 else ''}",
+            "mrc": "MRC", "tiff": "TIFF"}[fmt]
+    ratio = ""
+    if fmt == "mrcz":
+        ratio = f", ratio {frames.nbytes / max(after, 1):.2f}"
+    elif frames.header is not None and frames.header.compressor is not None:
+        ratio = f", was ratio {frames.nbytes / max(before, 1):.2f}"
+    run.say(f"{src} -> {dst} ({what}): {_size(before)} -> {_size(after)}{ratio}, "
+            f"{seconds:.2f} s, {frames.nbytes / MB / max(seconds, 1e-9):,.0f} MB/s"
+            + (", verified" if verify else ""))
+
+
+def _default_output(src: Path, suffix: str) -> Path:
+    """``src`` beside itself with its MRC suffix (and .gz/.bz2) replaced by ``suffix``.
+
+    Examples
+    --------
+    >>> _default_output(Path("data/movie.mrc.gz"), ".mrcz").as_posix()
+    'data/movie.mrcz'
+    >>> _default_output(Path("stack.mrcz"), ".mrc").name, _default_output(Path("x"), ".png").name
+    ('stack.mrc', 'x.png')
+    """
+    name = src.name
+    for ending in _CONTAINER_SUFFIXES:
+        if name.lower().endswith(ending):
+            name = name[: -len(ending)]
+    stem, ext = os.path.splitext(name)
+    if ext.lower() in (*_MRC_SUFFIXES, ".mrcz", *_TIFF_SUFFIXES):
+        name = stem
+    return src.with_name(name + suffix)
+
+
+def _targets(inputs: Sequence[Path], output: Path | None, suffix: str) -> list[tuple[Path, Path]]:
+    """(input, output) pairs: outputs beside the inputs, in ``output`` if it is a directory,
+    or ``output`` itself for a single input."""
+    if output is not None and len(inputs) > 1 and not output.is_dir():
+        raise click.UsageError(f"-o {output}: with several inputs -o must be an existing "
+                               "directory")
+    pairs = []
+    for src in inputs:
+        dst = _default_output(src, suffix)
+        if output is not None:
+            dst = output / dst.name if output.is_dir() else output
+        pairs.append((src, dst))
+    seen: dict[Path, Path] = {}
+    for src, dst in pairs:
+        if dst in seen:
+            raise click.UsageError(f"{seen[dst]} and {src} would both be written to {dst}")
+        seen[dst] = src
+    return pairs
+
+
+def _output_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("-o", "--output", type=click.Path(path_type=Path), help=help_text)
+
+
+_codec_option = click.option(
+    "--codec", type=click.Choice(WRITE_CODECS), default="zstd", show_default=True,
+    help="Blosc codec.")
+_clevel_option = click.option(
+    "--clevel", type=click.IntRange(0, 9), default=1, show_default=True,
+    help="Compression level, 0 (store) to 9.")
+_blosc2_option = click.option(
+    "--blosc2", is_flag=True,
+    help="Write Blosc2-format chunks (read by mrcio and mrcz 0.6, not by mrcz 0.5).")
+_threads_option = click.option(
+    "-j", "--threads", type=click.IntRange(min=1), default=None,
+    help="Threads for compression and decompression [default: all cores].")
+_force_option = click.option("-f", "--force", is_flag=True,
+                             help="Replace existing output files.")
+_verify_option = click.option(
+    "--verify", is_flag=True,
+    help="Read the output back and compare it with the input before it replaces anything.")
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_output_option("Output file, or directory for several inputs [default: each input's name "
+                "with .mrcz, beside it].")
+@_codec_option
+@_clevel_option
+@_blosc2_option
+@_threads_option
+@_force_option
+@_verify_option
+@_common
+def compress(run: Run, inputs: tuple[Path, ...], output: Path | None, codec: str, clevel: int,
+             blosc2: bool, threads: int | None, force: bool, verify: bool) -> int:
+    """Compress MRC files to MRCZ (one Blosc chunk per frame, bit-shuffled).
+
+    Every header field, the labels and the extended header are kept; the output gets the
+    MRCZ label and chunk checksums. Prints sizes, ratio and speed.
+    """
+    for src, dst in _targets(inputs, output, ".mrcz"):
+        run.attempt(src, functools.partial(
+            _convert, run, src, dst, "mrcz", codec=codec, clevel=clevel, blosc2=blosc2, n_threads=threads,
+            mode=None, dtype=None, force=force, verify=verify))
+    return 1 if run.failures else 0
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@_output_option("Output file, or directory for several inputs [default: each input's name "
+                "with .mrc, beside it].")
+@_threads_option
+@_force_option
+@_verify_option
+@_common
+def decompress(run: Run, inputs: tuple[Path, ...], output: Path | None, threads: int | None,
+               force: bool, verify: bool) -> int:
+    """Decompress MRCZ files to plain MRC, keeping every header field and the metadata.
+
+    Files that are not compressed are skipped with a note.
+    """
+    for src, dst in _targets(inputs, output, ".mrc"):
+
+        def one(src: Path = src, dst: Path = dst) -> None:
+            if is_tiff(src):
+                raise CLIError(f"{src}: is a TIFF file (use mrcio convert)")
+            with MRCReader(src) as reader:
+                compressed = reader.header.compressor is not None
+            if not compressed:
+                run.note(f"{src}: not compressed, skipped")
+                return
+            _convert(run, src, dst, "mrc", codec=None, clevel=1, blosc2=False,
+                     n_threads=threads, mode=None, dtype=None, force=force, verify=verify)
+
+        run.attempt(src, one)
+    return 1 if run.failures else 0
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--codec", type=click.Choice(WRITE_CODECS), default=None,
+              help="Codec of an .mrcz target [default: the source's, else zstd].")
+@_clevel_option
+@_blosc2_option
+@click.option("--mode", type=click.Choice(WRITE_MODES), default=None,
+              help="MRC mode of an MRC/MRCZ target; uint8 data need 6 (stored as uint16), "
+                   "0 (bytes marked unsigned for IMOD) or 101 (4-bit).")
+@click.option("--dtype", type=click.Choice(CONVERT_DTYPES), default=None,
+              help="Convert the pixels to this type first (e.g. float32 for float64 TIFFs).")
+@_threads_option
+@_force_option
+@_verify_option
+@_common
+def convert(run: Run, source: Path, target: Path, codec: str | None, clevel: int,
+            blosc2: bool, mode: str | None, dtype: str | None, threads: int | None,
+            force: bool, verify: bool) -> int:
+    """Convert SOURCE to TARGET between MRC, MRCZ and (multi-page) TIFF.
+
+    The formats come from TARGET's name (.mrc/.mrcs/.map, .mrcz, .tif/.tiff) and SOURCE's
+    contents. Voxel size, origin, labels and metadata are kept where the target can hold
+    them: TIFF files get the voxel size as resolution (and ImageJ calibration) and the rest
+    in their description, from which a later conversion back restores it.
+    """
+    try:
+        fmt = _output_format(target)
+    except CLIError as exc:
+        raise click.UsageError(str(exc)) from None
+
+    def one() -> None:
+        if fmt == "tiff" and is_tiff(source):
+            raise CLIError(f"{source}: is already a TIFF file")
+        _convert(run, source, target, fmt, codec=codec, clevel=clevel, blosc2=blosc2,
+                 n_threads=threads, mode=None if mode is None else int(mode), dtype=dtype,
+                 force=force, verify=verify)
+
+    run.attempt(source, one)
+    return 1 if run.failures else 0
+
+
+# --- preview ------------------------------------------------------------------------------
+def _frame_sections(reader: MRCReader, frames: Sequence[int]) -> list[int]:
+    """The section shown for each frame: the frame itself, or a volume's middle section."""
+    per = reader.header.channels
+    if len(reader.shape) == 4:
+        return [f * per + per // 2 for f in frames]
+    return list(frames)
+
+
+def _read_sections(reader: MRCReader, sections: Sequence[int]) -> np.ndarray:
+    ny, nx = reader.header.section_shape
+    out = np.empty((len(sections), ny, nx), reader.header.dtype)
+    reader.read_sections_into(sections, out)
+    return out
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@_output_option("PNG file to write [default: FILE's name with .png, beside it].")
+@click.option("-k", "--frame", type=int, default=None,
+              help="Frame to show (a section of a volume, a volume's middle section in a "
+                   "volume stack); negative counts from the end [default: the middle one].")
+@click.option("--sum", "summed", is_flag=True,
+              help="Show the sum of all frames (e.g. a movie's total exposure).")
+@click.option("--montage", type=click.IntRange(min=2), default=None, metavar="N",
+              help="Show N frames, evenly spaced, side by side.")
+@click.option("--size", type=click.IntRange(min=16), default=512, show_default=True,
+              help="Longest side of the picture in pixels.")
+@click.option("--scale-bar/--no-scale-bar", default=True, show_default=True,
+              help="Draw a scale bar (needs a voxel size in the header).")
+@_force_option
+@_common
+def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed: bool,
+            montage: int | None, size: int, scale_bar: bool, force: bool) -> int:
+    """Write a PNG picture of FILE: contrast-stretched (0.5 to 99.5 percentile), binned to
+    --size, with a scale bar from the voxel size."""
+    chosen = [name for name, given in (("--frame", frame is not None), ("--sum", summed),
+                                       ("--montage", montage is not None)) if given]
+    if len(chosen) > 1:
+        raise click.UsageError(f"{' and '.join(chosen)} cannot be combined")
+    dst = output or _default_output(file, ".png")
+
+    def one() -> None:
+        from .preview import pixel_size_of, render, write_png
+
+        _target(dst, force)
+        with MRCReader(file) as reader:
+            count = reader.frame_count
+            labels = None
+            if summed:
+                image = np.zeros(reader.header.section_shape, np.float64)
+                sections = _frame_sections(reader, range(count))
+                ny, nx = reader.header.section_shape
+                section_bytes = ny * nx * reader.header.dtype.itemsize
+                with run.bar(len(sections) * section_bytes, file.name) as update:
+                    for part in _sections_in_blocks(len(sections), section_bytes):
+                        block = _read_sections(reader, [sections[i] for i in part])
+                        image += block.sum(axis=0, dtype=np.float64)
+                        update(block.nbytes)
+                shown, what = image, f"sum of {count} frames"
+            elif montage is not None:
+                picked = sorted({round(i * (count - 1) / max(montage - 1, 1))
+                                 for i in range(min(montage, count))})
+                shown = _read_sections(reader, _frame_sections(reader, picked))
+                labels = [str(k) for k in picked]
+                what = f"frames {', '.join(labels)} of {count}"
+            else:
+                k = count // 2 if frame is None else frame
+                if not -count <= k < count:
+                    raise CLIError(f"{file}: frame {k} out of range ({count} frames)")
+                k %= count
+                shown = _read_sections(reader, _frame_sections(reader, [k]))[0]
+                what = f"frame {k} of {count}" if count > 1 else "the image"
+            pixel = pixel_size_of(reader.header.voxel_size)
+            picture = render(shown, size=size, pixel_size=pixel, labels=labels,
+                             scale_bar=scale_bar)
+        write_png(dst, picture, overwrite=force,
+                  text={"Title": file.name, "Description": f"{what} of {file.name}"})
+        unknown = scale_bar and not pixel
+        run.say(f"{file} -> {dst}: {picture.shape[1]} x {picture.shape[0]} PNG of {what}"
+                + (", no scale bar (voxel size unknown)" if unknown else ""))
+
+    run.attempt(file, one)
+    return 1 if run.failures else 0
+
+
+# --- demo ---------------------------------------------------------------------------------
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Keep the two files here (mrcio-demo.mrc and .mrcz, replaced "
+                                 "if present) [default: a temporary directory, removed].")
+@click.option("--frames", type=click.IntRange(min=1), default=24, show_default=True,
+              help="Frames in the movie.")
+@click.option("--size", type=click.IntRange(min=16), default=1024, show_default=True,
+              help="Frame width and height in pixels.")
+@_codec_option
+@_clevel_option
+@click.option("--seed", type=int, default=20141, show_default=True, help="Random seed.")
+@_threads_option
+@_common
+def demo(run: Run, directory: Path | None, frames: int, size: int, codec: str, clevel: int,
+         seed: int, threads: int | None) -> int:
+    """Write a synthetic counting-mode movie as MRC and MRCZ, read both back, verify them and
+    print sizes, compression ratio and speeds."""
+    from .demo import run_demo
+
+    run.attempt(directory or "demo", lambda: run_demo(
+        directory, frames=frames, size=size, codec=codec, clevel=clevel, seed=seed,
+        n_threads=threads, echo=run.say))
+    return 1 if run.failures else 0
+
