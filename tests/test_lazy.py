@@ -57,7 +57,7 @@ def test_iteration_and_bad_index(movie: tuple[Path, np.ndarray]) -> None:
 def test_relion_addressing(movie: tuple[Path, np.ndarray]) -> None:
     path, data = movie
     with mrcio.open(f"3@{path}") as image:
-        assert image.shape == data.shape[1:] and len(image) == 1
+        assert image.shape == data.shape[1:] and len(image) == data.shape[1]
         assert np.array_equal(image[:], data[2]) and np.array_equal(image.read(), data[2])
     with pytest.raises(IndexError, match="image 8 of 7"):
         mrcio.open(f"8@{path}")
