@@ -1,0 +1,616 @@
+"""The classic API against mrcz 0.6.0: same names, parameters, return values and quirks.
+
+Code written for ``mrcz`` must run unchanged on ``mrcio``: every name exists with mrcz's
+parameters (mrcio only adds keyword-only parameters at the end), ``readMRC`` returns the same
+Python objects and the same header dict, and the quirks user code relies on are kept (inclusive
+``idx=(first, last)``, negative and scalar ``idx``, squeezing, lists for multi-channel frames,
+float64 narrowed to float32, ``pixelunits``, ``fileConvention='eman2'``, ``useMemmap``, appends
+with ``writeMRC(idx=)``, Futures from the async functions).
+
+Where mrcz is wrong, mrcio is right, and the tests say so (DESIGN.md section 3, issue 3 item 5):
+
+* ``pixelunits='\\mum'``: mrcz's reader multiplies angstroms by 1e-5, mrcio by 1e-4 (1 um =
+  10,000 A). mrcz's writer already uses the right factor.
+* MX, MY = NX, NY (mrcz writes 0, so mrcfile, IMOD and RELION see no voxel size), NVERSION 20141
+  (mrcz: 0), exact RMS (mrcz: 0) and mean (mrcz's quickStats: (min + max) / 2 of the first frame,
+  and the first frame's min and max).
+* lz4hc is labelled with codec id 3 (MODE 3002 for float32).
+* 4-bit data (``dtype='uint4'``) of odd width round-trip (mrcz cannot read them back).
+
+All files here are uncompressed, except the one that checks the lz4hc label.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import inspect
+import os
+import re
+import struct
+from pathlib import Path
+from typing import Any
+
+import mrcz
+import numpy as np
+import pytest
+
+import mrcio
+
+CLASSIC_NAMES = [
+    "readMRC",
+    "writeMRC",
+    "readMRCHeader",
+    "writeMRCHeader",
+    "defaultHeader",
+    "setDefaultThreads",
+    "asyncReadMRC",
+    "asyncWriteMRC",
+]
+ALIASES = {
+    "read_mrc": "readMRC",
+    "write_mrc": "writeMRC",
+    "read_mrc_header": "readMRCHeader",
+    "write_mrc_header": "writeMRCHeader",
+    "default_header": "defaultHeader",
+    "set_default_threads": "setDefaultThreads",
+    "async_read_mrc": "asyncReadMRC",
+    "async_write_mrc": "asyncWriteMRC",
+}
+# mrcz exports that are not part of its MRC API: the DM4 reader, backend flags, its test runner
+NOT_MRC_API = {"readDM4", "asyncReadDM4", "read_dm4", "async_read_dm4", "BLOSC_PRESENT",
+               "BLOSC2_PRESENT", "CAN_COMPRESS", "test", "__version__"}
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def assert_same_value(ours: Any, theirs: Any, key: str = "") -> None:
+    """Equal values of the same type (arrays: same dtype and elements)."""
+    if isinstance(theirs, np.ndarray):
+        assert isinstance(ours, np.ndarray), key
+        # byte order aside: mrcz's header['dimensions'] keeps the file's (np.fromfile)
+        assert ours.dtype.newbyteorder("=") == theirs.dtype.newbyteorder("="), (
+            key, ours.dtype, theirs.dtype)
+        assert ours.shape == theirs.shape, key
+        assert np.array_equal(ours, theirs, equal_nan=theirs.dtype.kind in "fc"), (key, ours,
+                                                                                  theirs)
+        return
+    assert type(ours) is type(theirs), (key, type(ours), type(theirs))
+    if isinstance(theirs, float) and np.isnan(theirs):
+        assert np.isnan(ours), key
+    else:
+        assert ours == theirs, (key, ours, theirs)
+
+
+def assert_header_dicts_equal(ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+    assert sorted(ours) == sorted(theirs)
+    for key, value in theirs.items():
+        assert_same_value(ours[key], value, key)
+
+
+def assert_images_equal(ours: Any, theirs: Any) -> None:
+    """The same container (array or list of arrays) with the same arrays."""
+    assert type(ours) is type(theirs)
+    if isinstance(theirs, list):
+        assert len(ours) == len(theirs)
+        for mine, their in zip(ours, theirs):
+            assert_same_value(mine, their)
+    else:
+        assert_same_value(ours, theirs)
+
+
+def read_both(path: Path, **kwargs: Any) -> tuple[Any, dict[str, Any], Any, dict[str, Any]]:
+    image, header = mrcio.readMRC(path, **kwargs)
+    their_image, their_header = mrcz.readMRC(os.fspath(path), **kwargs)
+    return image, header, their_image, their_header
+
+
+def f32(value: Any) -> np.float32:
+    return np.float32(value)
+
+
+# --- names and signatures ------------------------------------------------------------------------
+
+
+def test_every_mrcz_mrc_name_is_covered() -> None:
+    assert set(mrcz.__all__) - NOT_MRC_API == set(CLASSIC_NAMES) | set(ALIASES)
+    for name in [*CLASSIC_NAMES, *ALIASES]:
+        assert hasattr(mrcio, name), name
+        assert name in mrcio.__all__, name
+
+
+@pytest.mark.parametrize("name", CLASSIC_NAMES)
+def test_signature_matches_mrcz(name: str) -> None:
+    """Same parameter names, order, kinds and defaults; mrcio may only add keyword-only
+    parameters (with defaults) after mrcz's."""
+    theirs = list(inspect.signature(getattr(mrcz, name)).parameters.values())
+    ours = list(inspect.signature(getattr(mrcio, name)).parameters.values())
+    assert len(ours) >= len(theirs)
+    for mine, their in zip(ours, theirs):
+        assert (mine.name, mine.kind) == (their.name, their.kind)
+        assert mine.default == their.default, mine.name
+        assert type(mine.default) is type(their.default), mine.name
+    for extra in ours[len(theirs):]:
+        assert extra.kind is inspect.Parameter.KEYWORD_ONLY, extra.name
+        assert extra.default is not inspect.Parameter.empty, extra.name
+
+
+@pytest.mark.parametrize(("alias", "name"), list(ALIASES.items()))
+def test_snake_case_aliases_are_the_same_objects(alias: str, name: str) -> None:
+    assert getattr(mrcio, alias) is getattr(mrcio, name)
+    assert getattr(mrcz, alias) is getattr(mrcz, name)  # as in mrcz
+
+
+def test_default_header_matches_mrcz() -> None:
+    ours, theirs = mrcio.defaultHeader(), mrcz.defaultHeader()
+    assert list(ours) == list(theirs)
+    assert_header_dicts_equal(ours, theirs)
+    assert mrcio.defaultHeader() is not ours  # a fresh dict each time
+
+
+def test_set_default_threads(tmp_path: Path) -> None:
+    before = mrcio.defaultHeader()["n_threads"]
+    data = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    try:
+        assert mrcio.setDefaultThreads(1) is None
+        assert mrcio.defaultHeader()["n_threads"] == 1
+        mrcio.writeMRC(data, tmp_path / "one.mrc")
+        assert np.array_equal(mrcio.readMRC(tmp_path / "one.mrc")[0], data)
+        mrcio.set_default_threads(3)
+        assert mrcio.defaultHeader()["n_threads"] == 3
+        assert np.array_equal(mrcio.readMRC(tmp_path / "one.mrc")[0], data)
+    finally:
+        mrcio.setDefaultThreads(before)
+    assert mrcio.defaultHeader()["n_threads"] == before
+
+
+# --- header dicts and images: files written by mrcz and by mrcio ---------------------------------
+
+
+def classic_inputs() -> dict[str, tuple[Any, dict[str, Any]]]:
+    rng = np.random.default_rng(11)
+    f4 = rng.normal(10, 3, (3, 5, 7)).astype(np.float32)
+    u4 = rng.integers(0, 16, (3, 6, 8)).astype(np.uint8)
+    return {
+        "float32-volume": (f4, {"pixelsize": [3.0, 2.0, 1.5]}),
+        "int16-image": (rng.integers(-3000, 3000, (5, 7)).astype(np.int16), {"pixelsize": 1.25}),
+        "int8-volume": (rng.integers(-128, 128, (3, 5, 7)).astype(np.int8), {}),
+        "uint16-frames-2d": (list(rng.integers(0, 65536, (4, 5, 7)).astype(np.uint16)),
+                             {"pixelsize": [1.0, 1.0, 1.0]}),
+        "float32-frames-3d": (list(rng.normal(size=(2, 3, 5, 7)).astype(np.float32)), {}),
+        "complex64-volume": ((f4 + 1j * f4[::-1]).astype(np.complex64), {}),
+        "big-endian": (f4, {"endian": "be", "pixelsize": [0.5, 0.25, 0.125],
+                            "pixelunits": "nm"}),
+        "meta": (f4, {"meta": {"dose": 1.5, "frames": [1, 2, 3], "name": "x"},
+                      "voltage": 300.0, "C3": 2.7, "gain": 0.8}),
+        "uint4": (u4, {"dtype": "uint4"}),
+    }
+
+
+CLASSIC_INPUTS = classic_inputs()
+
+
+@pytest.mark.parametrize("writer", ["mrcz", "mrcio"])
+@pytest.mark.parametrize("case", list(CLASSIC_INPUTS))
+def test_read_mrc_matches_mrcz(tmp_path: Path, writer: str, case: str) -> None:
+    """readMRC and readMRCHeader give mrcz's objects, keys and values, for files either wrote."""
+    data, kwargs = CLASSIC_INPUTS[case]
+    path = tmp_path / f"{case}.mrc"
+    (mrcz.writeMRC if writer == "mrcz" else mrcio.writeMRC)(data, os.fspath(path), **kwargs)
+
+    image, header, their_image, their_header = read_both(path)
+    assert_images_equal(image, their_image)
+    assert_header_dicts_equal(header, their_header)
+    expected = np.stack(data) if isinstance(data, list) else data
+    got = np.stack(image) if isinstance(image, list) else image
+    assert np.array_equal(got.reshape(expected.shape), expected)
+
+    ours, slices = mrcio.readMRCHeader(path)
+    theirs, their_slices = mrcz.readMRCHeader(os.fspath(path))
+    assert slices == their_slices
+    assert_header_dicts_equal(ours, theirs)
+    for units in ("nm", "pm"):
+        assert_header_dicts_equal(mrcio.readMRCHeader(path, pixelunits=units)[0],
+                                  mrcz.readMRCHeader(os.fspath(path), pixelunits=units)[0])
+
+
+def test_modern_files_in_the_classic_reader(tmp_path: Path) -> None:
+    """Files without an MRCZ label keep MRC2014's MZ (DESIGN.md section 3): mrcio's readMRC
+    returns one array and the voxel size from CELLA / MZ, where mrcz returns a list and divides
+    CELLA.z by NZ (wrong for an image stack, whose CELLA.z covers one section)."""
+    stack = np.arange(3 * 5 * 7, dtype=np.float32).reshape(3, 5, 7)
+    path = tmp_path / "stack.mrcs"
+    mrcio.write(path, stack, stack=True, voxel_size=(1.5, 2.0, 3.0))
+    image, header, their_image, their_header = read_both(path)
+    assert type(image) is np.ndarray
+    assert np.array_equal(image, stack)
+    assert type(their_image) is list and len(their_image) == 3
+    assert header["pixelsize"].tolist() == [3.0, 2.0, 1.5]
+    assert their_header["pixelsize"].tolist() == [1.0, 2.0, 1.5]
+    assert sorted(header) == sorted(their_header)
+
+
+# --- quirks --------------------------------------------------------------------------------------
+
+IDX = [None, 0, 2, -1, -5, (1, 3), (0, 4), (4, 4), (-3, -2), (-5, -1), [1, 2], np.int64(3)]
+# (-5, 4): mrcz counts last - first + 1 = 10 sections before making first positive
+BAD_IDX = [5, -6, (3, 5), (3, 2), (5, 5), (-5, 4)]
+
+
+@pytest.fixture(params=["mrcz", "mrcio"])
+def stack_file(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, np.ndarray]:
+    data = np.arange(5 * 3 * 4, dtype=np.float32).reshape(5, 3, 4)
+    path = tmp_path / f"by_{request.param}.mrc"
+    (mrcz.writeMRC if request.param == "mrcz" else mrcio.writeMRC)(data, os.fspath(path))
+    return path, data
+
+
+@pytest.mark.parametrize("idx", IDX, ids=[repr(i) for i in IDX])
+def test_idx_is_inclusive_and_squeezes(stack_file: tuple[Path, np.ndarray], idx: Any) -> None:
+    path, data = stack_file
+    image, header, their_image, their_header = read_both(path, idx=idx)
+    assert_images_equal(image, their_image)
+    assert_header_dicts_equal(header, their_header)
+    if idx is None:
+        expected = data
+    elif np.isscalar(idx):
+        expected = data[int(idx)]  # one section, squeezed to 2-D
+    else:
+        first, last = (int(i) % 5 for i in idx)
+        expected = np.squeeze(data[first : last + 1])  # last included
+    assert np.array_equal(image, expected)
+    assert header["dimensions"][0] == (1 if expected.ndim == 2 else len(expected))
+
+
+@pytest.mark.parametrize("idx", BAD_IDX, ids=[repr(i) for i in BAD_IDX])
+def test_idx_out_of_range_raises_as_mrcz(stack_file: tuple[Path, np.ndarray], idx: Any) -> None:
+    path, _ = stack_file
+    with pytest.raises(ValueError) as theirs:
+        mrcz.readMRC(os.fspath(path), idx=idx)
+    with pytest.raises(ValueError, match=re.escape(str(theirs.value))):
+        mrcio.readMRC(path, idx=idx)
+
+
+def test_squeezing(tmp_path: Path) -> None:
+    for shape, squeezed in (((1, 5, 7), (5, 7)), ((3, 1, 7), (3, 7)), ((1, 1, 7), (7,))):
+        data = np.arange(np.prod(shape), dtype=np.int16).reshape(shape)
+        path = tmp_path / f"squeeze{len(squeezed)}{shape[1]}.mrc"
+        mrcio.writeMRC(data, path)
+        image, _, their_image, _ = read_both(path)
+        assert image.shape == their_image.shape == squeezed
+        assert np.array_equal(image, data.reshape(squeezed))
+
+
+@pytest.mark.parametrize("writer", ["mrcz", "mrcio"])
+def test_lists_for_multichannel_frames(tmp_path: Path, writer: str) -> None:
+    frames = list(np.arange(3 * 2 * 4 * 5, dtype=np.uint16).reshape(3, 2, 4, 5))
+    path = tmp_path / "channels.mrc"
+    (mrcz.writeMRC if writer == "mrcz" else mrcio.writeMRC)(frames, os.fspath(path))
+    image, _, their_image, _ = read_both(path)
+    assert type(image) is list and len(image) == 3
+    for got, want in zip(image, frames):
+        assert got.shape == (2, 4, 5) and np.array_equal(got, want)
+    assert_images_equal(image, their_image)
+    # slices= overrides MZ; an idx range picks whole frames
+    for kwargs in ({"slices": 0}, {"slices": 1}, {"slices": 3}, {"idx": (2, 5)}, {"idx": 4}):
+        image, header, their_image, their_header = read_both(path, **kwargs)
+        assert_images_equal(image, their_image)
+        assert_header_dicts_equal(header, their_header)
+    assert mrcio.readMRC(path, slices=0)[0].shape == (6, 4, 5)
+    assert mrcio.readMRCHeader(path)[1] == mrcz.readMRCHeader(os.fspath(path))[1] == 2
+
+
+def test_lists_of_2d_frames(tmp_path: Path) -> None:
+    frames = list(np.arange(4 * 3 * 5, dtype=np.float32).reshape(4, 3, 5))
+    path = tmp_path / "frames.mrc"
+    mrcio.writeMRC(frames, path, pixelsize=0.5)
+    for kwargs in ({}, {"idx": 1}, {"idx": (1, 2)}, {"idx": -1}):
+        image, header, their_image, their_header = read_both(path, **kwargs)
+        assert type(image) is list
+        assert_images_equal(image, their_image)
+        assert_header_dicts_equal(header, their_header)
+    image, _ = mrcio.readMRC(path)
+    assert [f.shape for f in image] == [(3, 5)] * 4
+    # the voxel size is the pixel size given, for mrcio's own reader as for mrcz's
+    assert mrcio.readMRC(path)[1]["pixelsize"].tolist() == [0.5, 0.5, 0.5]
+    assert tuple(mrcio.read_header(path).voxel_size) == (0.5, 0.5, 0.5)
+
+
+@pytest.mark.parametrize(("data", "narrowed", "target"), [
+    (np.linspace(-1, 1, 60).reshape(3, 4, 5), np.float32, "float32"),
+    (list(np.linspace(-1, 1, 60).reshape(3, 4, 5)), np.float32, "float32"),
+    (np.linspace(-1, 1, 60).reshape(3, 4, 5) * (1 + 2j), np.complex64, "complex64"),
+], ids=["float64", "float64-frames", "complex128"])
+def test_float64_is_stored_as_float32_with_a_warning(tmp_path: Path, data: Any, narrowed: Any,
+                                                     target: str) -> None:
+    path = tmp_path / "narrowed.mrc"
+    with pytest.warns(mrcio.MRCWarning, match=re.escape(f"to `numpy.{target}`")):
+        mrcio.writeMRC(data, path)
+    expected = np.asarray(data).astype(narrowed)
+    got = mrcio.read(path)
+    assert got.dtype == narrowed
+    assert np.array_equal(got, expected)
+    hdr = mrcio.read_header(path)
+    assert hdr["mode"] == (2 if narrowed is np.float32 else 4)
+    assert path.stat().st_size == 1024 + hdr["nsymbt"] + expected.nbytes
+    their_image, _ = mrcz.readMRC(os.fspath(path))
+    their = np.stack(their_image) if isinstance(their_image, list) else their_image
+    assert np.array_equal(their, expected)
+
+
+def test_dtype_float64_argument_stores_float32(tmp_path: Path) -> None:
+    """mrcz wrote float64 bytes under mode 2 for ``dtype='float64'``; mrcio stores float32."""
+    data = np.linspace(0, 1, 60, dtype=np.float32).reshape(3, 4, 5)
+    path = tmp_path / "f8.mrc"
+    mrcio.writeMRC(data, path, dtype="float64")
+    assert mrcio.read_header(path)["mode"] == 2
+    assert path.stat().st_size == 1024 + data.nbytes
+    assert np.array_equal(mrcio.readMRC(path)[0], data)
+
+
+ANGSTROMS_PER_UNIT = {"\\AA": 1.0, "nm": 10.0, "pm": 0.01, "\\mum": 1e4}
+
+
+@pytest.mark.parametrize("units", list(ANGSTROMS_PER_UNIT))
+def test_pixelunits(tmp_path: Path, units: str) -> None:
+    """pixelsize is [z, y, x] in ``pixelunits``; the file holds angstroms."""
+    given = [0.75, 0.5, 0.25]
+    angstroms = [v * ANGSTROMS_PER_UNIT[units] for v in given]
+    data = np.zeros((2, 3, 4), np.float32)
+    for writer in ("mrcio", "mrcz"):
+        path = tmp_path / f"{writer}.mrc"
+        (mrcz.writeMRC if writer == "mrcz" else mrcio.writeMRC)(
+            data, os.fspath(path), pixelsize=given, pixelunits=units)
+        hdr = mrcio.read_header(path)
+        assert hdr.voxel_size == pytest.approx(angstroms[::-1], rel=1e-6)
+        _, header = mrcio.readMRC(path, pixelunits=units)
+        assert header["pixelunits"] == units
+        assert header["pixelsize"] == pytest.approx(given, rel=1e-6)
+        assert mrcio.readMRCHeader(path, pixelunits=units)[0]["pixelsize"] == pytest.approx(
+            given, rel=1e-6)
+        _, their_header = mrcz.readMRC(os.fspath(path), pixelunits=units)
+        if units == "\\mum":
+            # mrcz's reader converts angstroms to micrometres with 1e-5: ten times too small
+            assert their_header["pixelsize"] == pytest.approx([v / 10 for v in given], rel=1e-6)
+        else:
+            assert their_header["pixelsize"] == pytest.approx(given, rel=1e-6)
+
+
+EMAN2_MODES = {1: "i1", 2: "u1", 3: "i2", 4: "u2", 5: "i4", 6: "u4", 7: "f4"}
+
+
+@pytest.mark.parametrize("mode", list(EMAN2_MODES))
+def test_file_convention_eman2(tmp_path: Path, mode: int) -> None:
+    """EMAN2's old mode numbers, read with fileConvention='eman2' as mrcz reads them."""
+    dtype = np.dtype(EMAN2_MODES[mode])
+    data = (np.arange(3 * 4 * 5) % 100).astype(dtype).reshape(3, 4, 5)
+    template = tmp_path / "template.mrc"
+    mrcio.writeMRC(np.zeros((3, 4, 5), {1: np.int8, 2: np.int16, 4: np.float32}[dtype.itemsize]),
+                   template)
+    head = bytearray(template.read_bytes()[:1024])
+    head[12:16] = struct.pack("<i", mode)
+    path = tmp_path / f"eman2_mode{mode}.mrc"
+    path.write_bytes(bytes(head) + data.tobytes())
+
+    image, header, their_image, their_header = read_both(path, fileConvention="eman2")
+    assert image.dtype == dtype
+    assert np.array_equal(image, data)
+    assert_images_equal(image, their_image)
+    assert_header_dicts_equal(header, their_header)
+    image, _ = mrcio.readMRC(path, fileConvention="EMAN2")  # case-insensitive, as in mrcz
+    assert np.array_equal(image, data)
+
+
+def test_file_convention_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "a.mrc"
+    mrcio.writeMRC(np.zeros((2, 3), np.float32), path)
+    with pytest.raises(ValueError) as theirs:
+        mrcz.readMRC(os.fspath(path), fileConvention="imagic")
+    with pytest.raises(ValueError, match=re.escape(str(theirs.value))):
+        mrcio.readMRC(path, fileConvention="imagic")
+
+
+@pytest.mark.parametrize("idx", [None, (1, 2), 3, -1])
+def test_use_memmap(stack_file: tuple[Path, np.ndarray], idx: Any) -> None:
+    path, data = stack_file
+    image, header, their_image, their_header = read_both(path, useMemmap=True, idx=idx)
+    try:
+        assert type(image) is np.memmap and type(their_image) is np.memmap
+        assert image.shape == their_image.shape  # not squeezed, as in mrcz
+        assert image.dtype == their_image.dtype
+        assert np.array_equal(image, their_image)
+        assert_header_dicts_equal(header, their_header)
+        if idx is None:
+            expected = data
+        elif np.isscalar(idx):
+            expected = data[idx : idx + 1] if idx >= 0 else data[idx:]
+        else:
+            expected = data[idx[0] : idx[1] + 1]
+        assert np.array_equal(image, expected)
+        before = path.read_bytes()
+        image[...] = -7  # copy-on-write: the file is not changed
+        assert path.read_bytes() == before
+    finally:
+        del image, their_image
+
+
+# --- appends -------------------------------------------------------------------------------------
+
+
+def assert_stats_of(path: Path, data: np.ndarray) -> None:
+    """The header's DMIN/DMAX/DMEAN/RMS are the exact statistics of ``data`` (as float32)."""
+    hdr = mrcio.read_header(path)
+    wide = data.astype(np.float64)
+    assert f32(hdr["dmin"]) == f32(wide.min())
+    assert f32(hdr["dmax"]) == f32(wide.max())
+    assert f32(hdr["dmean"]) == f32(wide.mean())
+    assert f32(hdr["rms"]) == f32(wide.std())
+
+
+def test_append_keeps_json_and_updates_nz_and_statistics(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    first = rng.normal(0, 1, (3, 4, 5)).astype(np.float32)
+    more = rng.normal(4, 2, (2, 4, 5)).astype(np.float32)
+    meta = {"dose": 1.5, "frames": [1, 2, 3], "detector": "K3"}
+    path = tmp_path / "movie.mrc"
+    mrcio.writeMRC(first, path, meta=meta, pixelsize=[3.0, 2.0, 1.0], voltage=300.0)
+    labels = mrcio.read_header(path).labels
+
+    mrcio.writeMRC(more, path, idx=3)  # append
+    whole = np.concatenate([first, more])
+    hdr = mrcio.read_header(path)
+    assert hdr["nz"] == 5
+    assert hdr.extended == meta
+    assert hdr.exttyp == "json"
+    assert hdr.labels == labels
+    assert hdr["voltage"] == 300.0
+    assert tuple(hdr.voxel_size) == (1.0, 2.0, 3.0)
+    assert_stats_of(path, whole)
+    image, header, their_image, their_header = read_both(path)
+    assert np.array_equal(image, whole)
+    assert_images_equal(image, their_image)
+    assert_header_dicts_equal(header, their_header)
+    assert header["dose"] == 1.5 and header["detector"] == "K3"
+
+    mrcio.writeMRC(more[:1] * 0 + 100, path, idx=1)  # overwrite one section in place
+    whole[1] = 100
+    assert mrcio.read_header(path)["nz"] == 5
+    assert np.array_equal(mrcio.read(path), whole)
+    assert_stats_of(path, whole)
+
+    mrcio.writeMRC(more[:1] - 50, path, idx=-1)  # negative: from the end
+    whole[-1] = more[0] - 50
+    assert np.array_equal(mrcio.read(path), whole)
+    assert_stats_of(path, whole)
+    assert mrcio.read_header(path).extended == meta
+
+    with pytest.raises(ValueError, match="out of range"):
+        mrcio.writeMRC(more, path, idx=6)
+    with pytest.raises(ValueError, match="x,y dimensions"):
+        mrcio.writeMRC(np.zeros((1, 5, 4), np.float32), path, idx=5)
+    assert np.array_equal(mrcio.read(path), whole)  # failed writes left the file alone
+
+
+def test_append_to_a_file_mrcz_wrote(tmp_path: Path) -> None:
+    first = np.arange(2 * 4 * 5, dtype=np.int16).reshape(2, 4, 5)
+    path = tmp_path / "by_mrcz.mrc"
+    mrcz.writeMRC(first, os.fspath(path), pixelsize=[2.0, 2.0, 2.0])
+    mrcio.writeMRC(first[::-1] + 7, path, idx=2)
+    whole = np.concatenate([first, first[::-1] + 7])
+    image, header, their_image, their_header = read_both(path)
+    assert np.array_equal(image, whole)
+    assert_images_equal(image, their_image)
+    assert_header_dicts_equal(header, their_header)
+    assert header["pixelsize"].tolist() == [2.0, 2.0, 2.0]
+    assert_stats_of(path, whole)
+
+
+# --- async -----------------------------------------------------------------------------------
+
+
+def test_async_read_and_write_return_futures(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    stacks = [rng.normal(k, 1, (3, 8, 9)).astype(np.float32) for k in range(16)]
+    paths = [tmp_path / f"a{k}.mrc" for k in range(16)]
+    writes = [mrcio.asyncWriteMRC(s, p, pixelsize=0.5) for s, p in zip(stacks, paths)]
+    assert all(type(f) is concurrent.futures.Future for f in writes)
+    assert [f.result(timeout=60) for f in writes] == [None] * 16
+
+    reads = [mrcio.asyncReadMRC(p) for p in paths] + [
+        mrcio.async_read_mrc(p, idx=(1, 2)) for p in paths]
+    assert all(isinstance(f, concurrent.futures.Future) for f in reads)
+    for k, future in enumerate(reads):
+        image, header = future.result(timeout=60)
+        expected = stacks[k % 16] if k < 16 else stacks[k % 16][1:3]
+        assert np.array_equal(image, expected)
+        assert header["pixelsize"].tolist() == [0.5, 0.5, 0.5]
+
+    missing = mrcio.asyncReadMRC(tmp_path / "missing.mrc")
+    with pytest.raises(FileNotFoundError):
+        missing.result(timeout=60)
+    bad = mrcio.async_write_mrc(np.zeros((2, 3)), tmp_path / "x.mrc", dtype="bogus")
+    with pytest.raises(TypeError):
+        bad.result(timeout=60)
+
+
+# --- mrcz bugs mrcio does not copy -----------------------------------------------------------
+
+
+def test_header_fields_mrcz_left_wrong(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    data = rng.normal(5, 3, (4, 6, 7)).astype(np.float32)
+    data[2, 3, 4] = 100.0  # the maximum is not in the first frame
+    ours, theirs = tmp_path / "mrcio.mrc", tmp_path / "mrcz.mrc"
+    mrcio.writeMRC(data, ours)
+    mrcz.writeMRC(data, os.fspath(theirs))
+    mine, their = mrcio.read_header(ours), mrcio.read_header(theirs)
+
+    assert (mine["mx"], mine["my"]) == (7, 6)  # MX, MY = NX, NY
+    assert (their["mx"], their["my"]) == (0, 0)
+    assert mine["nversion"] == 20141
+    assert their["nversion"] == 0
+    assert_stats_of(ours, data)  # exact, over all frames
+    assert f32(their["rms"]) == 0
+    assert f32(their["dmax"]) == f32(data[0].max())  # quickStats: first frame only
+    assert f32(their["dmean"]) == f32((data[0].min() + data[0].max()) / 2)
+    # both still read as the same image, and the header dicts agree where mrcz is right
+    image, header, their_image, their_header = read_both(ours)
+    assert_images_equal(image, their_image)
+    assert_header_dicts_equal(header, their_header)
+
+
+def test_lz4hc_is_labelled_3(tmp_path: Path) -> None:
+    data = np.arange(2 * 16 * 16, dtype=np.float32).reshape(2, 16, 16)
+    path = tmp_path / "lz4hc.mrcz"
+    mrcio.writeMRC(data, path, compressor="lz4hc")
+    hdr = mrcio.read_header(path)
+    assert hdr["mode"] == 3 * 1000 + 2
+    assert hdr.compressor == "lz4hc"
+    image, header, their_image, their_header = read_both(path)
+    assert header["compressor"] == their_header["compressor"] == "lz4hc"
+    assert np.array_equal(image, data)
+    assert_images_equal(image, their_image)
+
+
+@pytest.mark.parametrize("width", [7, 8, 1])
+def test_uint4_any_width_and_value_15(tmp_path: Path, width: int) -> None:
+    data = (np.arange(3 * 5 * width) % 16).astype(np.uint8).reshape(3, 5, width)
+    data[0, 0, 0] = 15
+    path = tmp_path / "nibbles.mrc"
+    mrcio.writeMRC(data, path, dtype="uint4")
+    assert mrcio.read_header(path)["mode"] == 101
+    assert path.stat().st_size == 1024 + 3 * 5 * ((width + 1) // 2)
+    assert np.array_equal(mrcio.read(path), data)
+    image, header = mrcio.readMRC(path)
+    assert np.array_equal(image, np.squeeze(data))
+    if width % 2 == 0:
+        assert_images_equal(image, mrcz.readMRC(os.fspath(path))[0])
+    else:  # rows padded to whole bytes: mrcz 0.6.0 cannot read these back
+        with pytest.raises(ValueError, match="could not broadcast"):
+            mrcz.readMRC(os.fspath(path))
+
+
+def test_write_mrc_header_matches_mrcz(tmp_path: Path) -> None:
+    """writeMRCHeader writes what mrcz's does, with mrcz's wrong fields fixed."""
+    written = {}
+    for module in (mrcz, mrcio):
+        header = module.defaultHeader()
+        header.update(dimensions=np.array([2, 3, 4]), dtype="<f4", minImage=-1.0,
+                      maxImage=2.0, meanImage=0.5, meta={"a": 1, "b": [1.5, 2]})
+        path = tmp_path / f"{module.__name__}.mrc"
+        with path.open("wb") as f:
+            length = module.writeMRCHeader(f, header, 0)
+            f.seek(0, os.SEEK_END)
+            f.write(bytes(2 * 3 * 4 * 4))
+        written[module.__name__] = (length, path)
+    (their_length, theirs), (length, ours) = written["mrcz"], written["mrcio"]
+    assert length == their_length == len(b'{"a":1,"b":[1.5,2]}')
+    assert_header_dicts_equal(mrcio.readMRCHeader(ours)[0], mrcz.readMRCHeader(theirs)[0])
+    assert_header_dicts_equal(mrcz.readMRCHeader(ours)[0], mrcz.readMRCHeader(theirs)[0])
+    mine, their = mrcio.read_header(ours), mrcio.read_header(theirs)
+    for name in ("nx", "ny", "nz", "mode", "cella", "dmin", "dmax", "dmean", "nsymbt",
+                 "exttyp", "voltage", "c3", "gain", "map"):
+        assert mine[name] == their[name], name
+    assert mine.extended == their.extended == {"a": 1, "b": [1.5, 2]}
+    assert (mine["mx"], mine["my"], mine["nversion"]) == (4, 3, 20141)
+    assert (their["mx"], their["my"], their["nversion"]) == (0, 0, 0)
