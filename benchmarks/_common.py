@@ -71,6 +71,10 @@ class Timing:
         return statistics.median(self.times)
 
     @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
     def spread(self) -> float:
         """(max - min) / median: how noisy the runs were."""
         if len(self.times) < 2:
@@ -222,7 +226,7 @@ def probe(module: str, function: str, heap: bool = False, **kwargs: Any) -> dict
     """Run ``module.function(meter, **kwargs)`` in a fresh interpreter; return its result."""
     cmd = [sys.executable, str(HERE / "_common.py"), "probe", module, function,
            json.dumps({"heap": heap, "kwargs": kwargs})]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE)
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=HERE)
     if done.returncode != 0:
         raise RuntimeError(f"probe {module}.{function} failed:\n{done.stderr[-4000:]}")
     last = done.stdout.strip().splitlines()[-1]
@@ -295,10 +299,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A markdown table."""
     cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths)) + " |",
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(cells[0], widths, strict=True)) + " |",
              "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     for r in cells[1:]:
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
     return "\n".join(lines)
 
 
@@ -312,15 +316,16 @@ def _cell(v: Any) -> str:
 
 def timing_table(timings: dict[str, Timing], reference: str | Sequence[str],
                  title: str | None = None) -> str:
-    """Median time, MB/s, spread and speed ratio of each contender against the
-    ``reference`` contender(s): ratio = reference time / contender time (> 1: faster)."""
+    """Median time, MB/s (from the median), fastest run, spread ((max - min) / median) and
+    speed ratio of each contender against the ``reference`` contender(s): ratio = reference
+    median / contender median (> 1: faster)."""
     refs = [reference] if isinstance(reference, str) else list(reference)
-    headers = ["contender", "median s", "MB/s", "spread", "runs"] + [f"speed vs {r}"
-                                                                      for r in refs]
+    headers = ["contender", "median s", "MB/s", "min s", "spread", "runs"] + [
+        f"speed vs {r}" for r in refs]
     rows = []
     for t in timings.values():
         rows.append([t.name, f"{t.median:.4f}", None if t.mbps is None else f"{t.mbps:,.0f}",
-                     f"{100 * t.spread:.0f}%", len(t.times)]
+                     f"{t.best:.4f}", f"{100 * t.spread:.0f}%", len(t.times)]
                     + [f"{timings[r].median / t.median:.2f}x" for r in refs])
     out = table(headers, rows)
     return f"**{title}**\n\n{out}" if title else out
@@ -329,6 +334,13 @@ def timing_table(timings: dict[str, Timing], reference: str | Sequence[str],
 def ratio(timings: dict[str, Timing], fast: str, slow: str) -> float:
     """How many times faster ``fast`` is than ``slow`` (median times)."""
     return timings[slow].median / timings[fast].median
+
+
+def ratio_text(timings: dict[str, Timing], fast: str, slow: str) -> str:
+    """"1.23x (best-of 1.30x)": the median ratio, and the ratio of the fastest runs (less
+    sensitive to bursts of load from other processes)."""
+    best = timings[slow].best / timings[fast].best
+    return f"{ratio(timings, fast, slow):.2f}x (best-of {best:.2f}x)"
 
 
 def verdict(ok: bool) -> str:
