@@ -193,3 +193,135 @@ def test_checksum_opt_out_reads_flipped_bit() -> None:
     data = mrcio.read(_path("checksum_bitflip_stored.mrcz"), **{name: False})
     base = mrcio.read(_path("base_stored.mrcz"))
     assert np.count_nonzero(data != base) == 1
+
+
+# ---------------------------------------------------------------------------------------
+# No bombs (issue 7, item 3): claims of huge sizes fail fast and allocate nothing
+# ---------------------------------------------------------------------------------------
+
+BOMB_SECONDS = 1.0
+BOMB_MEMORY_KIB = 64 * 1024
+#: address space allowed above the warmed-up interpreter: a multi-GiB allocation made on a
+#: header's word fails with MemoryError (which the test reports), whatever overcommit allows
+BOMB_ADDRESS_SPACE = 2**30
+
+BOMB_CHILD = r'''
+import json, resource, sys, time, traceback, warnings
+import mrcio
+
+def status():
+    with open("/proc/self/status") as f:
+        return {l.split(":")[0]: int(l.split()[1]) for l in f
+                if l.startswith(("VmHWM", "VmRSS", "VmSize"))}
+
+warm, bomb, entry = sys.argv[1:4]
+calls = {
+    "read": lambda p: mrcio.read(p),
+    "read_permissive": lambda p: mrcio.read(p, permissive=True),
+    "read_header": lambda p: mrcio.read_header(p),
+    "open": lambda p: mrcio.open(p).__getitem__(0),
+    "readMRC": lambda p: mrcio.readMRC(p),
+    "validate": lambda p: mrcio.validate(p, deep=True),
+}
+warnings.simplefilter("ignore", mrcio.MRCWarning)
+for name in calls:  # warm up: codecs imported, thread pool and its arenas made
+    calls[name](warm)
+now = status()
+resource.setrlimit(resource.RLIMIT_AS, (now["VmSize"] * 1024 + int(sys.argv[4]),) * 2)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # reset the peak (VmHWM) to the current resident size
+base = status()["VmRSS"]
+start = time.perf_counter()
+try:
+    calls[entry](bomb)
+    outcome = "ok"
+except mrcio.MRCError as exc:
+    outcome = "mrc:" + type(exc).__name__ + ": " + str(exc)
+except BaseException as exc:
+    outcome = "FAIL:" + type(exc).__name__ + ": " + str(exc) + "\n" + traceback.format_exc()
+seconds = time.perf_counter() - start
+print(json.dumps({"outcome": outcome, "seconds": seconds,
+                  "peak_kib": status()["VmHWM"] - base}))
+'''
+
+
+def _bomb_files(tmp: Path) -> dict[str, tuple[str, Path]]:
+    """name -> (warm-up file of the same kind, bomb file)."""
+    import struct
+
+    f32 = _path("base_f32.mrc").read_bytes()
+    mrcz1 = _path("base_mrcz_blosc1.mrcz").read_bytes()  # no checksums
+    out: dict[str, tuple[str, Path]] = {}
+
+    def put(name: str, warm: str, raw: bytes) -> None:
+        path = tmp / name
+        path.write_bytes(raw)
+        out[name] = (str(_path(warm)), path)
+
+    for name in ("nsymbt_huge.mrc", "nx_huge.mrc", "dims_all_max.mrc"):
+        out[name] = (str(_path("base_f32.mrc")), _path(name))
+    for name in ("chunk_nbytes_4gb.mrcz", "chunk_cbytes_4gb.mrcz", "chunks_nz_huge.mrcz",
+                 "chunk_nbytes_4gb_blosc2.mrcz"):
+        out[name] = (str(_path("base_zstd.mrcz")), _path(name))
+    # a plain header claiming 4 TiB (65536 x 65536 x 256 float32) in front of 3 KB of data
+    tib = bytearray(f32)
+    struct.pack_into("<3i", tib, 0, 65536, 65536, 256)
+    put("claims_4tib.mrc", "base_f32.mrc", bytes(tib))
+    put("claims_4tib.mrc.gz", "base_f32.mrc", __import__("gzip").compress(bytes(tib)))
+    # an MRCZ header and its first chunk agree on a 2 GiB frame (32768 x 32768 int16); the
+    # chunk itself is 128 bytes of a real chunk's start: no codec makes 2 GiB of 128 bytes
+    big = bytearray(mrcz1)
+    struct.pack_into("<3i", big, 0, 32768, 32768, 1)
+    nsymbt = struct.unpack_from("<i", big, 92)[0]
+    pos = 1024 + nsymbt
+    struct.pack_into("<III", big, pos + 4, 2**31, 2**31, 128)
+    struct.pack_into("<q", big, 144, 128)
+    put("chunk_claims_2gib_frame.mrcz", "base_mrcz_blosc1.mrcz", bytes(big[: pos + 128]))
+    return out
+
+
+BOMB_ENTRIES = ("read", "read_permissive", "read_header", "open", "readMRC", "validate")
+
+
+@pytest.fixture(scope="module")
+def bomb_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, Path]]:
+    return _bomb_files(tmp_path_factory.mktemp("bombs"))
+
+
+#: bombs in the chunks: read_header reads only the header and rightly succeeds
+CHUNK_BOMBS = {"chunk_nbytes_4gb.mrcz", "chunk_cbytes_4gb.mrcz", "chunks_nz_huge.mrcz",
+               "chunk_nbytes_4gb_blosc2.mrcz", "chunk_claims_2gib_frame.mrcz"}
+BOMB_NAMES = ["nsymbt_huge.mrc", "nx_huge.mrc", "dims_all_max.mrc", "chunk_nbytes_4gb.mrcz",
+              "chunk_cbytes_4gb.mrcz", "chunks_nz_huge.mrcz", "chunk_nbytes_4gb_blosc2.mrcz",
+              "claims_4tib.mrc", "claims_4tib.mrc.gz", "chunk_claims_2gib_frame.mrcz"]
+
+
+@pytest.mark.parametrize("entry", BOMB_ENTRIES)
+@pytest.mark.parametrize("name", BOMB_NAMES)
+def test_no_bomb(bomb_files: dict[str, tuple[str, Path]], name: str, entry: str) -> None:
+    """A header or chunk claiming gigabytes fails within a second, with peak memory less
+    than 64 MiB above the warmed-up interpreter and no multi-GiB allocation."""
+    import subprocess
+    import sys
+
+    warm, bomb = bomb_files[name]
+    run = subprocess.run(
+        [sys.executable, "-c", BOMB_CHILD, warm, str(bomb), entry, str(BOMB_ADDRESS_SPACE)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert run.returncode == 0, f"child died ({run.returncode}): {run.stderr[-2000:]}"
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    outcome = result["outcome"]
+    assert not outcome.startswith("FAIL:"), f"{name} {entry}: {outcome}"
+    if entry == "validate":
+        assert outcome == "ok"  # validate returns issues, never raises
+    elif entry == "read_permissive" and outcome == "ok":
+        pass  # permissive reads what the file holds
+    elif entry == "read_header" and name in CHUNK_BOMBS:
+        assert outcome == "ok"
+    else:
+        assert outcome.startswith("mrc:"), f"{name} {entry} read without error: {outcome}"
+    assert result["seconds"] < BOMB_SECONDS, f"{name} {entry}: {result['seconds']:.2f} s"
+    assert result["peak_kib"] < BOMB_MEMORY_KIB, (
+        f"{name} {entry}: peak {result['peak_kib'] / 1024:.0f} MiB above the interpreter"
+    )
