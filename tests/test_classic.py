@@ -93,7 +93,7 @@ def assert_images_equal(ours: Any, theirs: Any) -> None:
     assert type(ours) is type(theirs)
     if isinstance(theirs, list):
         assert len(ours) == len(theirs)
-        for mine, their in zip(ours, theirs):
+        for mine, their in zip(ours, theirs, strict=True):
             assert_same_value(mine, their)
     else:
         assert_same_value(ours, theirs)
@@ -126,7 +126,7 @@ def test_signature_matches_mrcz(name: str) -> None:
     theirs = list(inspect.signature(getattr(mrcz, name)).parameters.values())
     ours = list(inspect.signature(getattr(mrcio, name)).parameters.values())
     assert len(ours) >= len(theirs)
-    for mine, their in zip(ours, theirs):
+    for mine, their in zip(ours[: len(theirs)], theirs, strict=True):
         assert (mine.name, mine.kind) == (their.name, their.kind)
         assert mine.default == their.default, mine.name
         assert type(mine.default) is type(their.default), mine.name
@@ -224,7 +224,8 @@ def test_modern_files_in_the_classic_reader(tmp_path: Path) -> None:
     image, header, their_image, their_header = read_both(path)
     assert type(image) is np.ndarray
     assert np.array_equal(image, stack)
-    assert type(their_image) is list and len(their_image) == 3
+    assert type(their_image) is list
+    assert len(their_image) == 3
     assert header["pixelsize"].tolist() == [3.0, 2.0, 1.5]
     assert their_header["pixelsize"].tolist() == [1.0, 2.0, 1.5]
     assert sorted(header) == sorted(their_header)
@@ -265,7 +266,7 @@ def test_idx_is_inclusive_and_squeezes(stack_file: tuple[Path, np.ndarray], idx:
 @pytest.mark.parametrize("idx", BAD_IDX, ids=[repr(i) for i in BAD_IDX])
 def test_idx_out_of_range_raises_as_mrcz(stack_file: tuple[Path, np.ndarray], idx: Any) -> None:
     path, _ = stack_file
-    with pytest.raises(ValueError) as theirs:
+    with pytest.raises(ValueError, match=r"^Error: ") as theirs:
         mrcz.readMRC(os.fspath(path), idx=idx)
     with pytest.raises(ValueError, match=re.escape(str(theirs.value))):
         mrcio.readMRC(path, idx=idx)
@@ -287,9 +288,11 @@ def test_lists_for_multichannel_frames(tmp_path: Path, writer: str) -> None:
     path = tmp_path / "channels.mrc"
     (mrcz.writeMRC if writer == "mrcz" else mrcio.writeMRC)(frames, os.fspath(path))
     image, _, their_image, _ = read_both(path)
-    assert type(image) is list and len(image) == 3
-    for got, want in zip(image, frames):
-        assert got.shape == (2, 4, 5) and np.array_equal(got, want)
+    assert type(image) is list
+    assert len(image) == 3
+    for got, want in zip(image, frames, strict=True):
+        assert got.shape == (2, 4, 5)
+        assert np.array_equal(got, want)
     assert_images_equal(image, their_image)
     # slices= overrides MZ; an idx range picks whole frames
     for kwargs in ({"slices": 0}, {"slices": 1}, {"slices": 3}, {"idx": (2, 5)}, {"idx": 4}):
@@ -404,7 +407,7 @@ def test_file_convention_eman2(tmp_path: Path, mode: int) -> None:
 def test_file_convention_unknown(tmp_path: Path) -> None:
     path = tmp_path / "a.mrc"
     mrcio.writeMRC(np.zeros((2, 3), np.float32), path)
-    with pytest.raises(ValueError) as theirs:
+    with pytest.raises(ValueError, match="unrecognized MRC file convention") as theirs:
         mrcz.readMRC(os.fspath(path), fileConvention="imagic")
     with pytest.raises(ValueError, match=re.escape(str(theirs.value))):
         mrcio.readMRC(path, fileConvention="imagic")
@@ -415,7 +418,8 @@ def test_use_memmap(stack_file: tuple[Path, np.ndarray], idx: Any) -> None:
     path, data = stack_file
     image, header, their_image, their_header = read_both(path, useMemmap=True, idx=idx)
     try:
-        assert type(image) is np.memmap and type(their_image) is np.memmap
+        assert type(image) is np.memmap
+        assert type(their_image) is np.memmap
         assert image.shape == their_image.shape  # not squeezed, as in mrcz
         assert image.dtype == their_image.dtype
         assert np.array_equal(image, their_image)
@@ -470,7 +474,8 @@ def test_append_keeps_json_and_updates_nz_and_statistics(tmp_path: Path) -> None
     assert np.array_equal(image, whole)
     assert_images_equal(image, their_image)
     assert_header_dicts_equal(header, their_header)
-    assert header["dose"] == 1.5 and header["detector"] == "K3"
+    assert header["dose"] == 1.5
+    assert header["detector"] == "K3"
 
     mrcio.writeMRC(more[:1] * 0 + 100, path, idx=1)  # overwrite one section in place
     whole[1] = 100
@@ -512,7 +517,8 @@ def test_async_read_and_write_return_futures(tmp_path: Path) -> None:
     rng = np.random.default_rng(9)
     stacks = [rng.normal(k, 1, (3, 8, 9)).astype(np.float32) for k in range(16)]
     paths = [tmp_path / f"a{k}.mrc" for k in range(16)]
-    writes = [mrcio.asyncWriteMRC(s, p, pixelsize=0.5) for s, p in zip(stacks, paths)]
+    writes = [mrcio.asyncWriteMRC(stack, path, pixelsize=0.5)
+              for stack, path in zip(stacks, paths, strict=True)]
     assert all(type(f) is concurrent.futures.Future for f in writes)
     assert [f.result(timeout=60) for f in writes] == [None] * 16
 
@@ -581,7 +587,7 @@ def test_uint4_any_width_and_value_15(tmp_path: Path, width: int) -> None:
     assert mrcio.read_header(path)["mode"] == 101
     assert path.stat().st_size == 1024 + 3 * 5 * ((width + 1) // 2)
     assert np.array_equal(mrcio.read(path), data)
-    image, header = mrcio.readMRC(path)
+    image, _ = mrcio.readMRC(path)
     assert np.array_equal(image, np.squeeze(data))
     if width % 2 == 0:
         assert_images_equal(image, mrcz.readMRC(os.fspath(path))[0])

@@ -55,8 +55,8 @@ class RealFile:
 
 
 _NO_STAMP = (
-    (ByteOrderWarning, r"machine stamp 0x00 0x00 0x00 0x00 at byte 212 names no byte order; "
-                       r"little-endian fits"),
+    (ByteOrderWarning, (r"machine stamp 0x00 0x00 0x00 0x00 at byte 212 names no byte "
+                        r"order; little-endian fits")),
     (MRCWarning, r"map id at byte 208 is b'', not b'MAP '"),
 )
 _NO_MAP_ID = ((MRCWarning, r"map id at byte 208 is b'', not b'MAP '"),)
@@ -84,8 +84,8 @@ REAL_FILES: dict[str, RealFile] = {
     "mrcfile/emd_3197.map.gz": RealFile(mrcfile_valid=False),
     "mrcfile/epu2.9_example.header-and-ext.bin": RealFile(
         mrcfile_valid=False,
-        mrcio_warnings=((MRCWarning, r"data block holds 0 of the 1 sections the header "
-                                     r"claims; reading those"),),
+        mrcio_warnings=((MRCWarning, (r"data block holds 0 of the 1 sections the header "
+                                      r"claims; reading those")),),
         mrcfile_warnings=("Expected 33554432 bytes in data block but could only read 0",),
         permissive="an excerpt: the 33,554,432-byte data block is not in the file",
         extended="FEI2",
@@ -140,7 +140,7 @@ def exactly_warns(expected: Sequence[ExpectedWarning]) -> Iterator[None]:
     if not expected:
         yield  # any warning is an error in this suite
         return
-    with pytest.warns(Warning) as record:
+    with pytest.warns(Warning) as record:  # noqa: PT030 - every record is checked below
         yield
     got = [(type(w.message), str(w.message)) for w in record]
     for cls, pattern in expected:
@@ -360,8 +360,8 @@ def test_epu_excerpt(real_files: Path) -> None:
     assert isinstance(err, mrcio.MRCError)
     assert isinstance(err, EOFError)
     message = str(err)
-    for words in (os.fspath(path), "field nz", "at byte 910,336", "data block needs "
-                  "33,554,432 bytes", "the file has 0 after byte 910,336"):
+    for words in (os.fspath(path), "field nz", "at byte 910,336",
+                  "data block needs 33,554,432 bytes", "the file has 0 after byte 910,336"):
         assert words in message
     assert (err.field, err.offset, err.value) == ("nz", 1024 + 909312, 1)
 
