@@ -78,7 +78,7 @@ def test_exttyp_and_volume_stack(tmp_path: Path) -> None:
 def test_file_size(tmp_path: Path) -> None:
     path = valid_file(tmp_path)
     path.write_bytes(path.read_bytes() + b"xx")
-    assert [i.severity for i in mrcio.validate(path)] == ["warning"]
+    assert [(i.severity, i.code) for i in mrcio.validate(path)] == [("error", "file-size")]
     path.write_bytes(path.read_bytes()[:-100])
     assert "file-size" in codes(path)
 

@@ -43,6 +43,8 @@ class Source:
         Text naming the source in messages (the path, or a description of the stream).
     path
         The file's path when the source can be reopened by path (needed by Dask tasks).
+    mappable
+        True when the bytes are a file on disk that can be memory-mapped.
     size
         Length in bytes, or None when it cannot be known without reading everything.
     """
@@ -50,6 +52,7 @@ class Source:
     name: str
     path: str | None = None
     size: int | None
+    mappable = False  # True for files on disk, whose bytes can be memory-mapped
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         """Read up to ``len(buf)`` bytes at ``offset`` into ``buf``; return the count read."""
@@ -98,6 +101,8 @@ class Source:
 
 
 class _FileSource(Source):
+    mappable = True
+
     def __init__(self, path: str) -> None:
         self.name = self.path = path
         flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)

@@ -138,15 +138,16 @@ class Run:
         return True
 
     @contextlib.contextmanager
-    def bar(self, total: int, label: str) -> Iterator[Callable[[int], object]]:
-        """A byte-counting progress bar on stderr (or nothing); yields its ``update``."""
+    def bar(self, total: int, label: str, unit: str = "B") -> Iterator[Callable[[int], object]]:
+        """A progress bar on stderr (or nothing) counting bytes or ``unit``; yields its
+        ``update``."""
         if not self.show_progress:
             yield _ignore
             return
         from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
 
         name = label if len(label) <= 32 else "…" + label[-31:]
-        with tqdm(total=total, desc=name, unit="B", unit_scale=True, file=sys.stderr,
+        with tqdm(total=total, desc=name, unit=unit, unit_scale=unit == "B", file=sys.stderr,
                   leave=False, dynamic_ncols=True) as progress:
             yield progress.update
 
@@ -985,8 +986,8 @@ def _output_format(path: Path) -> str:
 
 def _convert(run: Run, src: Path, dst: Path, fmt: str, *, codec: str | None, clevel: int,
              blosc2: bool, n_threads: int | None, mode: int | None, dtype: str | None,
-             force: bool, verify: bool) -> None:
-    """Convert one file and report what was done (sizes, ratio, speed)."""
+             force: bool, verify: bool) -> str:
+    """Convert one file; return the line that reports it (sizes, ratio, speed)."""
     _target(dst, force)
     before = src.stat().st_size
     frames = _open_source(src, n_threads, dtype)
@@ -1016,8 +1017,9 @@ def _convert(run: Run, src: Path, dst: Path, fmt: str, *, codec: str | None, cle
         ratio = f", ratio {frames.nbytes / max(after, 1):.2f}"
     elif frames.header is not None and frames.header.compressor is not None:
         ratio = f", was ratio {frames.nbytes / max(before, 1):.2f}"
-    run.say(f"{src} -> {dst} ({what}): {_size(before)} -> {_size(after)}{ratio}, "
-            f"{seconds:.2f} s, {frames.nbytes / MB / max(seconds, 1e-9):,.0f} MB/s"
+    speed = frames.nbytes / MB / max(seconds, 1e-9)
+    return (f"{src} -> {dst} ({what}): {_size(before)} -> {_size(after)}{ratio}, "
+            f"{seconds:.2f} s, {speed:,.{0 if speed >= 10 else 1}f} MB/s"
             + (", verified" if verify else ""))
 
 
@@ -1061,6 +1063,41 @@ def _targets(inputs: Sequence[Path], output: Path | None, suffix: str) -> list[t
     return pairs
 
 
+def _job_paths(run: Run, src: Path, dst: Path,
+               scheduler: str | None) -> tuple[Run, Path, Path]:
+    """The first arguments of :func:`_convert` for one file: on a cluster's workers, a run
+    that shows nothing and absolute paths (workers have their own working directory)."""
+    if scheduler is None:
+        return run, src, dst
+    return Run(quiet=True), src.absolute(), dst.absolute()
+
+
+def _run_jobs(run: Run, jobs: Sequence[tuple[Path, Callable[[], str]]],
+              scheduler: str | None) -> None:
+    """Run one job per file, here or on a ``dask.distributed`` cluster, and print each job's
+    report line (or its error) as it finishes."""
+
+    def report(result: Callable[[], str]) -> None:
+        run.say(result())
+
+    if scheduler is None:
+        for src, job in jobs:
+            run.attempt(src, functools.partial(report, job))
+        return
+    try:
+        from distributed import Client, as_completed
+
+        client = Client(scheduler, timeout="20s")  # type: ignore[no-untyped-call]
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the cluster is one line
+        run.fail(exc, scheduler)
+        return
+    with client, run.bar(len(jobs), "files", unit="file") as update:
+        futures = {client.submit(job, pure=False): src for src, job in jobs}
+        for future in as_completed(futures):  # type: ignore[no-untyped-call]
+            run.attempt(futures[future], functools.partial(report, future.result))
+            update(1)
+
+
 def _output_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return click.option("-o", "--output", type=click.Path(path_type=Path), help=help_text)
 
@@ -1079,6 +1116,10 @@ _threads_option = click.option(
     help="Threads for compression and decompression [default: all cores].")
 _force_option = click.option("-f", "--force", is_flag=True,
                              help="Replace existing output files.")
+_scheduler_option = click.option(
+    "--scheduler", metavar="ADDRESS", default=None,
+    help="Convert the files as tasks on this dask.distributed scheduler (e.g. "
+         "tcp://head:8786); its workers must see the files at the same paths.")
 _verify_option = click.option(
     "--verify", is_flag=True,
     help="Read the output back and compare it with the input before it replaces anything.")
@@ -1094,18 +1135,22 @@ _verify_option = click.option(
 @_threads_option
 @_force_option
 @_verify_option
+@_scheduler_option
 @_common
 def compress(run: Run, inputs: tuple[Path, ...], output: Path | None, codec: str, clevel: int,
-             blosc2: bool, threads: int | None, force: bool, verify: bool) -> int:
+             blosc2: bool, threads: int | None, force: bool, verify: bool,
+             scheduler: str | None) -> int:
     """Compress MRC files to MRCZ (one Blosc chunk per frame, bit-shuffled).
 
     Every header field, the labels and the extended header are kept; the output gets the
     MRCZ label and chunk checksums. Prints sizes, ratio and speed.
     """
-    for src, dst in _targets(inputs, output, ".mrcz"):
-        run.attempt(src, functools.partial(
-            _convert, run, src, dst, "mrcz", codec=codec, clevel=clevel, blosc2=blosc2, n_threads=threads,
-            mode=None, dtype=None, force=force, verify=verify))
+    jobs = [(src, functools.partial(_convert, *_job_paths(run, src, dst, scheduler), "mrcz",
+                                    codec=codec, clevel=clevel, blosc2=blosc2,
+                                    n_threads=threads, mode=None, dtype=None, force=force,
+                                    verify=verify))
+            for src, dst in _targets(inputs, output, ".mrcz")]
+    _run_jobs(run, jobs, scheduler)
     return 1 if run.failures else 0
 
 
@@ -1116,27 +1161,35 @@ def compress(run: Run, inputs: tuple[Path, ...], output: Path | None, codec: str
 @_threads_option
 @_force_option
 @_verify_option
+@_scheduler_option
 @_common
 def decompress(run: Run, inputs: tuple[Path, ...], output: Path | None, threads: int | None,
-               force: bool, verify: bool) -> int:
+               force: bool, verify: bool, scheduler: str | None) -> int:
     """Decompress MRCZ files to plain MRC, keeping every header field and the metadata.
 
     Files that are not compressed are skipped with a note.
     """
+    jobs = []
     for src, dst in _targets(inputs, output, ".mrc"):
 
-        def one(src: Path = src, dst: Path = dst) -> None:
+        def compressed(src: Path = src) -> bool:
             if is_tiff(src):
                 raise CLIError(f"{src}: is a TIFF file (use mrcio convert)")
             with MRCReader(src) as reader:
-                compressed = reader.header.compressor is not None
-            if not compressed:
-                run.note(f"{src}: not compressed, skipped")
-                return
-            _convert(run, src, dst, "mrc", codec=None, clevel=1, blosc2=False,
-                     n_threads=threads, mode=None, dtype=None, force=force, verify=verify)
+                return reader.header.compressor is not None
 
-        run.attempt(src, one)
+        try:
+            if not compressed():
+                run.note(f"{src}: not compressed, skipped")
+                continue
+        except Exception as exc:  # noqa: BLE001 - reported, then the next file
+            run.fail(exc, src)
+            continue
+        jobs.append((src, functools.partial(
+            _convert, *_job_paths(run, src, dst, scheduler), "mrc", codec=None, clevel=1,
+            blosc2=False, n_threads=threads, mode=None, dtype=None, force=force,
+            verify=verify)))
+    _run_jobs(run, jobs, scheduler)
     return 1 if run.failures else 0
 
 
@@ -1174,9 +1227,9 @@ def convert(run: Run, source: Path, target: Path, codec: str | None, clevel: int
     def one() -> None:
         if fmt == "tiff" and is_tiff(source):
             raise CLIError(f"{source}: is already a TIFF file")
-        _convert(run, source, target, fmt, codec=codec, clevel=clevel, blosc2=blosc2,
-                 n_threads=threads, mode=None if mode is None else int(mode), dtype=dtype,
-                 force=force, verify=verify)
+        run.say(_convert(run, source, target, fmt, codec=codec, clevel=clevel, blosc2=blosc2,
+                         n_threads=threads, mode=None if mode is None else int(mode),
+                         dtype=dtype, force=force, verify=verify))
 
     run.attempt(source, one)
     return 1 if run.failures else 0

@@ -371,20 +371,30 @@ class Header:
         return _version_tuple(found.group(1).decode()) if found else None
 
     @property
-    def channels(self) -> int:
-        """Sections per frame: MZ for volume stacks and for MRCZ multi-channel frames, else 1.
+    def four_d(self) -> bool:
+        """True for volume stacks (ISPG 401-630) and MRCZ multi-channel frames: MZ sections
+        make one frame, and MZ divides NZ.
 
         mrcz stores "sections per frame" in MZ; only files labelled ``MRCZ<version>`` are
         read that way (with ISPG 0, as mrcz writes), so MRC2014 files keep MZ's meaning.
         """
         nz, mz, ispg = self.nsections, int(self["mz"]), int(self["ispg"])
-        if mz <= 1 or nz % mz:
-            return 1
+        if mz < 1 or nz % mz:
+            return False
         if 401 <= ispg <= 630:
-            return mz
-        if ispg == 0 and self.mrcz_version is not None and self.mrcz_version >= (0, 5):
-            return mz
-        return 1
+            return True
+        return mz > 1 and ispg == 0 and self.mrcz_classic
+
+    @property
+    def mrcz_classic(self) -> bool:
+        """True for files in mrcz's convention: labelled ``MRCZ<version >= 0.5>``, ISPG 0."""
+        version = self.mrcz_version
+        return version is not None and version >= (0, 5) and int(self["ispg"]) == 0
+
+    @property
+    def channels(self) -> int:
+        """Sections per frame: MZ for 4-D files (see :attr:`four_d`), else 1."""
+        return int(self["mz"]) if self.four_d else 1
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -396,9 +406,8 @@ class Header:
         """
         ny, nx = self.section_shape
         nz = self.nsections
-        per = self.channels
-        if per > 1:
-            return (nz // per, per, ny, nx)
+        if self.four_d:
+            return (nz // self.channels, self.channels, ny, nx)
         if nz == 1 and int(self["ispg"]) == 0:
             return (ny, nx)
         return (nz, ny, nx)
@@ -409,12 +418,13 @@ class Header:
         """Voxel size in angstroms: CELLA / (MX, MY, MZ), as in mrcfile.
 
         Where a sampling is 0 (mrcz before mrcio wrote MX = MY = MZ = 0) the dimension is
-        used instead, and where MZ counts channels (MRCZ) the section count is.
+        used instead, and in mrcz's convention (:attr:`mrcz_classic`), where CELLA.z is the
+        z pixel size times NZ, the section count is.
         """
-        cella = self["cella"]
+        cella = [float(v) for v in self.fields["cella"].item()]  # the stored float32 values
         counts = (int(self["nx"]), int(self["ny"]), self.nsections)
         samples = [int(self["mx"]), int(self["my"]), int(self["mz"])]
-        if self.channels > 1 and not 401 <= int(self["ispg"]) <= 630:
+        if self.mrcz_classic:
             samples[2] = 0
         sizes = []
         for length, m, n in zip(cella, samples, counts, strict=True):
@@ -544,9 +554,9 @@ def _reorder(fields: np.void, order: str) -> np.void:
 def check_header(header: Header, *, file_size: int | None, permissive: bool = False) -> None:
     """Raise an :class:`MRCError` for a header that cannot describe readable data.
 
-    Checked before anything is allocated: dimensions non-negative and below 2**31, a known
-    mode and codec, NSYMBT non-negative and inside the file, and (uncompressed) data that fit
-    in the file unless ``permissive``.
+    Checked before anything is allocated: dimensions not negative, a known mode and codec,
+    NSYMBT not negative and (unless ``permissive``) inside the file. Whether the data fit is
+    :func:`check_data_fits`'s question: a header can be read without its data.
     """
     path = header.path
     for name in ("nx", "ny", "nz"):
@@ -603,18 +613,21 @@ def check_header(header: Header, *, file_size: int | None, permissive: bool = Fa
             offset=field_offset("nsymbt"),
             value=nsymbt,
         )
-    if header.codec_id == 0 and file_size is not None and not permissive:
-        available = file_size - header.data_offset
-        if header.data_nbytes > available:
-            raise TruncatedFileError(
-                f"data block needs {header.data_nbytes:,} bytes "
-                f"({header['nz']} sections of {header.section_nbytes:,}) but the file has "
-                f"{max(available, 0):,} after byte {header.data_offset:,}",
-                path=path,
-                field="nz",
-                offset=header.data_offset,
-                value=header["nz"],
-            )
+
+
+def check_data_fits(header: Header, file_size: int) -> None:
+    """Raise :class:`TruncatedFileError` if an uncompressed data block runs past the end."""
+    available = file_size - header.data_offset
+    if header.codec_id == 0 and header.data_nbytes > available:
+        raise TruncatedFileError(
+            f"data block needs {header.data_nbytes:,} bytes "
+            f"({header['nz']} sections of {header.section_nbytes:,}) but the file has "
+            f"{max(available, 0):,} after byte {header.data_offset:,}",
+            path=header.path,
+            field="nz",
+            offset=header.data_offset,
+            value=header["nz"],
+        )
 
 
 def new_header(byteorder: str) -> np.void:

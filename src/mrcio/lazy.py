@@ -150,7 +150,7 @@ class MRCFile:
     # --- reading ----------------------------------------------------------------------------
     def _frames(self, frames: Any) -> np.ndarray:
         plain = self._reader.index is None and self.header.mode.direct
-        if plain and self._reader.source.path is not None:
+        if plain and self._reader.source.mappable:
             return np.array(self._memory_map()[_as_index(frames, self._reader.frame_count)])
         return self._reader.read(frames)
 
@@ -380,7 +380,7 @@ class StreamWriter:
             self._reader = MRCReader(self.path, n_threads=threads)
             h = self._reader.header
             layout = layout_of(h)
-            self.frame_shape = self._reader.frame_shape if h.channels > 1 else h.section_shape
+            self.frame_shape = self._reader.frame_shape if h.four_d else h.section_shape
             self.per = h.channels
             encoding = Encoding(
                 mode=h.base_mode, byteorder=h.byteorder, compressor=h.compressor,
@@ -409,7 +409,7 @@ class StreamWriter:
             mrcz_form = compressor is not None or meta is not None
             layout = modern_layout(
                 plan, voxel_size, origin,
-                ([MRCZ_LABEL] if mrcz_form else []) + [mrcio_label(), *labels],
+                ([MRCZ_LABEL] if mrcz_form else []) + [mrcio_label(), *labels], mrcz=mrcz_form,
             )
             encoding = Encoding(
                 mode=base, byteorder=resolve_byteorder(byteorder, np.dtype(dtype)),

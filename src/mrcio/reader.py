@@ -24,7 +24,7 @@ from ._fileio import PathOrStream, Source, open_source
 from ._parallel import default_threads, imap_ordered
 from .errors import ChecksumError, ChunkError, MetadataError, MRCWarning, TruncatedFileError
 from .extheader import CHECKSUM_KEY, decode_extended
-from .header import HEADER_SIZE, Header, field_offset, parse_header
+from .header import HEADER_SIZE, Header, check_data_fits, field_offset, parse_header
 
 __all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "read_section"]
 
@@ -246,6 +246,8 @@ class MRCReader:
         self.source, self._owned = open_source(src)
         try:
             self.header = _load_header(self.source, permissive, convention)
+            if not permissive and self.source.size is not None:
+                check_data_fits(self.header, self.source.size)
             self.index = (
                 _build_index(self.source, self.header, permissive)
                 if self.header.codec_id
@@ -287,7 +289,9 @@ class MRCReader:
             return shape
         per = self.header.channels
         ny, nx = self.header.section_shape
-        return (self.sections // per, per, ny, nx) if per > 1 else (self.sections, ny, nx)
+        if self.header.four_d:
+            return (self.sections // per, per, ny, nx)
+        return (self.sections, ny, nx)
 
     @property
     def frame_count(self) -> int:

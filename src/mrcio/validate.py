@@ -125,8 +125,8 @@ def _size_issues(reader: MRCReader) -> list[Issue]:
     size = reader.source.size or 0
     if reader.index is None:
         expected = h.data_offset + h.data_nbytes
-        if size > expected:
-            return [Issue("warning", "file-size", "data", f"file is {size:,} bytes, "
+        if size > expected:  # mrcfile: "file is larger than expected"
+            return [Issue("error", "file-size", "data", f"file is {size:,} bytes, "
                           f"{size - expected:,} more than the header describes ({expected:,})")]
         return []
     issues = []
@@ -135,7 +135,7 @@ def _size_issues(reader: MRCReader) -> list[Issue]:
                             f"is {h['packed_bytes']:,}, the chunks hold "
                             f"{reader.index.packed_bytes:,}"))
     if reader.index.end < size:
-        issues.append(Issue("warning", "file-size", "data", f"{size - reader.index.end:,} "
+        issues.append(Issue("error", "file-size", "data", f"{size - reader.index.end:,} "
                             f"bytes after the last chunk (from byte {reader.index.end:,})"))
     return issues
 

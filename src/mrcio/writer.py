@@ -446,9 +446,14 @@ def modern_layout(
     voxel_size: float | Sequence[float] | None,
     origin: Sequence[float] | None,
     labels: Sequence[str],
+    *,
+    mrcz: bool = False,
 ) -> Layout:
     """MRC2014 geometry: image/stack ISPG 0 with MZ 1, volume ISPG 1 with MZ = NZ, volume
-    stack ISPG 401 with MZ = sections per volume; MX, MY = NX, NY."""
+    stack ISPG 401 with MZ = sections per volume; MX, MY = NX, NY.
+
+    Image stacks in MRCZ form (``mrcz``: labelled ``MRCZ0.6.0``) get CELLA.z = voxel z x NZ,
+    the convention mrcz reads them by."""
     given = np.asarray(0.0 if voxel_size is None else voxel_size, float)
     sizes = np.broadcast_to(given, 3) if given.ndim == 0 else given
     if sizes.shape != (3,):
@@ -463,7 +468,7 @@ def modern_layout(
     org = (float(where[0]), float(where[1]), float(where[2]))
     return Layout(
         ny=plan.ny, nx=plan.nx, mx=plan.nx, my=plan.ny, mz=mz, ispg=ispg,
-        voxel_size=vox, origin=org, labels=list(labels),
+        voxel_size=vox, origin=org, labels=list(labels), cell_from_dims=mrcz and ispg == 0,
     )
 
 
@@ -597,7 +602,7 @@ def write(
                          f"got {compressor!r}")
     mrcz_form = compressor is not None or meta is not None
     all_labels = ([MRCZ_LABEL] if mrcz_form else []) + [mrcio_label(), *labels]
-    layout = modern_layout(plan, voxel_size, origin, all_labels)
+    layout = modern_layout(plan, voxel_size, origin, all_labels, mrcz=mrcz_form)
     encoding = Encoding(
         mode=base_mode, byteorder=order, compressor=compressor, clevel=clevel,
         blocksize=blocksize, blosc2=blosc2, n_threads=n_threads or default_threads(),
@@ -752,6 +757,9 @@ def transcode(
         layout = layout_of(header)
         if compressor is not None and header.mrcz_version is None:
             layout.labels = [MRCZ_LABEL, *layout.labels][:10]
+            if header["ispg"] == 0:  # now in mrcz's convention: MZ channels, CELLA.z by NZ
+                layout.cell_from_dims = True
+                layout.mz = 1
         encoding = Encoding(
             mode=header.base_mode, byteorder=resolve_byteorder(byteorder, header.dtype)
             if byteorder else header.byteorder, compressor=compressor, clevel=clevel,
