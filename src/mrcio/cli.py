@@ -173,7 +173,8 @@ def describe(exc: BaseException, path: str) -> str:
         text = str(exc) or type(exc).__name__
     else:
         text = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
-    return text if path in text else f"{path}: {text}"
+    names_a_file = isinstance(exc, CLIError) or (isinstance(exc, MRCError) and exc.path)
+    return text if names_a_file or path in text else f"{path}: {text}"
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
@@ -291,6 +292,12 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, complex):
         return [_jsonable(value.real), _jsonable(value.imag)]
     return value
+
+
+def _xyz(values: Sequence[Any]) -> tuple[float, float, float]:
+    """An (x, y, z) triple of floats."""
+    x, y, z = (float(v) for v in values)
+    return x, y, z
 
 
 def _ascii(text: str) -> str:
@@ -728,7 +735,7 @@ def open_frames(path: str | os.PathLike[str], n_threads: int | None = None) -> F
 
     return Frames(
         path=os.fspath(path), shape=reader.shape, kind=_kind(h, reader.shape), dtype=h.dtype,
-        voxel_size=tuple(h.voxel_size), origin=tuple(h.origin),  # type: ignore[arg-type]
+        voxel_size=_xyz(h.voxel_size), origin=_xyz(h.origin),
         meta=_meta(h), labels=h.labels, read_sections=read, close=reader.close, header=h,
         mode=h.base_mode,
     )
@@ -785,8 +792,8 @@ def _tiff_frames(path: str) -> Frames:
                 kind = "volume"
             if len(shape) > 4:
                 shape = (int(np.prod(shape[:-2])), *shape[-2:])
-        voxel = tuple(float(v) for v in info.get("voxel_size", _tiff_voxel_size(tif)))
-        origin = tuple(float(v) for v in info.get("origin", (0.0, 0.0, 0.0)))
+        voxel = _xyz(info.get("voxel_size", _tiff_voxel_size(tif)))
+        origin = _xyz(info.get("origin", (0.0, 0.0, 0.0)))
         meta = info.get("meta")
         labels = [str(t) for t in info.get("labels", [])]
     except BaseException:
@@ -797,7 +804,7 @@ def _tiff_frames(path: str) -> Frames:
         return np.stack([tif.asarray(key=k, series=0) for k in sections])
 
     return Frames(path=path, shape=shape, kind=kind, dtype=dtype,
-                  voxel_size=voxel, origin=origin,  # type: ignore[arg-type]
+                  voxel_size=voxel, origin=origin,
                   meta=meta if isinstance(meta, dict) else None, labels=labels,
                   read_sections=read, close=tif.close)
 
@@ -813,19 +820,26 @@ def _target(dst: Path, force: bool) -> None:
         raise CLIError(f"{dst}: directory {dst.parent} does not exist")
 
 
+def _mrcz_stack(layout: Layout) -> None:
+    """Put an image stack (ISPG 0) into mrcz's convention, which files labelled
+    ``MRCZ<version>`` are read by: MZ counts sections per frame (1), MX and MY equal NX and
+    NY, and CELLA is the voxel size times (NX, NY, NZ)."""
+    layout.mx, layout.my, layout.mz = layout.nx, layout.ny, 1
+    layout.cell_from_dims = True
+
+
 def _kept_layout(header: Header, compressed: bool) -> Layout:
     """The layout of an MRC file, every field kept, for rewriting it in another form.
 
-    A file becoming MRCZ gets the ``MRCZ<version>`` label, and an image stack's MZ becomes 1
-    (mrcz reads MZ as sections per frame); the voxel size stays the same.
+    A file becoming MRCZ gets the ``MRCZ<version>`` label and, if it is an image stack,
+    mrcz's convention (:func:`_mrcz_stack`); the voxel size stays the same.
     """
     layout = layout_of(header)
-    labels = [_ascii(label) for label in header.labels]
+    layout.labels = [_ascii(label) for label in header.labels]
     if compressed and header.mrcz_version is None:
-        labels = [MRCZ_LABEL, *labels][:10]
-        if header.channels == 1 and int(header["ispg"]) == 0 and layout.mz not in (0, 1):
-            layout.mz = 1
-    layout.labels = labels
+        layout.labels = [MRCZ_LABEL, *layout.labels][:10]
+        if int(header["ispg"]) == 0:
+            _mrcz_stack(layout)
     return layout
 
 
@@ -858,6 +872,8 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
             labels = [MRCZ_LABEL, *labels]
         layout = modern_layout(plan, frames.voxel_size, frames.origin,
                                [_ascii(t) for t in labels][:10])
+        if labels[0].startswith("MRCZ") and layout.ispg == 0:
+            _mrcz_stack(layout)
         byteorder = native_order(frames.dtype)
     encoding = Encoding(
         mode=base, byteorder=byteorder, compressor=compressor, clevel=clevel, blosc2=blosc2,
@@ -1339,10 +1355,15 @@ def demo(run: Run, directory: Path | None, frames: int, size: int, codec: str, c
          seed: int, threads: int | None) -> int:
     """Write a synthetic counting-mode movie as MRC and MRCZ, read both back, verify them and
     print sizes, compression ratio and speeds."""
-    from .demo import run_demo
+    from .demo import DemoError, run_demo
 
-    run.attempt(directory or "demo", lambda: run_demo(
-        directory, frames=frames, size=size, codec=codec, clevel=clevel, seed=seed,
-        n_threads=threads, echo=run.say))
+    def one() -> None:
+        try:
+            run_demo(directory, frames=frames, size=size, codec=codec, clevel=clevel,
+                     seed=seed, n_threads=threads, echo=run.say)
+        except DemoError as exc:  # a check failed: the message names the file
+            raise CLIError(str(exc)) from exc
+
+    run.attempt(directory or "demo", one)
     return 1 if run.failures else 0
 

@@ -91,8 +91,8 @@ def stretch(
         out[~np.isfinite(values)] = 0
         return out, (lo, hi)
     scaled = (values - np.float32(lo)) * np.float32(255.0 / span)
+    scaled[~np.isfinite(values)] = 0
     np.clip(scaled, 0, 255, out=scaled)
-    scaled[~np.isfinite(scaled)] = 0
     return (scaled + np.float32(0.5)).astype(np.uint8), (lo, hi)
 
 
