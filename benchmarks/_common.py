@@ -396,6 +396,15 @@ def machine_info() -> dict[str, Any]:
                  "distributed"):
         with contextlib.suppress(Exception):
             info[name] = importlib.import_module(name).__version__
+    with contextlib.suppress(Exception):
+        import mrcio
+
+        src = Path(mrcio.__file__).resolve().parent
+        head = subprocess.run(["git", "-C", str(src), "rev-parse", "--short", "HEAD"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--", "."],
+                               check=True, capture_output=True, text=True).stdout.strip()
+        info["mrcio commit"] = head + (" (src modified)" if dirty else "")
     return info
 
 

@@ -432,25 +432,33 @@ def run_memory(report: Report, scratch: Path, name: str, codec: str, paths: dict
         print(f"  memory: read {name} {codec} with {how}", file=sys.stderr)
         r = probe("bench_compressed", "probe_read", path=str(paths[who]), how=how,
                   threads=threads)
+        h = probe("bench_compressed", "probe_read", heap=True, path=str(paths[who]),
+                  how=how, threads=threads)
         over = r["rss_extra"] - r["array"]
+        heap_over = h["heap_peak"] - h["array"]
         rows.append([f"read, {how}", fmt_bytes(r["rss_extra"]), fmt_bytes(r["array"]),
-                     fmt_bytes(over), fmt_bytes(chunk), f"{over / chunk:.2f}"])
-        report.raw[f"memory read {name} {codec} {how}"] = r
+                     fmt_bytes(over), f"{over / chunk:.2f}", fmt_bytes(heap_over),
+                     f"{heap_over / chunk:.2f}", fmt_bytes(chunk)])
+        report.raw[f"memory read {name} {codec} {how}"] = {"rss": r, "heap": h}
         if how == "mrcio":
             report.target(f"{name} {codec} read peak <= output + one chunk",
-                          f"output + {fmt_bytes(over)} ({over / chunk:.2f} chunks of "
-                          f"{fmt_bytes(chunk)})", over <= chunk)
+                          f"RSS: output + {over / chunk:.1f} chunks ({fmt_bytes(over)}); "
+                          f"Python heap: output + {heap_over / chunk:.1f} chunks "
+                          f"(chunk {fmt_bytes(chunk)})", over <= chunk)
     dst = scratch / f"probe-{name}-{codec}.mrcz"
     for how in ("mrcio", "mrcz"):
         print(f"  memory: write {name} {codec} with {how}", file=sys.stderr)
         r = probe("bench_compressed", "probe_write", src=str(paths["mrcio"]), dst=str(dst),
                   how=how, codec=codec, threads=threads)
         rows.append([f"write, {how}", fmt_bytes(r["rss_extra"]), fmt_bytes(r["array"]),
-                     None, None, None])
+                     None, None, None, None, None])
         report.raw[f"memory write {name} {codec} {how}"] = r
-    report.add(f"**Peak memory, {name} {codec}-1** (extra peak RSS, fresh interpreter)\n\n"
-               + table(["operation", "extra peak", "array", "beyond array", "largest chunk",
-                        "chunks beyond"], rows))
+    report.add(f"**Peak memory, {name} {codec}-1** (fresh interpreter per figure; RSS = "
+               "extra peak resident memory, heap = tracemalloc peak, which counts Python "
+               "objects and numpy buffers but not the codec library's own mallocs)\n\n"
+               + table(["operation", "extra RSS peak", "array", "RSS beyond array",
+                        "in chunks", "heap beyond array", "in chunks", "largest chunk"],
+                       rows))
 
 
 def run_blocksize(report: Report, movie: np.ndarray, codec: str, sizes: list[int],

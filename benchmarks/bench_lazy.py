@@ -69,6 +69,7 @@ def probe_stream(meter: Any, dst: str, frame: int, total_mib: int, codec: str | 
     pool = poisson_movie(4, frame, frame, seed=1)
     n = max(1, total_mib * MiB // pool[0].nbytes)
     remove(dst)
+    os.sync()  # start without dirty pages from earlier writes
     meter.start()
     with mrcio.open(dst, "w", dtype=np.int8, frame_shape=(frame, frame), compressor=codec,
                     nframes=n if announce else None, overwrite=True, fsync=False,
@@ -105,6 +106,7 @@ def probe_dask_write(meter: Any, dst: str, frame: int, total_mib: int, chunk_fra
     remove(dst)
     with dask.config.set(scheduler="threads"):
         darr.blocks[0].compute()  # dask imports modules on first compute: not the writer's
+        os.sync()  # start without dirty pages from earlier writes
         meter.start()
         if how == "mrcio":
             mrcio.write(dst, darr, stack=True, compressor=codec, overwrite=True, fsync=False,
