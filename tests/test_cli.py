@@ -129,6 +129,7 @@ def test_info_summary(capsys: pytest.CaptureFixture[str], movie_mrcz: Path) -> N
     assert "lz4 (Blosc1 chunks), 30,720 bytes stored in" in out
     assert "(ratio " in out
     assert "MRCZ0.6.0" in out
+    assert "(JSON metadata, with chunk checksums)" in out
     assert '"detector": "K3"' in out
     assert "_mrcio" not in out  # the chunk checksums are mrcio's business
     header = mrcio.read_header(movie_mrcz)
@@ -237,6 +238,11 @@ def test_info_reads_every_real_file(capsys: pytest.CaptureFixture[str], real_dir
     assert [f["path"] for f in json.loads(out)] == [str(f) for f in files]
     code, out, _ = run(capsys, "info", "--field", "exttyp", real_dir / "mrcfile/fei-extended.mrc")
     assert out == "FEI1\n"
+    code, out, _ = run(capsys, "info", real_dir / "mrcfile/emd_3001.map.gz",
+                       real_dir / "rosettasciio/HAADFscan.mrc")
+    assert "file size     270,080 bytes (gzip)" in out
+    assert "ext. header   no EXTTYP, 160 bytes (kept as bytes)" in out
+    assert "ext. header   FEI2, 909,312 bytes (1 FEI2 record)" in out
 
 
 def test_info_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
@@ -509,6 +515,23 @@ def test_ctrl_c_leaves_nothing(capsys: pytest.CaptureFixture[str],
         assert sorted(p.name for p in movie_mrc.parent.iterdir()) == ["movie.mrc"]
 
 
+def test_full_disk_names_the_output(capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch, movie_mrc: Path) -> None:
+    import errno
+
+    from mrcio import writer
+
+    def full(self: object, data: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writer.SectionWriter, "_write_all", full)
+    code, _, err = run(capsys, "compress", movie_mrc)
+    mrcz = movie_mrc.with_suffix(".mrcz")
+    assert code == 1
+    assert err == f"mrcio: error: {mrcz}: cannot write: No space left on device\n"
+    assert sorted(p.name for p in movie_mrc.parent.iterdir()) == ["movie.mrc"]
+
+
 def test_sigint_in_a_real_process(tmp_path: Path, rng: np.random.Generator) -> None:
     """Ctrl-C during a long compression: exit 130, no output, no temporary file."""
     source = tmp_path / "big.mrc"
@@ -656,6 +679,16 @@ def test_convert_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert run(capsys, "convert", packed, tmp_path / "packed.mrcz", "--mode", "0")[0] == 0
     np.testing.assert_array_equal(mrcio.read(tmp_path / "packed.mrcz"),
                                   np.arange(16).reshape(4, 4))
+
+
+def test_convert_without_tifffile(capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch, movie_mrc: Path) -> None:
+    monkeypatch.setitem(sys.modules, "tifffile", None)  # as if not installed
+    tif = movie_mrc.with_suffix(".tif")
+    code, _, err = run(capsys, "convert", movie_mrc, tif)
+    assert code == 1
+    assert err == f"mrcio: error: {tif}: writing TIFF needs tifffile: pip install 'mrcio[tiff]'\n"
+    assert not tif.exists()
 
 
 # --- progress and quiet -------------------------------------------------------------------

@@ -128,14 +128,12 @@ class Run:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
         click.echo(f"mrcio: error: {describe(exc, os.fspath(path))}", err=True)
 
-    def attempt(self, path: str | os.PathLike[str], action: Callable[[], Any]) -> bool:
-        """Run ``action`` for one file; report any error and return False instead of raising."""
+    def attempt(self, path: str | os.PathLike[str], action: Callable[[], Any]) -> None:
+        """Run ``action`` for one file; report an error instead of raising it."""
         try:
             action()
         except Exception as exc:  # noqa: BLE001 - each file's problem is reported, then the next
             self.fail(exc, path)
-            return False
-        return True
 
     @contextlib.contextmanager
     def bar(self, total: int, label: str, unit: str = "B") -> Iterator[Callable[[int], object]]:
@@ -284,7 +282,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if isinstance(value, (bytes, np.bytes_)):
-        return bytes(value).decode("latin-1").rstrip("\0")
+        return bytes(value).decode("latin-1").rstrip(" \0")
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -356,13 +354,24 @@ def _extended_facts(header: Header) -> dict[str, Any] | None:
     facts: dict[str, Any] = {"type": header.exttyp, "bytes": nbytes}
     extended = header.extended
     if isinstance(extended, dict):
-        facts["decoded"] = "json"
+        facts["decoded"] = "JSON metadata"
+        facts["checksums"] = CHECKSUM_KEY in extended
     elif isinstance(extended, np.ndarray):
-        facts["decoded"] = f"{header.exttyp} records"
+        count = len(extended)
+        facts["decoded"] = f"{count} {header.exttyp} record{'' if count == 1 else 's'}"
         facts["records"] = len(extended)
     else:
-        facts["decoded"] = "raw bytes"
+        facts["decoded"] = "kept as bytes"
     return facts
+
+
+_CONTAINERS = {b"\x1f\x8b": "gzip", b"BZ": "bzip2"}
+
+
+def _container(path: str) -> str | None:
+    """``"gzip"`` or ``"bzip2"`` for an MRC file inside such a container, else None."""
+    with open(path, "rb") as f:
+        return _CONTAINERS.get(f.read(2))
 
 
 def _meta(header: Header) -> dict[str, Any] | None:
@@ -397,7 +406,8 @@ def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
         "data_bytes": h.data_nbytes,
         "stored_bytes": stored,
         "ratio": h.data_nbytes / stored if index is not None and stored else None,
-        "file_bytes": reader.source.size,
+        "file_bytes": os.path.getsize(reader.source.name),
+        "container": _container(reader.source.name),
         "statistics": {"header": _header_statistics(h)},
         "extended_header": _extended_facts(h),
         "labels": h.labels,
@@ -457,8 +467,8 @@ def info_text(facts: dict[str, Any]) -> str:
                 f"{_num(h['gain'])}")
     else:
         add("stored", f"uncompressed, {facts['data_bytes']:,} bytes of data")
-    add("file size", f"{facts['file_bytes']:,} bytes" if facts["file_bytes"] is not None
-        else "unknown")
+    container = f" ({facts['container']})" if facts["container"] else ""
+    add("file size", f"{facts['file_bytes']:,} bytes{container}")
     statistics = facts["statistics"]
     add("statistics", f"{_statistics_line(statistics['header'])}   (header)")
     if "data" in statistics:
@@ -468,9 +478,9 @@ def info_text(facts: dict[str, Any]) -> str:
         add("ext. header", "none")
     else:
         kind_text = extended["type"] or "no EXTTYP"
-        records = f", {extended['records']} records" if "records" in extended else ""
+        checksums = ", with chunk checksums" if extended.get("checksums") else ""
         add("ext. header", f"{kind_text}, {extended['bytes']:,} bytes ({extended['decoded']}"
-            f"{records})")
+            f"{checksums})")
     labels = facts["labels"] or ["(none)"]
     for k, label in enumerate(labels):
         add("labels" if k == 0 else "", label)
@@ -485,6 +495,7 @@ def info_text(facts: dict[str, Any]) -> str:
 
 _DERIVED_FIELDS = ("path", "shape", "kind", "dtype", "byteorder", "voxel_size", "compressor",
                    "chunk_format", "data_bytes", "stored_bytes", "ratio", "file_bytes",
+                   "container",
                    "statistics", "extended_header", "labels", "meta")
 assert HEADER_DTYPE.names is not None
 _HEADER_FIELDS = tuple(n for n in HEADER_DTYPE.names if not n.startswith("extra"))
@@ -713,6 +724,16 @@ class Frames:
                       self.header, None)
 
 
+def _optional(module: str, extra: str, purpose: str) -> Any:
+    """Import an optional dependency, or explain in one line how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise CLIError(f"{purpose} needs {module}: pip install 'mrcio[{extra}]'") from exc
+
+
 def is_tiff(path: str | os.PathLike[str]) -> bool:
     """True if the file starts like a TIFF or BigTIFF file."""
     with open(path, "rb") as f:
@@ -772,8 +793,7 @@ def _tiff_voxel_size(tif: Any) -> tuple[float, float, float]:
 
 
 def _tiff_frames(path: str) -> Frames:
-    import tifffile
-
+    tifffile = _optional("tifffile", "tiff", f"{path}: reading TIFF")
     tif = tifffile.TiffFile(path)
     try:
         series = tif.series[0]
@@ -911,8 +931,7 @@ def _write_tiff(frames: Frames, dst: Path, *, force: bool, update: Callable[[int
     labels and metadata in the description."""
     import io
 
-    import tifffile
-
+    tifffile = _optional("tifffile", "tiff", f"{dst}: writing TIFF")
     dtype = frames.dtype.newbyteorder("=")
     info = _tiff_description(frames)
     axes = _AXES[frames.kind]
@@ -1015,13 +1034,19 @@ def _convert(run: Run, src: Path, dst: Path, fmt: str, *, codec: str | None, cle
         check = _verifier(frames, dst, run) if verify else None
         start = time.perf_counter()
         with run.bar(frames.nbytes, src.name) as update:
-            if fmt == "tiff":
-                _write_tiff(frames, dst, force=force, update=update, verify=check)
-            else:
-                _write_mrc(frames, dst, compressor=codec if fmt == "mrcz" else None,
-                           clevel=clevel, blosc2=blosc2, n_threads=n_threads,
-                           mode=mode if mode is not None else frames.mode, force=force,
-                           update=update, verify=check)
+            try:
+                if fmt == "tiff":
+                    _write_tiff(frames, dst, force=force, update=update, verify=check)
+                else:
+                    _write_mrc(frames, dst, compressor=codec if fmt == "mrcz" else None,
+                               clevel=clevel, blosc2=blosc2, n_threads=n_threads,
+                               mode=mode if mode is not None else frames.mode, force=force,
+                               update=update, verify=check)
+            except OSError as exc:
+                if exc.filename is not None or not exc.strerror:
+                    raise
+                # a failed write (disk full, ...): name the file that could not be written
+                raise CLIError(f"{dst}: cannot write: {exc.strerror}") from exc
         seconds = time.perf_counter() - start
     finally:
         frames.close()
@@ -1101,15 +1126,14 @@ def _run_jobs(run: Run, jobs: Sequence[tuple[Path, Callable[[], str]]],
             run.attempt(src, functools.partial(report, job))
         return
     try:
-        from distributed import Client, as_completed
-
-        client = Client(scheduler, timeout="20s")  # type: ignore[no-untyped-call]
+        distributed = _optional("distributed", "dask", f"--scheduler {scheduler}")
+        client = distributed.Client(scheduler, timeout="20s")
     except Exception as exc:  # noqa: BLE001 - any failure to reach the cluster is one line
         run.fail(exc, scheduler)
         return
     with client, run.bar(len(jobs), "files", unit="file") as update:
         futures = {client.submit(job, pure=False): src for src, job in jobs}
-        for future in as_completed(futures):  # type: ignore[no-untyped-call]
+        for future in distributed.as_completed(futures):
             run.attempt(futures[future], functools.partial(report, future.result))
             update(1)
 
