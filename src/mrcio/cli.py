@@ -570,7 +570,7 @@ def _data_stats(reader: MRCReader, run: Run) -> Stats:
     return total
 
 
-@cli.command()
+@cli.command(short_help="Summarise files: shape, mode, voxel size, compression, labels, metadata.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True,
               help="JSON for programs: an object for one file, a list for several.")
@@ -631,7 +631,8 @@ def info(run: Run, files: tuple[Path, ...], as_json: bool, stats: bool,
 
 
 # --- validate -----------------------------------------------------------------------------
-@cli.command(name="validate")
+@cli.command(name="validate", short_help="Check files against MRC2014 and MRCZ (exit 0 valid, "
+                                         "1 invalid, 2 unreadable).")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--deep", is_flag=True,
               help="Decode every frame of compressed files (statistics, chunk checksums).")
@@ -1165,7 +1166,7 @@ _verify_option = click.option(
     help="Read the output back and compare it with the input before it replaces anything.")
 
 
-@cli.command()
+@cli.command(short_help="Compress MRC files to MRCZ, keeping every header field.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_output_option("Output file, or directory for several inputs [default: each input's name "
                 "with .mrcz, beside it].")
@@ -1194,7 +1195,7 @@ def compress(run: Run, inputs: tuple[Path, ...], output: Path | None, codec: str
     return 1 if run.failures else 0
 
 
-@cli.command()
+@cli.command(short_help="Decompress MRCZ files to MRC, keeping every header field.")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_output_option("Output file, or directory for several inputs [default: each input's name "
                 "with .mrc, beside it].")
@@ -1233,7 +1234,7 @@ def decompress(run: Run, inputs: tuple[Path, ...], output: Path | None, threads:
     return 1 if run.failures else 0
 
 
-@cli.command()
+@cli.command(short_help="Convert between MRC, MRCZ and multi-page TIFF.")
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--codec", type=click.Choice(WRITE_CODECS), default=None,
@@ -1291,7 +1292,7 @@ def _read_sections(reader: MRCReader, sections: Sequence[int]) -> np.ndarray:
     return out
 
 
-@cli.command()
+@cli.command(short_help="Write a PNG picture: contrast-stretched, montage, scale bar.")
 @click.argument("file", type=click.Path(path_type=Path))
 @_output_option("PNG file to write [default: FILE's name with .png, beside it].")
 @click.option("-k", "--frame", type=int, default=None,
@@ -1362,7 +1363,7 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
 
 
 # --- demo ---------------------------------------------------------------------------------
-@cli.command()
+@cli.command(short_help="Write, read back and verify a synthetic counting-mode movie.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Keep the two files here (mrcio-demo.mrc and .mrcz, replaced "
                                  "if present) [default: a temporary directory, removed].")
