@@ -815,3 +815,30 @@ def test_core_transcode_keeps_a_raw_extended_header(tmp_path: Path, real_dir: Pa
     transcode(original, tmp_path / "emd.mrcz", compressor="zstd")
     assert mrcio.read_header(tmp_path / "emd.mrcz").extended_bytes == \
         mrcio.read_header(original).extended_bytes
+
+
+@pytest.mark.xfail(reason="core bug: writer.transcode puts an ISPG-0 file into mrcz's "
+                          "convention (CELLA = voxel x NX) but keeps MX != NX, so the voxel "
+                          "size changes")
+def test_core_transcode_keeps_the_voxel_size_when_mx_differs(tmp_path: Path) -> None:
+    from mrcio.writer import transcode
+
+    path = tmp_path / "mx.mrc"
+    mrcio.write(path, np.zeros((3, 16, 32), np.float32), stack=True)
+    raw = bytearray(path.read_bytes())
+    raw[28:40] = np.array([16, 8, 1], "<i4").tobytes()  # MX, MY, MZ
+    raw[40:52] = np.array([32.0, 16.0, 2.0], "<f4").tobytes()  # CELLA: 2 Å voxels
+    path.write_bytes(bytes(raw))
+    assert mrcio.read_header(path).voxel_size == (2.0, 2.0, 2.0)
+    transcode(path, tmp_path / "mx.mrcz", compressor="zstd")
+    assert mrcio.read_header(tmp_path / "mx.mrcz").voxel_size == (2.0, 2.0, 2.0)
+
+
+@pytest.mark.xfail(reason="core bug: writer.transcode decompressing an MRCZ file whose JSON "
+                          "holds only mrcio's checksums writes a '{}' JSON extended header")
+def test_core_transcode_drops_a_checksum_only_json(tmp_path: Path) -> None:
+    from mrcio.writer import transcode
+
+    mrcio.write(tmp_path / "a.mrcz", np.zeros((2, 8, 8), np.float32), compressor="zstd")
+    transcode(tmp_path / "a.mrcz", tmp_path / "a.mrc", compressor=None)
+    assert mrcio.read_header(tmp_path / "a.mrc")["nsymbt"] == 0
