@@ -12,6 +12,7 @@ import pytest
 
 import mrcio
 from mrcio.header import IMOD_STAMP
+from mrcio.writer import transcode
 
 MODES = {"i1": 0, "i2": 1, "f4": 2, "c8": 4, "u2": 6, "i4": 7, "u4": 8, "f2": 12}
 
@@ -178,3 +179,36 @@ def test_rewrite_appends_and_replaces(tmp_path: Path, rng: np.random.Generator) 
             rewrite_sections(path, 7, [np.zeros((1, 8, 8), np.float64)], 1)
         with pytest.raises(ValueError, match="expected frames of 8 x 8"):
             rewrite_sections(path, 7, [np.zeros((1, 4, 8), np.float32)], 1)
+
+
+def test_compressed_write_keeps_a_raw_extended_header(tmp_path: Path) -> None:
+    path = tmp_path / "symmetry.mrcz"
+    data = np.zeros((2, 8, 8), np.float32)
+    mrcio.write(path, data, compressor="zstd", extended_header=b"x" * 80, exttyp="CCP4")
+    header = mrcio.read_header(path)
+    assert (header.exttyp, header.extended_bytes) == ("CCP4", b"x" * 80)
+
+
+def test_transcode_keeps_a_raw_extended_header(tmp_path: Path, real_dir: Path) -> None:
+    original = real_dir / "mrcfile/EMD-3001.map"  # 160 bytes of symmetry records
+    transcode(original, tmp_path / "emd.mrcz", compressor="zstd")
+    assert mrcio.read_header(tmp_path / "emd.mrcz").extended_bytes == \
+        mrcio.read_header(original).extended_bytes
+
+
+def test_transcode_keeps_the_voxel_size_when_mx_differs(tmp_path: Path) -> None:
+    path = tmp_path / "mx.mrc"
+    mrcio.write(path, np.zeros((3, 16, 32), np.float32), stack=True)
+    raw = bytearray(path.read_bytes())
+    raw[28:40] = np.array([16, 8, 1], "<i4").tobytes()  # MX, MY, MZ
+    raw[40:52] = np.array([32.0, 16.0, 2.0], "<f4").tobytes()  # CELLA: 2 Å voxels
+    path.write_bytes(bytes(raw))
+    assert mrcio.read_header(path).voxel_size == (2.0, 2.0, 2.0)
+    transcode(path, tmp_path / "mx.mrcz", compressor="zstd")
+    assert mrcio.read_header(tmp_path / "mx.mrcz").voxel_size == (2.0, 2.0, 2.0)
+
+
+def test_transcode_drops_a_checksum_only_json(tmp_path: Path) -> None:
+    mrcio.write(tmp_path / "a.mrcz", np.zeros((2, 8, 8), np.float32), compressor="zstd")
+    transcode(tmp_path / "a.mrcz", tmp_path / "a.mrc", compressor=None)
+    assert mrcio.read_header(tmp_path / "a.mrc")["nsymbt"] == 0

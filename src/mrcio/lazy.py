@@ -39,6 +39,8 @@ from .writer import (
     _copy_sections,
     build_record,
     choose_mode,
+    encoding_of,
+    kept_extended,
     layout_of,
     modern_layout,
     mrcio_label,
@@ -382,17 +384,9 @@ class StreamWriter:
             layout = layout_of(h)
             self.frame_shape = self._reader.frame_shape if h.four_d else h.section_shape
             self.per = h.channels
-            encoding = Encoding(
-                mode=h.base_mode, byteorder=h.byteorder, compressor=h.compressor,
-                clevel=clevel, blocksize=blocksize,
-                blosc2=bool(self._reader.index and self._reader.index.blosc2),
-                n_threads=threads, imod_unsigned=h.imod_unsigned, checksums=checksums,
-            )
-            if isinstance(h.extended, dict):
-                meta = {k: v for k, v in h.extended.items() if k != CHECKSUM_KEY}
-                extended, exttyp = None, None
-            else:
-                meta, extended, exttyp = None, h.extended_bytes or None, h.exttyp or None
+            encoding = encoding_of(self._reader, clevel=clevel, blocksize=blocksize,
+                                   n_threads=threads, checksums=checksums)
+            meta, extended, exttyp = kept_extended(h)
             overwrite = True
         else:
             if dtype is None or frame_shape is None:

@@ -211,7 +211,10 @@ class SectionWriter:
         if meta is not None and extended is not None:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
         compressed = encoding.compressor is not None
-        if compressed and encoding.checksums and expected_sections is not None:
+        # checksums live in JSON metadata: a raw (FEI, CCP4, ...) extended header keeps none
+        if compressed and encoding.checksums and expected_sections is not None and (
+            extended is None
+        ):
             meta = dict(meta or {})
             meta[CHECKSUM_KEY] = {"crc32": "0" * (_CRC_DIGITS * expected_sections)}
         if meta is not None:
@@ -643,6 +646,32 @@ def layout_of(header: Header) -> Layout:
     )
 
 
+def encoding_of(
+    reader: MRCReader, *, clevel: int, blocksize: int | str, n_threads: int | None,
+    checksums: bool = True,
+) -> Encoding:
+    """How an existing file stores its data, to write more sections the same way."""
+    header = reader.header
+    return Encoding(
+        mode=header.base_mode, byteorder=header.byteorder, compressor=header.compressor,
+        clevel=clevel, blocksize=blocksize, blosc2=bool(reader.index and reader.index.blosc2),
+        n_threads=n_threads or default_threads(), imod_unsigned=header.imod_unsigned,
+        checksums=checksums,
+    )
+
+
+def kept_extended(header: Header) -> tuple[dict[str, Any] | None, bytes | None, str | None]:
+    """(meta, raw extended header, exttyp) to write an existing file's extended header back:
+    JSON metadata without mrcio's checksums (None if nothing else is left), other kinds as
+    their bytes."""
+    if isinstance(header.extended, dict):
+        meta = {k: v for k, v in header.extended.items() if k != CHECKSUM_KEY}
+        return meta or None, None, None
+    if header.extended_bytes:
+        return None, header.extended_bytes, header.exttyp or None
+    return None, None, None
+
+
 def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) -> None:
     """Copy existing sections in stored form, decoding them only to add up statistics."""
     header = reader.header
@@ -697,17 +726,8 @@ def rewrite_sections(
         if not 0 <= start <= nz:
             raise IndexError(f"{path}: cannot write at section {start} of {nz}")
         layout = layout_of(header)
-        encoding = Encoding(
-            mode=header.base_mode, byteorder=header.byteorder, compressor=header.compressor,
-            clevel=clevel, blocksize=blocksize,
-            blosc2=bool(reader.index and reader.index.blosc2),
-            n_threads=n_threads or default_threads(), imod_unsigned=header.imod_unsigned,
-        )
-        meta, extended, exttyp = None, None, None
-        if isinstance(header.extended, dict):
-            meta = {k: v for k, v in header.extended.items() if k != CHECKSUM_KEY}
-        elif header.extended_bytes:
-            extended, exttyp = header.extended_bytes, header.exttyp
+        encoding = encoding_of(reader, clevel=clevel, blocksize=blocksize, n_threads=n_threads)
+        meta, extended, exttyp = kept_extended(header)
         total = max(nz, start + count)
         with AtomicFile(path, overwrite=True, fsync=fsync) as out:
             writer = SectionWriter(out.handle, layout, encoding, meta=meta, extended=extended,
@@ -757,20 +777,16 @@ def transcode(
         layout = layout_of(header)
         if compressor is not None and header.mrcz_version is None:
             layout.labels = [MRCZ_LABEL, *layout.labels][:10]
-            if header["ispg"] == 0:  # now in mrcz's convention: MZ channels, CELLA.z by NZ
+            if header["ispg"] == 0:  # now in mrcz's convention: CELLA = voxel x dimensions
                 layout.cell_from_dims = True
-                layout.mz = 1
+                layout.mx, layout.my, layout.mz = layout.nx, layout.ny, 1
         encoding = Encoding(
             mode=header.base_mode, byteorder=resolve_byteorder(byteorder, header.dtype)
             if byteorder else header.byteorder, compressor=compressor, clevel=clevel,
             blocksize=blocksize, blosc2=blosc2, n_threads=n_threads or default_threads(),
             imod_unsigned=header.imod_unsigned,
         )
-        meta, extended, exttyp = None, None, None
-        if isinstance(header.extended, dict):
-            meta = {k: v for k, v in header.extended.items() if k != CHECKSUM_KEY}
-        elif header.extended_bytes:
-            extended, exttyp = header.extended_bytes, header.exttyp
+        meta, extended, exttyp = kept_extended(header)
         ny, nx = header.section_shape
         per_block = max(1, _BLOCK_BYTES // max(header.section_nbytes, 1))
 
