@@ -54,11 +54,10 @@ from .stats import Stats
 from .writer import (
     MRCZ_LABEL,
     Encoding,
-    Layout,
     Plan,
     SectionWriter,
     choose_mode,
-    layout_of,
+    converted_layout,
     modern_layout,
     mrcio_label,
 )
@@ -841,29 +840,6 @@ def _target(dst: Path, force: bool) -> None:
         raise CLIError(f"{dst}: directory {dst.parent} does not exist")
 
 
-def _mrcz_stack(layout: Layout) -> None:
-    """Put an image stack (ISPG 0) into mrcz's convention, which files labelled
-    ``MRCZ<version>`` are read by: MZ counts sections per frame (1), MX and MY equal NX and
-    NY, and CELLA is the voxel size times (NX, NY, NZ)."""
-    layout.mx, layout.my, layout.mz = layout.nx, layout.ny, 1
-    layout.cell_from_dims = True
-
-
-def _kept_layout(header: Header, compressed: bool) -> Layout:
-    """The layout of an MRC file, every field kept, for rewriting it in another form.
-
-    A file becoming MRCZ gets the ``MRCZ<version>`` label and, if it is an image stack,
-    mrcz's convention (:func:`_mrcz_stack`); the voxel size stays the same.
-    """
-    layout = layout_of(header)
-    layout.labels = [_ascii(label) for label in header.labels]
-    if compressed and header.mrcz_version is None:
-        layout.labels = [MRCZ_LABEL, *layout.labels][:10]
-        if int(header["ispg"]) == 0:
-            _mrcz_stack(layout)
-    return layout
-
-
 def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int,
                blosc2: bool, n_threads: int | None, mode: int | None, force: bool,
                update: Callable[[int], object],
@@ -879,7 +855,7 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
                        "cannot read them back); convert with --mode 0 or 6 first")
     meta, extended, exttyp = frames.meta, None, None
     if frames.header is not None:
-        layout = _kept_layout(frames.header, compressor is not None)
+        layout = converted_layout(frames.header, compressed=compressor is not None)
         byteorder = frames.header.byteorder
         if not isinstance(frames.header.extended, dict) and frames.header.extended_bytes:
             extended = frames.header.extended_bytes
@@ -892,16 +868,12 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
         if (compressor is not None or meta is not None) and not labels[0].startswith("MRCZ"):
             labels = [MRCZ_LABEL, *labels]
         layout = modern_layout(plan, frames.voxel_size, frames.origin,
-                               [_ascii(t) for t in labels][:10])
-        if labels[0].startswith("MRCZ") and layout.ispg == 0:
-            _mrcz_stack(layout)
+                               [_ascii(t) for t in labels][:10],
+                               mrcz=labels[0].startswith("MRCZ"))
         byteorder = native_order(frames.dtype)
     encoding = Encoding(
         mode=base, byteorder=byteorder, compressor=compressor, clevel=clevel, blosc2=blosc2,
         n_threads=n_threads or default_threads(), imod_unsigned=imod_unsigned,
-        # MRCZ chunk checksums live in a JSON extended header, which would replace another
-        # kind (FEI, CCP4 symmetry records): keep that instead
-        checksums=extended is None,
     )
     with AtomicFile(dst, overwrite=force) as out:
         writer = SectionWriter(out.handle, layout, encoding, meta=meta, extended=extended,

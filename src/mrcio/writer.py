@@ -742,6 +742,23 @@ def rewrite_sections(
             writer.finish()
 
 
+def converted_layout(header: Header, *, compressed: bool) -> Layout:
+    """The layout of an existing file (:func:`layout_of`) for rewriting it, compressed or not.
+
+    A file becoming MRCZ gets the ``MRCZ0.6.0`` first label and, if it is an image stack
+    (ISPG 0), mrcz's convention that such files are read by: MZ = 1, MX, MY = NX, NY and
+    CELLA = voxel size x (NX, NY, NZ). The voxel size stays the same.
+    """
+    layout = layout_of(header)
+    layout.labels = [label.encode("ascii", "replace").decode() for label in layout.labels]
+    if compressed and header.mrcz_version is None:
+        layout.labels = [MRCZ_LABEL, *layout.labels][:10]
+        if header["ispg"] == 0:
+            layout.cell_from_dims = True
+            layout.mx, layout.my, layout.mz = layout.nx, layout.ny, 1
+    return layout
+
+
 def transcode(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -774,12 +791,7 @@ def transcode(
     """
     with MRCReader(src, n_threads=n_threads) as reader:
         header = reader.header
-        layout = layout_of(header)
-        if compressor is not None and header.mrcz_version is None:
-            layout.labels = [MRCZ_LABEL, *layout.labels][:10]
-            if header["ispg"] == 0:  # now in mrcz's convention: CELLA = voxel x dimensions
-                layout.cell_from_dims = True
-                layout.mx, layout.my, layout.mz = layout.nx, layout.ny, 1
+        layout = converted_layout(header, compressed=compressor is not None)
         encoding = Encoding(
             mode=header.base_mode, byteorder=resolve_byteorder(byteorder, header.dtype)
             if byteorder else header.byteorder, compressor=compressor, clevel=clevel,

@@ -6,8 +6,9 @@ Run once, by hand, from the repository root::
 
 The corpus is frozen test data: the files and ``cases.json`` are committed, and
 ``tests/test_malformed.py`` fails (never regenerates) when one is missing. Rerunning this
-script rewrites every file; commit the result only on purpose, and keep a removed case's name
-out of use.
+script rewrites every file (mrcz's multi-threaded chunks and mrcio's dated label differ from
+run to run, and the expected byte offsets with them); commit the result only on purpose, and
+keep a removed case's name out of use.
 
 Every malformed file starts from a valid base file written by mrcio (or, where noted, by mrcz
 0.6.0, whose MRCZ files carry no checksums) and is changed in one way. Each file is < 100 KB.
@@ -171,6 +172,17 @@ def data_error(expect: dict[str, Any], header: dict[str, Any] | None = None
     return out
 
 
+DATA_UNREAD = (
+    "read_header reads the header and extended header only; whether the data block fits "
+    "in the file is checked when data are read"
+)
+
+
+def data_block_error(expect: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """An uncompressed data block that does not fit: read_header is benign."""
+    return data_error(expect, ok(DATA_UNREAD))
+
+
 def at(offset: int) -> str:
     return f"at byte {offset:,}"
 
@@ -187,7 +199,8 @@ class Corpus:
              *, clean: bool) -> bytes:
         self.files[name] = raw
         self.cases.append({
-            "name": name.split(".")[0], "file": name, "base": None, "malformed": False,
+            "name": name.split(".")[0] + ("_gz" if name.endswith(".gz") else ""),
+            "file": name, "base": None, "malformed": False,
             "did": what, "frame": 0, "validate": "clean" if clean else None,
             "expect": everywhere(ok("a valid file", shape=shape)),
         })
@@ -312,6 +325,10 @@ def build(tmp: Path) -> Corpus:
         (3, 16, 16), clean=True,
     )
 
+    c.base("base_f32.mrc.gz", gzip.compress(f32_raw, mtime=0),
+           "gzip container of base_f32.mrc (mrcio reads gzip and bzip2 containers)",
+           (3, 16, 16), clean=True)
+
     # ---- truncated and empty files ---------------------------------------------------------
     short = err("TruncatedFileError", "too short", "header")
     c.add("empty.mrc", B_F32, "0 bytes", b"",
@@ -322,14 +339,14 @@ def build(tmp: Path) -> Corpus:
           f32_raw[:1023], everywhere({**short, "keywords": [*short["keywords"], at(1023)]}))
     c.add("header_only.mrc", B_F32, "the 1024-byte header of a 3-section map, no data",
           f32_raw[:HEADER_SIZE],
-          everywhere(err("TruncatedFileError", "data block", "3,072", "field nz")))
+          data_block_error(err("TruncatedFileError", "data block", "3,072", "field nz")))
     c.add("data_truncated_half.mrc", B_F32, "cut in the middle of the data (1,536 of 3,072 "
           "data bytes)", f32_raw[: HEADER_SIZE + 1536],
-          everywhere(err("TruncatedFileError", "data block", "1,536", "field nz")))
+          data_block_error(err("TruncatedFileError", "data block", "1,536", "field nz")))
     c.add("data_truncated_1byte.mrc", B_F32, "last data byte missing",
-          f32_raw[:-1], everywhere(err("TruncatedFileError", "data block", "3,071")))
+          f32_raw[:-1], data_block_error(err("TruncatedFileError", "data block", "3,071")))
     c.add("data_4bit_truncated.mrc", B_4BIT, "4-bit stack with its last byte missing",
-          four_raw[:-1], everywhere(err("TruncatedFileError", "data block")))
+          four_raw[:-1], data_block_error(err("TruncatedFileError", "data block")))
     c.add("data_longer.mrc", B_F32, "100 bytes appended after the data",
           f32_raw + bytes(range(100)),
           everywhere(ok("bytes after the data block the header describes are ignored "
@@ -356,14 +373,14 @@ def build(tmp: Path) -> Corpus:
            "open": ok("an empty map has no frame to index; len(f) == 0", shape=(0, 0, 0))})
     c.add("nx_huge.mrc", B_F32, "NX = 2**31 - 1 (the data would need 412 GB)",
           setf(f32_raw, nx=2**31 - 1),
-          everywhere(err("TruncatedFileError", "data block", "field nz")))
+          data_block_error(err("TruncatedFileError", "data block", "field nz")))
     c.add("dims_all_max.mrc", B_F32, "NX = NY = NZ = 2**31 - 1, mode 4 (8 bytes per pixel: "
           "the byte count overflows 64 bits)",
           setf(f32_raw, nx=2**31 - 1, ny=2**31 - 1, nz=2**31 - 1, mode=4),
-          everywhere(err("TruncatedFileError", "data block", "field nz")))
+          data_block_error(err("TruncatedFileError", "data block", "field nz")))
     c.add("dims_wrap_int32.mrc", B_F32, "NX = NY = 65536, NZ = 1, mode 0: 2**32 bytes, "
           "0 in 32-bit arithmetic", setf(f32_raw, nx=65536, ny=65536, nz=1, mode=0),
-          everywhere(err("TruncatedFileError", "data block", "4,294,967,296")))
+          data_block_error(err("TruncatedFileError", "data block", "4,294,967,296")))
 
     # ---- modes ---------------------------------------------------------------------------------
     for name, mode in (("mode_5_unknown", 5), ("mode_negative", -1), ("mode_huge", 2**31 - 1),
@@ -393,7 +410,7 @@ def build(tmp: Path) -> Corpus:
           everywhere(err("TruncatedFileError", "field nsymbt", "extended header", f"{past:,}")))
     c.add("nsymbt_into_data.mrc", B_F32, "NSYMBT = 1024 (no EXTTYP): the data then end "
           "1,024 bytes early", setf(f32_raw, nsymbt=1024),
-          everywhere(err("TruncatedFileError", "data block", "field nz")))
+          data_block_error(err("TruncatedFileError", "data block", "field nz")))
     mrcz_past = len(zstd_raw) - HEADER_SIZE + 10
     c.add("mrcz_nsymbt_past_end.mrcz", B_ZSTD, "NSYMBT 10 bytes longer than the file",
           setf(zstd_raw, nsymbt=mrcz_past),
