@@ -96,7 +96,7 @@ def test_checks_reject_bad_headers(byte: int, value: int, words: str) -> None:
 def test_chunk_past_the_end() -> None:
     chunk, frame = good_chunk()
     info = codecs.parse_chunk_header(chunk)
-    with pytest.raises(mrcio.ChunkError, match="truncated .* file ends after 10"):
+    with pytest.raises(mrcio.TruncatedFileError, match="truncated .* file ends after 10"):
         codecs.check_chunk(info, nbytes=frame.nbytes, typesize=4, offset=100, end=110,
                            frame=0, path="m.mrcz")
 

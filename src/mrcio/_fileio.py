@@ -15,19 +15,21 @@ import bz2
 import contextlib
 import gzip
 import io
+import mmap
 import os
 import threading
 import uuid
 import warnings
+import zlib
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Union
 
 import numpy as np
 
-from .errors import MRCError, TruncatedFileError
+from .errors import ContainerError, MRCError, TruncatedFileError
 from .header import HEADER_SIZE, parse_header
 
-__all__ = ["AtomicFile", "PathOrStream", "Source", "open_source"]
+__all__ = ["AtomicFile", "PathOrStream", "Source", "open_source", "write_all"]
 
 PathOrStream = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
 
@@ -131,7 +133,23 @@ class _FileSource(Source):
         return done
 
     def memmap(self, dtype: np.dtype[Any], shape: tuple[int, ...], offset: int) -> np.ndarray:
-        return np.memmap(self.name, dtype=dtype, mode="r", shape=shape, offset=offset)
+        # map the descriptor already open, not the path: a file replaced since it was opened
+        # must not be mixed with the header read from the old one
+        count = int(np.prod(shape, dtype=np.int64))
+        if self._fd is None:
+            raise ValueError(f"{self.name}: memory map of a closed file")
+        if count == 0:
+            return np.empty(shape, dtype)
+        mapped = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        if offset + count * dtype.itemsize > len(mapped):
+            mapped.close()
+            raise TruncatedFileError(
+                f"data block truncated (expected {count * dtype.itemsize:,} bytes, file ends "
+                f"after {max(len(mapped) - offset, 0):,})",
+                path=self.name, offset=offset,
+            )
+        array: np.ndarray = np.frombuffer(mapped, dtype, count=count, offset=offset)
+        return array.reshape(shape)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -187,33 +205,46 @@ def _container_opener(path: str) -> Any:
     return None
 
 
-def _claimed_size(head: bytes) -> int | None:
-    """Bytes an MRC file with this header holds, or None if the header says nothing usable."""
+def _claimed_size(head: bytes) -> int:
+    """The most bytes an MRC file with this header can hold (just the header if it is not
+    one: reading it then fails with the header's own error)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             header = parse_header(head, permissive=True)
     except MRCError:
-        return None
+        return len(head)
     if header.codec_id:
         packed = int(header["packed_bytes"])
-        return header.data_offset + packed if packed > 0 else None
-    return HEADER_SIZE + int(header["nsymbt"]) + header.data_nbytes
+        chunks = packed if packed > 0 else header.nsections * (header.section_nbytes + 32)
+        return header.data_offset + chunks
+    return header.data_offset + header.data_nbytes
 
 
 def _read_container(path: str, opener: Any) -> _BufferSource:
     """Decompress a gzip/bzip2 container, reading no more than its MRC header claims (+1 byte,
     so that a longer file is noticed) and never more than the container really holds."""
-    with opener(path, "rb") as stream:
-        data = bytearray(stream.read(HEADER_SIZE))
-        claim = _claimed_size(bytes(data))
-        limit = None if claim is None else claim + 1
-        while limit is None or len(data) < limit:
-            want = _CONTAINER_PIECE if limit is None else min(_CONTAINER_PIECE, limit - len(data))
-            piece = stream.read(want)
-            if not piece:
-                break
-            data += piece
+    kind = "gzip" if opener is gzip.open else "bzip2"
+    data = bytearray()
+    try:
+        with opener(path, "rb") as stream:
+            data += stream.read(HEADER_SIZE)
+            limit = _claimed_size(bytes(data)) + 1
+            while len(data) < limit:
+                piece = stream.read(min(_CONTAINER_PIECE, limit - len(data)))
+                if not piece:
+                    break
+                data += piece
+    except EOFError as exc:
+        raise TruncatedFileError(
+            f"{kind} container ends early ({exc}) after {len(data):,} bytes of its content",
+            path=path, offset=len(data),
+        ) from exc
+    except (OSError, zlib.error) as exc:
+        raise ContainerError(
+            f"{kind} container is corrupt ({exc}) after {len(data):,} bytes of its content",
+            path=path, offset=len(data),
+        ) from exc
     return _BufferSource(data, path, path)
 
 
@@ -326,6 +357,16 @@ class AtomicFile:
             self.commit()
         else:
             self.discard()
+
+
+def write_all(handle: Any, data: Any) -> None:
+    """Write every byte of ``data`` (raw files may write fewer bytes than asked)."""
+    view = memoryview(data).cast("B")
+    while view:
+        done = handle.write(view)
+        if not done:
+            raise OSError(f"could not write to {getattr(handle, 'name', handle)!r}")
+        view = view[done:]
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ._parallel import get_executor
-from .errors import ChunkError, CodecError
+from .errors import ChunkError, CodecError, TruncatedFileError
 from .header import CODEC_IDS, CODECS
 
 __all__ = [
@@ -58,6 +58,11 @@ _BLOSC2_VERSIONS = (3, 4, 5)
 _MEMCPYED = 0x02
 _BITSHUFFLE = 0x04
 _SHUFFLE = 0x01
+_EXTENDED_HEADER = _SHUFFLE | _BITSHUFFLE  # both set: a Blosc2 32-byte header follows
+#: largest compression ratio a chunk may claim: zstd, the strongest codec, stops near 32768:1
+#: (all-zero data); Blosc2 "special value" chunks, which store no data, are exempt
+MAX_RATIO = 65536
+_BLOSC1_MAX_NBYTES = 2**31 - 1 - CHUNK_HEADER_SIZE  # c-blosc 1.x's BLOSC_MAX_BUFFERSIZE
 #: codecs that Blosc1 (c-blosc 1.x) can write; the others need Blosc2
 BLOSC1_CODECS = ("blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd")
 # codec format codes kept in bits 5-7 of a Blosc1 chunk's flags
@@ -93,6 +98,7 @@ class ChunkInfo:
     nbytes: int
     blocksize: int
     cbytes: int
+    special: int = 0  # Blosc2 "special value" chunk (1 zeros, 2 NaN, 3 a value, 4 uninit.)
 
     @property
     def blosc2(self) -> bool:
@@ -118,7 +124,8 @@ class ChunkInfo:
 
 
 def parse_chunk_header(raw: bytes) -> ChunkInfo:
-    """Decode a 16-byte Blosc chunk header (both formats share this layout).
+    """Decode a Blosc chunk header: the 16 bytes both formats share, and from Blosc2's
+    32-byte extended header (when ``raw`` holds it) the special-value kind.
 
     Examples
     --------
@@ -129,7 +136,11 @@ def parse_chunk_header(raw: bytes) -> ChunkInfo:
     version, versionlz, flags, typesize, nbytes, blocksize, cbytes = struct.unpack(
         "<BBBBIII", raw[:CHUNK_HEADER_SIZE]
     )
-    return ChunkInfo(version, versionlz, flags, typesize, nbytes, blocksize, cbytes)
+    special = 0
+    extended = flags & _EXTENDED_HEADER == _EXTENDED_HEADER
+    if version in _BLOSC2_VERSIONS and extended and len(raw) >= _BLOSC2_HEADER_SIZE:
+        special = (raw[_BLOSC2_HEADER_SIZE - 1] >> 4) & 0x07
+    return ChunkInfo(version, versionlz, flags, typesize, nbytes, blocksize, cbytes, special)
 
 
 def check_chunk(
@@ -142,11 +153,15 @@ def check_chunk(
     frame: int,
     path: str | None,
 ) -> None:
-    """Raise :class:`ChunkError` unless ``info`` can hold exactly one frame within the file.
+    """Raise :class:`ChunkError` unless ``info`` can hold exactly one frame within the file
+    (:class:`TruncatedFileError` if the file ends inside it).
 
-    Checked: a known format version, the frame's typesize, nbytes equal to the frame's size,
-    a block size in 1..nbytes, cbytes between the header size and nbytes plus the format's
-    overhead, room for the block offset table, and the chunk ending by ``end``.
+    Checked: a known format version, the frame's typesize, nbytes equal to the frame's size
+    (and within c-blosc 1's limit for Blosc1 chunks), cbytes between the header size and
+    nbytes plus the format's overhead, a compression ratio below :data:`MAX_RATIO` (so that
+    a tiny chunk cannot make the reader allocate gigabytes), a block size in 1..nbytes, room
+    for the block offset table, and the chunk ending by ``end``. Blosc2 special-value chunks
+    (a frame of zeros, say) hold no blocks.
     """
 
     def fail(problem: str, value: Any) -> ChunkError:
@@ -161,15 +176,26 @@ def check_chunk(
             f"Blosc chunk holds {info.nbytes:,} bytes, but a frame is {nbytes:,} bytes",
             info.nbytes,
         )
+    if not info.blosc2 and nbytes > _BLOSC1_MAX_NBYTES:
+        raise fail(f"a Blosc1 chunk holds at most {_BLOSC1_MAX_NBYTES:,} bytes", nbytes)
     header_size = _BLOSC2_HEADER_SIZE if info.blosc2 else CHUNK_HEADER_SIZE
-    if not header_size <= info.cbytes <= nbytes + _MAX_OVERHEAD:
+    if not header_size <= info.cbytes <= max(nbytes, typesize) + _MAX_OVERHEAD:
         raise fail(
             f"Blosc chunk size (cbytes) outside {header_size}..{nbytes + _MAX_OVERHEAD}",
             info.cbytes,
         )
-    if nbytes and not 0 < info.blocksize <= max(nbytes, 1):
+    if not info.special and not info.memcpyed and nbytes > info.cbytes * MAX_RATIO:
+        raise fail(
+            f"Blosc chunk of {info.cbytes:,} bytes claims {nbytes:,}: a compression ratio "
+            f"above {MAX_RATIO:,}:1 is impossible",
+            info.cbytes,
+        )
+    if info.special:
+        if info.special > 4:
+            raise fail("unknown Blosc2 special-value kind (expected 1-4)", info.special)
+    elif nbytes and not 0 < info.blocksize <= max(nbytes, 1):
         raise fail(f"Blosc block size outside 1..{nbytes:,}", info.blocksize)
-    if nbytes and not info.memcpyed:
+    if nbytes and not info.memcpyed and not info.special:
         blocks = -(-nbytes // info.blocksize)
         if header_size + 4 * blocks > info.cbytes:
             raise fail(
@@ -178,7 +204,7 @@ def check_chunk(
                 info.blocksize,
             )
     if offset + info.cbytes > end:
-        raise ChunkError(
+        raise TruncatedFileError(
             f"Blosc chunk truncated (expected {info.cbytes:,} bytes, "
             f"file ends after {max(end - offset, 0):,})",
             path=path,

@@ -21,6 +21,7 @@ __all__ = [
     "ChecksumError",
     "ChunkError",
     "CodecError",
+    "ContainerError",
     "HeaderError",
     "MRCError",
     "MRCWarning",
@@ -113,6 +114,10 @@ class ModeError(HeaderError):
 
 class TruncatedFileError(MRCError, EOFError):
     """The file ends before the extended header, the data or a chunk that the header claims."""
+
+
+class ContainerError(MRCError):
+    """A gzip or bzip2 container around an MRC file is corrupt."""
 
 
 class MetadataError(MRCError):

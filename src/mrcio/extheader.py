@@ -9,7 +9,6 @@ from __future__ import annotations
 import enum
 import functools
 import json
-import math
 import re
 import warnings
 from typing import Any
@@ -110,10 +109,6 @@ def _decode_fei(raw: bytes, exttyp: str, byteorder: str, nz: int, path: str | No
     return np.frombuffer(raw, dtype, count=count).copy()
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in JSON")
-
-
 def decode_extended(
     raw: bytes, exttyp: str, byteorder: str, nz: int, path: str | None = None
 ) -> Any:
@@ -150,6 +145,13 @@ def decode_extended(
                 field="extended header",
                 offset=1024,
             ) from exc
+        except ValueError as exc:  # e.g. an integer of more digits than Python converts
+            raise MetadataError(
+                f"JSON extended header cannot be decoded ({exc})",
+                path=path,
+                field="extended header",
+                offset=1024,
+            ) from exc
         if not isinstance(meta, dict):
             raise MetadataError(
                 f"JSON extended header holds a {type(meta).__name__}, expected an object",
@@ -174,25 +176,13 @@ def _to_json(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in JSON metadata: {value!r:.80}")
 
 
-def _check_finite(value: Any, where: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(
-            f"metadata {where} is {value}, which JSON cannot hold (use None, or a string)"
-        )
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _check_finite(item, f"{where}[{key!r}]")
-    elif isinstance(value, (list, tuple)):
-        for i, item in enumerate(value):
-            _check_finite(item, f"{where}[{i}]")
-
-
 def encode_json(meta: dict[str, Any]) -> bytes:
     """Metadata as compact UTF-8 JSON, byte-identical to mrcz (python-rapidjson).
 
     numpy arrays and scalars become lists and numbers, ``Enum`` members the string
     ``"Enum.<Class>.<NAME>"``, objects with a ``serialize()`` method what it returns.
-    NaN and infinities are refused: most JSON readers reject them.
+    Non-finite floats are written ``NaN``, ``Infinity``, ``-Infinity``, as mrcz writes them
+    (not strict JSON, but what MRCZ files hold, and read back by mrcz and mrcio).
 
     Examples
     --------
@@ -203,7 +193,6 @@ def encode_json(meta: dict[str, Any]) -> bytes:
     if not isinstance(meta, dict):
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
     text = json.dumps(meta, default=_to_json, separators=(",", ":"))
-    _check_finite(json.loads(text), "meta")
     return _ESCAPE.sub(_rapidjson_escape, text).encode("utf-8")
 
 

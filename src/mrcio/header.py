@@ -87,6 +87,7 @@ HEADER_SIZE = HEADER_DTYPE.itemsize
 
 IMOD_STAMP = 1146047817  # b"IMOD" read as a little-endian int32
 IMOD_SIGNED_BYTES = 1
+_MAX_ARRAY_BYTES = 2**62  # numpy cannot describe larger arrays (their byte count overflows)
 NVERSION = 20141
 MRCZ_COMPRESSION_FACTOR = 1000  # MODE = base mode + 1000 x codec id
 MAX_DIMENSION = 2**31 - 1
@@ -615,18 +616,30 @@ def check_header(header: Header, *, file_size: int | None, permissive: bool = Fa
         )
 
 
-def check_data_fits(header: Header, file_size: int) -> None:
-    """Raise :class:`TruncatedFileError` if an uncompressed data block runs past the end."""
+def check_data_fits(header: Header, file_size: int, *, permissive: bool = False) -> None:
+    """Raise :class:`TruncatedFileError` if an uncompressed data block runs past the end of
+    the file (``permissive``: only if one section is larger than any array can be), or if a
+    compressed section is too large for a Blosc chunk's 32-bit size."""
     available = file_size - header.data_offset
-    if header.codec_id == 0 and header.data_nbytes > available:
+    if header.codec_id and header.section_nbytes >= 2**32:
+        raise TruncatedFileError(
+            f"a section of {header.section_nbytes:,} bytes cannot be one Blosc chunk",
+            path=header.path, field="nx", offset=field_offset("nx"), value=header["nx"],
+        )
+    if header.codec_id == 0 and header.data_nbytes > available and not permissive:
         raise TruncatedFileError(
             f"data block needs {header.data_nbytes:,} bytes "
-            f"({header['nz']} sections of {header.section_nbytes:,}) but the file has "
+            f"({header.nsections} sections of {header.section_nbytes:,}) but the file has "
             f"{max(available, 0):,} after byte {header.data_offset:,}",
             path=header.path,
             field="nz",
             offset=header.data_offset,
             value=header["nz"],
+        )
+    if header.section_nbytes > _MAX_ARRAY_BYTES:
+        raise TruncatedFileError(
+            f"a section of {header.section_nbytes:,} bytes is larger than any array",
+            path=header.path, field="nx", offset=field_offset("nx"), value=header["nx"],
         )
 
 

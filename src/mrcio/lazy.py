@@ -15,7 +15,6 @@ import builtins
 import dataclasses
 import os
 import re
-import shutil
 import struct
 import threading
 from collections.abc import Iterator, Sequence
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fileio import AtomicFile, PathOrStream, open_source
+from ._fileio import AtomicFile, PathOrStream, open_source, write_all
 from ._parallel import default_threads
 from .codecs import CHUNK_HEADER_SIZE, ChunkInfo, parse_chunk_header
 from .errors import ChunkError
@@ -488,10 +487,17 @@ class StreamWriter:
             extended_nbytes=len(extended), exttyp="json", packed=writer.packed,
         )
         with AtomicFile(self.path, overwrite=True, fsync=self._file.fsync) as final:
-            final.handle.write(record.tobytes())
-            final.handle.write(extended)
-            self._file.handle.seek(writer.data_start)
-            shutil.copyfileobj(self._file.handle, final.handle, 16 * 2**20)
+            write_all(final.handle, record.tobytes())
+            write_all(final.handle, extended)
+            source, end = self._file.handle, self._file.handle.tell()
+            at = writer.data_start
+            piece = bytearray(16 * 2**20)
+            while at < end:
+                got = os.preadv(source.fileno(), [memoryview(piece)[: end - at]], at)
+                if not got:
+                    raise OSError(f"{self._file.temp}: ends early at byte {at:,}")
+                write_all(final.handle, memoryview(piece)[:got])
+                at += got
         self._file.discard()
 
     def _abandon(self) -> None:

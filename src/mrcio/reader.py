@@ -118,7 +118,9 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     infos: list[codecs.ChunkInfo] = []
     try:
         for k in range(nz):
-            raw = source.read_exact(codecs.CHUNK_HEADER_SIZE, pos, "Blosc chunk header", frame=k)
+            # 16 bytes, or Blosc2's 32 where the file has them (special-value chunks)
+            want = max(codecs.CHUNK_HEADER_SIZE, min(2 * codecs.CHUNK_HEADER_SIZE, size - pos))
+            raw = source.read_exact(want, pos, "Blosc chunk header", frame=k)
             info = codecs.parse_chunk_header(raw)
             codecs.check_chunk(
                 info,
@@ -246,8 +248,8 @@ class MRCReader:
         self.source, self._owned = open_source(src)
         try:
             self.header = _load_header(self.source, permissive, convention)
-            if not permissive and self.source.size is not None:
-                check_data_fits(self.header, self.source.size)
+            if self.source.size is not None:
+                check_data_fits(self.header, self.source.size, permissive=permissive)
             self.index = (
                 _build_index(self.source, self.header, permissive)
                 if self.header.codec_id

@@ -122,11 +122,19 @@ class Stats:
 
     @classmethod
     def of(cls, data: np.ndarray) -> Stats:
-        """Statistics of one array (any shape; read once, block by block)."""
+        """Statistics of one array (any shape; read once, block by block).
+
+        NaN makes every figure NaN; infinities give infinite (or NaN) sums, without warnings.
+        """
+        with np.errstate(invalid="ignore", over="ignore"):
+            return cls._of(data)
+
+    @classmethod
+    def _of(cls, data: np.ndarray) -> Stats:
         flat = data.reshape(-1)
         if data.dtype.kind == "c":
             parts = flat.view(flat.real.dtype)  # (re, im) interleaved
-            total_sq = cls.of(parts).total_sq
+            total_sq = cls._of(parts).total_sq
             total = complex(parts[0::2].sum(dtype=np.float64), parts[1::2].sum(dtype=np.float64))
             return cls(flat.size, total, total_sq, is_complex=True)
         result = cls()

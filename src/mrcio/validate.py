@@ -7,6 +7,7 @@ file from being read, comes back as an :class:`Issue`.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = ["Issue", "validate"]
 
 _KNOWN_EXTTYPS = ("CCP4", "MRCO", "SERI", "AGAR", "FEI1", "FEI2", "HDF5", "json")
 _SECTIONS_PER_TASK_BYTES = 16 * 2**20
+_NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Infinity)\b")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,15 @@ def _header_checks(h: Header) -> list[Issue]:
     if h.exttyp == "json" and h.mrcz_version is None:
         add("exttyp", "exttyp", "JSON extended header (MRCZ) in a file not labelled MRCZ",
             "warning")
+    if h.exttyp in ("FEI1", "FEI2") and isinstance(h.extended, bytes):
+        add("extended-header", "extended header",
+            f"{h.exttyp} blocks cannot be decoded (their size field does not fit)")
+    for note in h.warnings:
+        if "contradicts" in note:
+            add("machine-stamp", "machst", note)
+    if h.exttyp == "json" and _NON_FINITE.search(h.extended_bytes):
+        add("extended-header", "extended header", "JSON holds NaN or Infinity, which strict "
+            "JSON readers reject (mrcz writes them for non-finite floats)", "warning")
     return issues
 
 
@@ -130,7 +141,7 @@ def _size_issues(reader: MRCReader) -> list[Issue]:
                           f"{size - expected:,} more than the header describes ({expected:,})")]
         return []
     issues = []
-    if h["packed_bytes"] > 0 and h["packed_bytes"] != reader.index.packed_bytes:
+    if h["packed_bytes"] != 0 and h["packed_bytes"] != reader.index.packed_bytes:
         issues.append(Issue("error", "packed-bytes", "packed_bytes",
                             f"is {h['packed_bytes']:,}, the chunks hold "
                             f"{reader.index.packed_bytes:,}"))
@@ -200,7 +211,11 @@ def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
     >>> mrcio.validate(buf.getvalue())
     []
     """
-    source, owned = open_source(src)
+    try:
+        source, owned = open_source(src)
+    except MRCError as exc:  # a damaged gzip or bzip2 container
+        return [Issue("error", "file-size" if isinstance(exc, EOFError) else "container",
+                      "data", str(exc))]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MRCWarning)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import codecs
-from ._fileio import AtomicFile
+from ._fileio import AtomicFile, write_all
 from ._parallel import default_threads, get_executor, imap_ordered, in_worker
 from ._version import __version__
 from .extheader import CHECKSUM_KEY, encode_json
@@ -229,10 +229,7 @@ class SectionWriter:
         self._write_all(self.extended)
 
     def _write_all(self, data: Any) -> None:
-        view = memoryview(data).cast("B")
-        while view:
-            done = self.handle.write(view)
-            view = view[done:]
+        write_all(self.handle, data)
 
     # --- data ---------------------------------------------------------------------------
     def write_blocks(self, blocks: Iterable[np.ndarray]) -> None:
