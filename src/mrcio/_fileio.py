@@ -29,7 +29,7 @@ import numpy as np
 from .errors import ContainerError, MRCError, TruncatedFileError
 from .header import HEADER_SIZE, parse_header
 
-__all__ = ["AtomicFile", "PathOrStream", "Source", "open_source", "write_all"]
+__all__ = ["AtomicFile", "PathOrStream", "Source", "copy_range", "open_source", "write_all"]
 
 PathOrStream = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
 
@@ -367,6 +367,27 @@ def write_all(handle: Any, data: Any) -> None:
         if not done:
             raise OSError(f"could not write to {getattr(handle, 'name', handle)!r}")
         view = view[done:]
+
+
+def copy_range(source: Any, target: Any, start: int, end: int) -> None:
+    """Append bytes ``start:end`` of the file ``source`` to the file ``target``, in the
+    kernel where it can (``os.copy_file_range``), else through a 4 MiB buffer."""
+    src, dst = source.fileno(), target.fileno()
+    at = start
+    if hasattr(os, "copy_file_range"):
+        with contextlib.suppress(OSError):  # e.g. across filesystems on old kernels
+            while at < end:
+                done = os.copy_file_range(src, dst, end - at, at)
+                if not done:
+                    break
+                at += done
+    piece = bytearray(min(4 * 2**20, max(end - at, 1)))
+    while at < end:
+        got = os.preadv(src, [memoryview(piece)[: end - at]], at)
+        if not got:
+            raise OSError(f"{getattr(source, 'name', source)!r} ends early at byte {at:,}")
+        write_all(target, memoryview(piece)[:got])
+        at += got
 
 
 def _fsync_directory(directory: Path) -> None:

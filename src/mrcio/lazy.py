@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fileio import AtomicFile, PathOrStream, open_source, write_all
+from ._fileio import AtomicFile, PathOrStream, copy_range, open_source, write_all
 from ._parallel import default_threads
 from .codecs import CHUNK_HEADER_SIZE, ChunkInfo, parse_chunk_header
 from .errors import ChunkError
@@ -235,8 +235,17 @@ def _load_sections(
     shape: tuple[int, ...],
 ) -> np.ndarray:
     """Dask task: open ``path`` and read ``count`` sections from ``first`` (MRCZ: the given
-    chunks — offset, 16-byte header that must still be in the file, crc32 or None)."""
+    chunks — offset, 16-byte header that must still be in the file, crc32 or None).
+
+    Plain MRC sections stored as-is come back as a read-only memory map: no copy is made
+    until the computation needs one."""
     ny, nx = header.section_shape
+    if chunks is None and header.mode.direct:
+        source, _ = open_source(path)
+        with source:
+            if source.mappable:
+                offset = header.data_offset + first * header.section_nbytes
+                return source.memmap(header.dtype, (count, ny, nx), offset).reshape(shape)
     out = np.empty((count, ny, nx), header.dtype)
     scratch: dict[str, bytearray] = {}
 
@@ -489,15 +498,8 @@ class StreamWriter:
         with AtomicFile(self.path, overwrite=True, fsync=self._file.fsync) as final:
             write_all(final.handle, record.tobytes())
             write_all(final.handle, extended)
-            source, end = self._file.handle, self._file.handle.tell()
-            at = writer.data_start
-            piece = bytearray(16 * 2**20)
-            while at < end:
-                got = os.preadv(source.fileno(), [memoryview(piece)[: end - at]], at)
-                if not got:
-                    raise OSError(f"{self._file.temp}: ends early at byte {at:,}")
-                write_all(final.handle, memoryview(piece)[:got])
-                at += got
+            copy_range(self._file.handle, final.handle, writer.data_start,
+                       self._file.handle.tell())
         self._file.discard()
 
     def _abandon(self) -> None:

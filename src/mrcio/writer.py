@@ -11,6 +11,7 @@ chunk checksums). Files on disk are written through :class:`~mrcio._fileio.Atomi
 from __future__ import annotations
 
 import datetime
+import errno
 import io
 import os
 import zlib
@@ -60,6 +61,7 @@ MRCZ_LABEL = "MRCZ0.6.0"
 #: larger blocks, faster than mrcz's 64 KiB blocks on counting movies)
 DEFAULT_BLOCKSIZE = 2**20
 _BLOCK_BYTES = 8 * 2**20  # uncompressed data are handled in blocks of about this size
+_INFLIGHT_BYTES = 32 * 2**20  # input bytes queued for worker threads, beyond one task
 _CRC_DIGITS = 8
 
 
@@ -206,7 +208,9 @@ class SectionWriter:
         self.packed = 0
         self.crcs: list[int] = []
         self._submitted = 0
-        self._pending: deque[Future[tuple[Any, Stats, int]]] = deque()
+        self._pending: deque[tuple[Future[tuple[Any, Stats, int, int | None]], int]] = deque()
+        self._pending_bytes = 0
+        self._reserved = False
         self._crc_slot: tuple[int, int] | None = None  # (file offset, sections) reserved
         if meta is not None and extended is not None:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
@@ -260,25 +264,35 @@ class SectionWriter:
         if threads <= 1 or in_worker():
             self._store(task(item))
             return
-        self._pending.append(get_executor(threads).submit(task, item))
-        while len(self._pending) >= 2 * threads:
-            self._store(self._pending.popleft().result())
+        self._pending.append((get_executor(threads).submit(task, item), item[1].nbytes))
+        self._pending_bytes += item[1].nbytes
+        # at most two tasks per thread, and (beyond one task) _INFLIGHT_BYTES of input
+        while len(self._pending) >= 2 * threads or (
+            len(self._pending) > 1 and self._pending_bytes > _INFLIGHT_BYTES
+        ):
+            self._store_oldest()
+
+    def _store_oldest(self) -> None:
+        future, nbytes = self._pending.popleft()
+        self._pending_bytes -= nbytes
+        self._store(future.result())
 
     def flush(self) -> None:
         """Wait for every queued block and write it."""
         while self._pending:
-            self._store(self._pending.popleft().result())
+            self._store_oldest()
 
     def abort(self) -> None:
         """Drop queued work (after a failure)."""
         while self._pending:
-            future = self._pending.popleft()
+            future, nbytes = self._pending.popleft()
+            self._pending_bytes -= nbytes
             if not future.cancel():
                 future.exception()
 
-    def _store(self, result: tuple[Any, Stats, int]) -> None:
-        stored, stats, count = result
-        self.write_stored(stored, count, stats)
+    def _store(self, result: tuple[Any, Stats, int, int | None]) -> None:
+        stored, stats, count, crc = result
+        self.write_stored(stored, count, stats, crc)
 
     def _check(self, block: np.ndarray, first: int) -> None:
         ny, nx = self.layout.ny, self.layout.nx
@@ -294,11 +308,11 @@ class SectionWriter:
                 f"({accepted}) without loss"
             )
 
-    def _plain_task(self, item: tuple[int, np.ndarray]) -> tuple[np.ndarray, Stats, int]:
+    def _plain_task(self, item: tuple[int, np.ndarray]) -> tuple[np.ndarray, Stats, int, None]:
         first, block = item
-        return _to_storage(block, self.enc, first), Stats.of(block), len(block)
+        return _to_storage(block, self.enc, first), Stats.of(block), len(block), None
 
-    def _chunk_task(self, item: tuple[int, np.ndarray]) -> tuple[bytes, Stats, int]:
+    def _chunk_task(self, item: tuple[int, np.ndarray]) -> tuple[bytes, Stats, int, int]:
         k, section = item
         stored = _to_storage(section, self.enc, k)[0]
         chunk = codecs.encode(
@@ -308,16 +322,34 @@ class SectionWriter:
             blocksize=self.enc.blocksize_for(stored),
             blosc2_format=self.enc.blosc2,
         )
-        return chunk, Stats.of(section), 1
+        return chunk, Stats.of(section), 1, zlib.crc32(chunk)
 
-    def write_stored(self, stored: Any, sections: int, stats: Stats) -> None:
-        """Write sections already in stored form (raw bytes, or one Blosc chunk)."""
+    def write_stored(self, stored: Any, sections: int, stats: Stats,
+                     crc: int | None = None) -> None:
+        """Write sections already in stored form (raw bytes, or one Blosc chunk and its
+        crc32, computed here if not given)."""
         self._write_all(stored)
         self.sections += sections
         self.stats.merge(stats)
         if self.enc.compressor is not None:
             self.packed += len(memoryview(stored).cast("B"))
-            self.crcs.append(zlib.crc32(stored))
+            self.crcs.append(zlib.crc32(stored) if crc is None else crc)
+
+    def reserve(self, sections: int) -> None:
+        """Allocate disk space for ``sections`` uncompressed sections after the headers:
+        writes into reserved space are faster (as numpy's ``tofile`` does), and a full disk
+        is found before any data are written. A no-op where the filesystem cannot."""
+        if self.enc.compressor is not None or not hasattr(os, "posix_fallocate"):
+            return
+        size = self.data_start + sections * self.enc.section_nbytes(self.layout.ny,
+                                                                     self.layout.nx)
+        try:
+            os.posix_fallocate(self.handle.fileno(), 0, size)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise
+        else:
+            self._reserved = True
 
     # --- header -------------------------------------------------------------------------
     def finish(self) -> None:
@@ -327,6 +359,8 @@ class SectionWriter:
             extended_nbytes=len(self.extended), exttyp=self.exttyp, packed=self.packed,
         )
         end = self.handle.tell()
+        if self._reserved:
+            self.handle.truncate(end)  # in case fewer sections came than were reserved
         self.handle.seek(self.start)
         self._write_all(record.tobytes())
         if self._crc_slot is not None:
@@ -504,6 +538,8 @@ def write_plan(
             handle, layout, encoding, meta=meta, extended=extended, exttyp=exttyp,
             expected_sections=plan.nz, name=name,
         )
+        if isinstance(handle, io.FileIO):
+            writer.reserve(plan.nz)
         writer.write_blocks(plan.blocks)
         writer.finish()
 
@@ -675,13 +711,13 @@ def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) ->
     ny, nx = header.section_shape
     step = header.section_nbytes
 
-    def stored_and_stats(section: int) -> tuple[Any, Stats]:
+    def stored_and_stats(section: int) -> tuple[Any, Stats, int | None]:
         pixels = np.empty((ny, nx), header.dtype)
         if reader.index is None:
             stored = reader.source.read_exact(step, header.data_offset + section * step,
                                               "data block", frame=section)
             convert_section(stored, header, pixels)
-            return stored, Stats.of(pixels)
+            return stored, Stats.of(pixels), None
         offset, info = reader.index.offsets[section], reader.index.infos[section]
         chunk = reader.source.read_exact(info.cbytes, offset, "Blosc chunk", frame=section)
         if header.mode.direct:
@@ -692,10 +728,11 @@ def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) ->
             codecs.decode_into(chunk, info, raw, frame=section, offset=offset,
                                path=reader.source.name)
             convert_section(raw, header, pixels)
-        return chunk, Stats.of(pixels)
+        return chunk, Stats.of(pixels), zlib.crc32(chunk)
 
-    for stored, stats in imap_ordered(stored_and_stats, sections, n_threads=reader.n_threads):
-        writer.write_stored(stored, 1, stats)
+    for stored, stats, crc in imap_ordered(stored_and_stats, sections,
+                                           n_threads=reader.n_threads):
+        writer.write_stored(stored, 1, stats, crc)
 
 
 def rewrite_sections(
