@@ -211,6 +211,7 @@ class SectionWriter:
         self._pending: deque[tuple[Future[tuple[Any, Stats, int, int | None]], int]] = deque()
         self._pending_bytes = 0
         self._reserved = False
+        self._fd = handle.fileno() if isinstance(handle, io.FileIO) else None
         self._crc_slot: tuple[int, int] | None = None  # (file offset, sections) reserved
         if meta is not None and extended is not None:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
@@ -308,9 +309,22 @@ class SectionWriter:
                 f"({accepted}) without loss"
             )
 
-    def _plain_task(self, item: tuple[int, np.ndarray]) -> tuple[np.ndarray, Stats, int, None]:
+    def _plain_task(self, item: tuple[int, np.ndarray]) -> tuple[Any, Stats, int, None]:
         first, block = item
-        return _to_storage(block, self.enc, first), Stats.of(block), len(block), None
+        stored = _to_storage(block, self.enc, first)
+        stats = Stats.of(block)
+        if self._fd is None:
+            return stored, stats, len(block), None
+        # a file: the worker writes at the block's place, so both cores copy and summarise
+        offset = self.data_start + first * self.enc.section_nbytes(self.layout.ny,
+                                                                   self.layout.nx)
+        view = memoryview(stored).cast("B")
+        while view:
+            done = os.pwrite(self._fd, view, offset)
+            if not done:
+                raise OSError(f"{self.name}: could not write at byte {offset:,}")
+            view, offset = view[done:], offset + done
+        return None, stats, len(block), None
 
     def _chunk_task(self, item: tuple[int, np.ndarray]) -> tuple[bytes, Stats, int, int]:
         k, section = item
@@ -324,11 +338,21 @@ class SectionWriter:
         )
         return chunk, Stats.of(section), 1, zlib.crc32(chunk)
 
+    def copy_stored(self, stored: Any, sections: int, stats: Stats,
+                    crc: int | None = None) -> None:
+        """Add sections already in stored form (from another file): raw bytes, or one Blosc
+        chunk and its crc32 (computed here if not given). Nothing may be queued."""
+        self._submitted += sections
+        self.write_stored(stored, sections, stats, crc)
+
     def write_stored(self, stored: Any, sections: int, stats: Stats,
                      crc: int | None = None) -> None:
-        """Write sections already in stored form (raw bytes, or one Blosc chunk and its
-        crc32, computed here if not given)."""
-        self._write_all(stored)
+        """Write a queued task's result (``stored`` None: the task wrote it already)."""
+        if stored is None:
+            self.handle.seek(self.data_start + (self.sections + sections) *
+                             self.enc.section_nbytes(self.layout.ny, self.layout.nx))
+        else:
+            self._write_all(stored)
         self.sections += sections
         self.stats.merge(stats)
         if self.enc.compressor is not None:
@@ -732,7 +756,7 @@ def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) ->
 
     for stored, stats, crc in imap_ordered(stored_and_stats, sections,
                                            n_threads=reader.n_threads):
-        writer.write_stored(stored, 1, stats, crc)
+        writer.copy_stored(stored, 1, stats, crc)
 
 
 def rewrite_sections(
