@@ -29,6 +29,7 @@ from .header import HEADER_SIZE, Header, check_data_fits, field_offset, parse_he
 __all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "read_section"]
 
 _PARALLEL_READ_PIECE = 8 * 2**20
+_TASK_BYTES = 2**20  # sections decoded or converted per task: at least this many bytes
 
 
 @dataclass(frozen=True)
@@ -353,11 +354,17 @@ class MRCReader:
         if self.index is None and self.header.mode.direct:
             self._read_plain(sections, out)
             return
-        jobs = list(enumerate(sections))
-        for _ in imap_ordered(
-            lambda job: self._read_one(job[1], out[job[0]]), jobs,
-            n_threads=min(self.n_threads, len(jobs)),
-        ):
+        # tasks of a few sections each when sections are small: per-task costs stay small
+        per_task = max(1, _TASK_BYTES // max(out[0].nbytes, 1))
+        per_task = min(per_task, -(-len(sections) // self.n_threads))
+        jobs = [range(a, min(a + per_task, len(sections)))
+                for a in range(0, len(sections), per_task)]
+
+        def run(job: range) -> None:
+            for i in job:
+                self._read_one(sections[i], out[i])
+
+        for _ in imap_ordered(run, jobs, n_threads=min(self.n_threads, len(jobs))):
             pass
 
     def _read_plain(self, sections: Sequence[int], out: np.ndarray) -> None:
