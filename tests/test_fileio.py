@@ -5,6 +5,9 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +98,19 @@ def test_atomic_file_refuses_existing(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="appeared while writing"):
         f.commit()
     assert (tmp_path / "u.bin").read_bytes() == b"raced" and not list(tmp_path.glob("*.partial"))
+
+
+def test_orphans_of_killed_writers_are_swept(tmp_path: Path) -> None:
+    from mrcio._fileio import _HOST
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = int(done.stdout)
+    orphan = tmp_path / f".t.bin.{_HOST}.{dead}.abc.partial"
+    live = tmp_path / f".t.bin.{_HOST}.{os.getpid()}.def.partial"
+    remote = tmp_path / f".t.bin.otherhost.{dead}.ghi.partial"
+    for path in (orphan, live, remote):
+        path.write_bytes(b"half")
+    with AtomicFile(tmp_path / "t.bin", overwrite=False) as f:
+        f.handle.write(b"new")
+    assert not orphan.exists() and live.exists() and remote.exists()

@@ -17,6 +17,7 @@ import gzip
 import io
 import mmap
 import os
+import socket
 import threading
 import uuid
 import warnings
@@ -278,14 +279,47 @@ def open_source(src: PathOrStream | Source) -> tuple[Source, bool]:
     )
 
 
+_HOST = socket.gethostname().replace(".", "_") or "host"
+
+
+def _sweep_orphans(target: Path) -> None:
+    """Remove temporary files left beside ``target`` by killed processes of this host (their
+    names carry host and pid; files of other hosts, or of live processes, are left alone)."""
+    if os.name != "posix":  # os.kill(pid, 0) only probes on POSIX
+        return
+    prefix = f".{target.name}.{_HOST}."
+    try:
+        names = [n for n in os.listdir(target.parent or ".") if n.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid, _, rest = name[len(prefix):].partition(".")
+        if not pid.isdigit() or not rest.endswith(".partial") or _alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(target.parent / name)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but not ours to signal
+        return True
+    return True
+
+
 class AtomicFile:
     """A temporary file beside ``target`` that becomes ``target`` only on :meth:`commit`.
 
-    The temporary file (``.<name>.<uuid>.partial``) is flushed, fsynced and renamed over
-    ``target`` by :meth:`commit`; :meth:`discard` (or leaving a ``with`` block by an
-    exception, KeyboardInterrupt included) removes it and leaves ``target`` untouched. With
+    The temporary file (``.<name>.<host>.<pid>.<random>.partial``) is flushed, fsynced and
+    renamed over ``target`` by :meth:`commit`; :meth:`discard` (or leaving a ``with`` block by
+    an exception, KeyboardInterrupt included) removes it and leaves ``target`` untouched. With
     ``overwrite=False`` an existing target raises :class:`FileExistsError`, checked before
-    writing and again, atomically, at the rename (``os.link``).
+    writing and again, atomically, at the rename (``os.link``). A process killed outright
+    (SIGKILL, power cut) leaves its temporary file; the next write of the same target on the
+    same host removes those whose process is gone.
 
     Examples
     --------
@@ -305,7 +339,10 @@ class AtomicFile:
             raise FileExistsError(
                 f"{self.target}: file exists (pass overwrite=True to replace it)"
             )
-        self.temp = self.target.with_name(f".{self.target.name}.{uuid.uuid4().hex[:12]}.partial")
+        _sweep_orphans(self.target)
+        self.temp = self.target.with_name(
+            f".{self.target.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
+        )
         self.handle: io.FileIO = open(self.temp, "xb+", buffering=0)  # noqa: SIM115
         self.done = False
 

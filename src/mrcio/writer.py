@@ -57,7 +57,7 @@ __all__ = [
 
 #: format version written in label 0 of MRCZ files (mrcz reads MZ as channels from 0.5.0 on)
 MRCZ_LABEL = "MRCZ0.6.0"
-#: default Blosc block size: 1 MiB, measured in benchmarks/compressed.py (ratio within 1 % of
+#: default Blosc block size: 1 MiB, measured in benchmarks/bench_compressed.py (ratio within 1 % of
 #: larger blocks, faster than mrcz's 64 KiB blocks on counting movies)
 DEFAULT_BLOCKSIZE = 2**20
 _BLOCK_BYTES = 8 * 2**20  # uncompressed data are handled in blocks of about this size
