@@ -61,7 +61,8 @@ MRCZ_LABEL = "MRCZ0.6.0"
 #: larger blocks, faster than mrcz's 64 KiB blocks on counting movies)
 DEFAULT_BLOCKSIZE = 2**20
 _BLOCK_BYTES = 8 * 2**20  # uncompressed data are handled in blocks of about this size
-_INFLIGHT_BYTES = 32 * 2**20  # input bytes queued for worker threads, beyond one task
+_INFLIGHT_BYTES = 32 * 2**20
+_PIECE_BYTES = 2**20  # summarised and written together while in cache  # input bytes queued for worker threads, beyond one task
 _CRC_DIGITS = 8
 
 
@@ -312,18 +313,29 @@ class SectionWriter:
     def _plain_task(self, item: tuple[int, np.ndarray]) -> tuple[Any, Stats, int, None]:
         first, block = item
         stored = _to_storage(block, self.enc, first)
-        stats = Stats.of(block)
         if self._fd is None:
-            return stored, stats, len(block), None
-        # a file: the worker writes at the block's place, so both cores copy and summarise
+            return stored, Stats.of(block), len(block), None
+        # a file: the worker writes at the block's place, so both cores copy and summarise,
+        # a cache-sized piece at a time (summarised, then written while still in cache)
         offset = self.data_start + first * self.enc.section_nbytes(self.layout.ny,
                                                                    self.layout.nx)
-        view = memoryview(stored).cast("B")
-        while view:
-            done = os.pwrite(self._fd, view, offset)
-            if not done:
-                raise OSError(f"{self.name}: could not write at byte {offset:,}")
-            view, offset = view[done:], offset + done
+        stats = Stats()
+        raw = memoryview(stored).cast("B")
+        values = block.reshape(-1)
+        # values and stored bytes correspond piece by piece when each value is stored as one
+        # item of its size (not for widened, packed or converted modes: one piece then)
+        size = block.dtype.itemsize
+        per = _PIECE_BYTES // size if stored.shape == block.shape and (
+            stored.dtype.itemsize == size) else max(values.size, 1)
+        for k in range(0, max(values.size, 1), per):
+            stats.merge(Stats.of(values[k : k + per]))
+            piece = raw[k * size : (k + per) * size] if per < values.size else raw
+            at = offset + (k * size if per < values.size else 0)
+            while piece:
+                done = os.pwrite(self._fd, piece, at)
+                if not done:
+                    raise OSError(f"{self.name}: could not write at byte {at:,}")
+                piece, at = piece[done:], at + done
         return None, stats, len(block), None
 
     def _chunk_task(self, item: tuple[int, np.ndarray]) -> tuple[bytes, Stats, int, int]:
