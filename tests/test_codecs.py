@@ -19,8 +19,10 @@ def test_round_trip(codec: str, dtype: str, blosc2_format: bool, rng: np.random.
     chunk = codecs.encode(frame, codec=codec, clevel=5, blocksize=2**12,
                           blosc2_format=blosc2_format)
     info = codecs.parse_chunk_header(chunk)
-    assert info.blosc2 == blosc2_format and info.version == (5 if blosc2_format else 2)
-    assert info.typesize == frame.dtype.itemsize and info.nbytes == frame.nbytes
+    assert info.blosc2 == blosc2_format
+    assert info.version == (5 if blosc2_format else 2)
+    assert info.typesize == frame.dtype.itemsize
+    assert info.nbytes == frame.nbytes
     assert info.cbytes == len(chunk)
     codecs.check_chunk(info, nbytes=frame.nbytes, typesize=frame.dtype.itemsize, offset=0,
                        end=len(chunk), frame=0, path=None)
@@ -33,7 +35,8 @@ def test_blosc1_chunks_are_bitshuffled_and_name_their_codec(rng: np.random.Gener
     frame = rng.poisson(0.8, (64, 64)).astype(np.int8)
     info = codecs.parse_chunk_header(
         codecs.encode(frame, codec="zstd", clevel=1, blocksize=2**20, blosc2_format=False))
-    assert info.bitshuffled and info.blosc1_codec == "zstd"
+    assert info.bitshuffled
+    assert info.blosc1_codec == "zstd"
 
 
 def test_clevel_zero_stores(rng: np.random.Generator) -> None:
@@ -96,7 +99,7 @@ def test_checks_reject_bad_headers(byte: int, value: int, words: str) -> None:
 def test_chunk_past_the_end() -> None:
     chunk, frame = good_chunk()
     info = codecs.parse_chunk_header(chunk)
-    with pytest.raises(mrcio.TruncatedFileError, match="truncated .* file ends after 10"):
+    with pytest.raises(mrcio.TruncatedFileError, match=r"truncated .* file ends after 10"):
         codecs.check_chunk(info, nbytes=frame.nbytes, typesize=4, offset=100, end=110,
                            frame=0, path="m.mrcz")
 
@@ -121,7 +124,7 @@ def test_corrupt_data_is_a_chunk_error() -> None:
 
 
 def test_decode_refuses_wrong_sizes() -> None:
-    chunk, frame = good_chunk()
+    chunk, _frame = good_chunk()
     info = codecs.parse_chunk_header(chunk)
     with pytest.raises(mrcio.ChunkError, match="does not match the checked header"):
         codecs.decode_into(chunk, info, np.empty(10, np.float32), frame=0, offset=0, path=None)

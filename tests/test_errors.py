@@ -30,9 +30,11 @@ def test_message_names_file_field_frame_offset_value() -> None:
 def test_errors_pickle_with_their_parts() -> None:
     err = mrcio.HeaderError("must not be negative", path="a.mrc", field="nx", offset=0, value=-1)
     back = pickle.loads(pickle.dumps(err))
-    assert type(back) is mrcio.HeaderError and str(back) == str(err) and back.field == "nx"
+    assert type(back) is mrcio.HeaderError
+    assert str(back) == str(err)
+    assert back.field == "nx"
 
 
 def test_raise_and_catch_as_value_error() -> None:
-    with pytest.raises(ValueError, match="a.mrc"):
+    with pytest.raises(ValueError, match=r"a\.mrc"):
         raise mrcio.ModeError("unknown mode", path="a.mrc", field="mode", offset=12, value=9)

@@ -56,7 +56,8 @@ def test_non_finite_floats_as_mrcz_writes_them() -> None:
     text = encode_json({"a": [float("nan"), float("inf"), -float("inf")]})
     assert text == b'{"a":[NaN,Infinity,-Infinity]}'
     back = decode_extended(text, "json", "<", 1)["a"]
-    assert np.isnan(back[0]) and back[1:] == [float("inf"), -float("inf")]
+    assert np.isnan(back[0])
+    assert back[1:] == [float("inf"), -float("inf")]
 
 
 def test_huge_integers_are_metadata_errors() -> None:
@@ -69,7 +70,8 @@ def test_json_padding_is_ignored() -> None:
 
 
 def test_fei_dtypes_have_the_documented_sizes() -> None:
-    assert fei_dtype("FEI1").itemsize == 768 and fei_dtype("FEI2").itemsize == 888
+    assert fei_dtype("FEI1").itemsize == 768
+    assert fei_dtype("FEI2").itemsize == 888
     assert fei_dtype("FEI2", ">")["HT"] == np.dtype(">f8")
     assert fei_dtype("FEI2", ">")["Bitmask 1"] == np.dtype("<u4")  # always little-endian
 
@@ -79,7 +81,8 @@ def test_fei_blocks_decode_per_section() -> None:
     blocks["Metadata size"] = 888
     blocks["HT"] = [300e3, 200e3, 100e3]
     decoded = decode_extended(blocks.tobytes() + bytes(888), "FEI2", "<", 3)
-    assert decoded.shape == (3,) and decoded["HT"].tolist() == [300e3, 200e3, 100e3]
+    assert decoded.shape == (3,)
+    assert decoded["HT"].tolist() == [300e3, 200e3, 100e3]
 
 
 def test_fei_with_a_wrong_block_size_stays_bytes() -> None:

@@ -21,7 +21,7 @@ def test_sources_read_exact_ranges(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(bytes(range(100)))
     for src in (path, str(path), io.BytesIO(path.read_bytes()), path.read_bytes()):
-        source, owned = open_source(src)
+        source, _owned = open_source(src)
         with source:
             assert source.size == 100
             assert source.read_exact(3, 10, "x") == bytes([10, 11, 12])
@@ -75,17 +75,24 @@ def test_atomic_file_commits(tmp_path: Path) -> None:
     target = tmp_path / "t.bin"
     with AtomicFile(target, overwrite=False) as f:
         f.handle.write(b"new")
-        assert not target.exists() and list(tmp_path.glob(".t.bin.*.partial"))
-    assert target.read_bytes() == b"new" and not list(tmp_path.glob("*.partial"))
+        assert not target.exists()
+        assert list(tmp_path.glob(".t.bin.*.partial"))
+    assert target.read_bytes() == b"new"
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_atomic_file_failure_leaves_old_file(tmp_path: Path) -> None:
     target = tmp_path / "t.bin"
     target.write_bytes(b"old")
-    with pytest.raises(KeyboardInterrupt), AtomicFile(target, overwrite=True) as f:
-        f.handle.write(b"half")
-        raise KeyboardInterrupt
-    assert target.read_bytes() == b"old" and not list(tmp_path.glob("*.partial"))
+    def interrupted_write() -> None:
+        with AtomicFile(target, overwrite=True) as f:
+            f.handle.write(b"half")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted_write()
+    assert target.read_bytes() == b"old"
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_atomic_file_refuses_existing(tmp_path: Path) -> None:
@@ -97,7 +104,8 @@ def test_atomic_file_refuses_existing(tmp_path: Path) -> None:
     (tmp_path / "u.bin").write_bytes(b"raced")
     with pytest.raises(FileExistsError, match="appeared while writing"):
         f.commit()
-    assert (tmp_path / "u.bin").read_bytes() == b"raced" and not list(tmp_path.glob("*.partial"))
+    assert (tmp_path / "u.bin").read_bytes() == b"raced"
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_orphans_of_killed_writers_are_swept(tmp_path: Path) -> None:
@@ -113,4 +121,6 @@ def test_orphans_of_killed_writers_are_swept(tmp_path: Path) -> None:
         path.write_bytes(b"half")
     with AtomicFile(tmp_path / "t.bin", overwrite=False) as f:
         f.handle.write(b"new")
-    assert not orphan.exists() and live.exists() and remote.exists()
+    assert not orphan.exists()
+    assert live.exists()
+    assert remote.exists()

@@ -54,20 +54,24 @@ def test_header_is_1024_bytes() -> None:
 
 def test_codec_table_round_trips_and_lz4hc_is_3() -> None:
     assert {CODEC_IDS[name]: name for name in CODEC_IDS} == CODECS
-    assert CODEC_IDS["lz4hc"] == 3 and CODEC_IDS["zstd"] == 6 and CODEC_IDS["lz4"] == 2
+    assert CODEC_IDS["lz4hc"] == 3
+    assert CODEC_IDS["zstd"] == 6
+    assert CODEC_IDS["lz4"] == 2
 
 
 def test_mode_table_reverse_is_derived() -> None:
     assert {MODES[m].dtype: m for m in MODE_OF_DTYPE.values()} == MODE_OF_DTYPE
     assert set(MODE_OF_DTYPE.values()) == {0, 1, 2, 4, 6, 7, 8, 12}
-    assert MODES[101].row_bytes(7) == 4 and MODES[2].row_bytes(7) == 28
+    assert MODES[101].row_bytes(7) == 4
+    assert MODES[2].row_bytes(7) == 28
 
 
 @pytest.mark.parametrize("order", ["<", ">"])
 def test_machine_stamp_decides_byte_order(order: str) -> None:
     header = parse_header(make(order), file_size=len(make(order)))
     assert header.byteorder == order
-    assert header["nx"] == 4 and header.dtype == np.dtype(order + "f4")
+    assert header["nx"] == 4
+    assert header.dtype == np.dtype(order + "f4")
 
 
 def test_stamp_0x44_0x41_is_little_endian() -> None:
@@ -82,7 +86,8 @@ def test_missing_stamp_is_inferred_with_a_warning(order: str) -> None:
     raw[212:216] = bytes(4)
     with pytest.warns(mrcio.ByteOrderWarning, match="machine stamp 0x00 0x00 0x00 0x00"):
         header = parse_header(bytes(raw), path="x.mrc", file_size=len(raw))
-    assert header.byteorder == order and header["nz"] == 2
+    assert header.byteorder == order
+    assert header["nz"] == 2
 
 
 def test_contradicted_stamp_is_overruled_with_a_warning() -> None:
@@ -90,7 +95,8 @@ def test_contradicted_stamp_is_overruled_with_a_warning() -> None:
     raw[212:216] = b"\x44\x44\x00\x00"  # claims little-endian
     with pytest.warns(mrcio.ByteOrderWarning, match="contradicts"):
         header = parse_header(bytes(raw), file_size=len(raw))
-    assert header.byteorder == ">" and header["mode"] == 2
+    assert header.byteorder == ">"
+    assert header["mode"] == 2
 
 
 def test_missing_map_id_warns() -> None:
@@ -180,9 +186,12 @@ def test_typed_fields_and_labels() -> None:
     set_labels(record, ["first", "second"])
     header = parse_header(record.tobytes())
     assert header.labels == ["first", "second"]
-    assert header["cella"] == (0.0, 0.0, 0.0) and header["machst"] == b"DD\0\0"
+    assert header["cella"] == (0.0, 0.0, 0.0)
+    assert header["machst"] == b"DD\0\0"
     values = header.to_dict()
-    assert values["nlabl"] == 2 and values["nversion"] == 20141 and "extra1" not in values
+    assert values["nlabl"] == 2
+    assert values["nversion"] == 20141
+    assert "extra1" not in values
     with pytest.raises(ValueError, match="at most 10 labels"):
         set_labels(record, ["x"] * 11)
     with pytest.raises(ValueError, match="longer than 80"):

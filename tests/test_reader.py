@@ -110,14 +110,16 @@ def test_big_endian_file_keeps_its_byte_order(tmp_path: Path) -> None:
     data = np.arange(24, dtype=">i2").reshape(2, 3, 4)
     mrcio.write(tmp_path / "be.mrc", data)
     back = mrcio.read(tmp_path / "be.mrc")
-    assert back.dtype == np.dtype(">i2") and np.array_equal(back, data)
+    assert back.dtype == np.dtype(">i2")
+    assert np.array_equal(back, data)
 
 
 def test_mode_3_complex_int16(tmp_path: Path) -> None:
     pairs = np.array([[(1, -2), (3, 4), (-5, 6)]], dtype=[("re", "<i2"), ("im", "<i2")])
     raw_file(tmp_path / "m3.mrc", {"nx": 3, "ny": 1, "nz": 1, "mode": 3}, pairs.tobytes())
     back = mrcio.read(tmp_path / "m3.mrc")
-    assert back.dtype == np.complex64 and back.tolist() == [[1 - 2j, 3 + 4j, -5 + 6j]]
+    assert back.dtype == np.complex64
+    assert back.tolist() == [[1 - 2j, 3 + 4j, -5 + 6j]]
 
 
 def test_mode_101_odd_width_low_nibble_first(tmp_path: Path) -> None:
@@ -166,5 +168,8 @@ def test_read_header_reads_only_the_header(tmp_path: Path) -> None:
     path = tmp_path / "a.mrcz"
     mrcio.write(path, np.ones((3, 4, 5), np.float32), compressor="zstd", meta={"a": [1]})
     hdr = mrcio.read_header(path)
-    assert hdr.compressor == "zstd" and hdr.extended["a"] == [1] and hdr.shape == (3, 4, 5)
-    assert isinstance(hdr.fields, np.void) and hdr.dtype == np.float32
+    assert hdr.compressor == "zstd"
+    assert hdr.extended["a"] == [1]
+    assert hdr.shape == (3, 4, 5)
+    assert isinstance(hdr.fields, np.void)
+    assert hdr.dtype == np.float32

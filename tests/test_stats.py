@@ -38,7 +38,8 @@ def test_matches_numpy(dtype: str, shape: tuple, rng: np.random.Generator) -> No
     assert math.isclose(s.rms, std, rel_tol=tol, abs_tol=tol * scale)
     if info is not None and np.dtype(dtype).itemsize <= 2:
         x = a.astype(np.int64)
-        assert s.total == int(x.sum()) and s.total_sq == int((x * x).sum())
+        assert s.total == int(x.sum())
+        assert s.total_sq == int((x * x).sum())
 
 
 @pytest.mark.parametrize("dtype", ["i1", "u1"])
@@ -46,7 +47,8 @@ def test_counting_data_fast_path_is_exact(dtype: str, rng: np.random.Generator) 
     a = (rng.poisson(0.8, (300, 4096)) - (3 if dtype == "i1" else 0)).astype(dtype)
     s = Stats.of(a)
     x = a.astype(np.int64)
-    assert s.total == int(x.sum()) and s.total_sq == int((x * x).sum())
+    assert s.total == int(x.sum())
+    assert s.total_sq == int((x * x).sum())
 
 
 def test_merge_equals_whole(rng: np.random.Generator) -> None:

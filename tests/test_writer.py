@@ -25,9 +25,11 @@ def test_every_mode_round_trips(code: str, mode: int, byteorder: str | None, tmp
     path = tmp_path / "a.mrc"
     mrcio.write(path, data, byteorder=byteorder)
     hdr = mrcio.read_header(path)
-    assert hdr["mode"] == mode and hdr.byteorder == {"big": ">"}.get(byteorder or "", "<")
+    assert hdr["mode"] == mode
+    assert hdr.byteorder == {"big": ">"}.get(byteorder or "", "<")
     back = mrcio.read(path)
-    assert back.dtype.newbyteorder("=") == np.dtype(code) and np.array_equal(back, data)
+    assert back.dtype.newbyteorder("=") == np.dtype(code)
+    assert np.array_equal(back, data)
 
 
 @pytest.mark.parametrize(
@@ -45,7 +47,8 @@ def test_layouts_follow_mrc2014(data_shape: tuple, kwargs: dict, shape: tuple, i
     mrcio.write(path, np.zeros(data_shape, np.float32), voxel_size=(1.0, 2.0, 3.0), **kwargs)
     hdr = mrcio.read_header(path)
     assert (hdr.shape, hdr["ispg"], hdr["mz"]) == (shape, ispg, mz)
-    assert (hdr["mx"], hdr["my"]) == (6, 5) and hdr.voxel_size == (1.0, 2.0, 3.0)
+    assert (hdr["mx"], hdr["my"]) == (6, 5)
+    assert hdr.voxel_size == (1.0, 2.0, 3.0)
     with mrcfile.open(path) as m:  # strict mode
         assert m.data.shape == shape
         assert m.voxel_size.tolist() == (1.0, 2.0, 3.0)
@@ -68,12 +71,17 @@ def test_header_fields(tmp_path: Path, rng: np.random.Generator) -> None:
     mrcio.write(path, data, voxel_size=1.5, origin=(1, 2, 3), labels=["hello"])
     hdr = mrcio.read_header(path)
     x = data.astype(np.float64)
-    assert hdr["dmin"] == np.float32(x.min()) and hdr["dmax"] == np.float32(x.max())
+    assert hdr["dmin"] == np.float32(x.min())
+    assert hdr["dmax"] == np.float32(x.max())
     assert math.isclose(hdr["dmean"], x.mean(), rel_tol=1e-6)
     assert math.isclose(hdr["rms"], x.std(), rel_tol=1e-6)
-    assert hdr["nversion"] == 20141 and hdr["map"] == b"MAP " and hdr["machst"] == b"DD\0\0"
-    assert hdr.origin == (1, 2, 3) and hdr["cella"] == (9.0, 7.5, 6.0)
-    assert hdr.labels[0].startswith("mrcio ") and hdr.labels[1] == "hello"
+    assert hdr["nversion"] == 20141
+    assert hdr["map"] == b"MAP "
+    assert hdr["machst"] == b"DD\0\0"
+    assert hdr.origin == (1, 2, 3)
+    assert hdr["cella"] == (9.0, 7.5, 6.0)
+    assert hdr.labels[0].startswith("mrcio ")
+    assert hdr.labels[1] == "hello"
     assert mrcfile.validate(str(path), print_file=io.StringIO())
 
 
@@ -86,7 +94,8 @@ def test_uint8_needs_a_mode(tmp_path: Path) -> None:
     mrcio.write(tmp_path / "101.mrc", data, mode=101)
     assert mrcio.read(tmp_path / "6.mrc").dtype == np.uint16
     hdr = mrcio.read_header(tmp_path / "0.mrc")
-    assert hdr["imod_stamp"] == IMOD_STAMP and hdr["imod_flags"] == 0
+    assert hdr["imod_stamp"] == IMOD_STAMP
+    assert hdr["imod_flags"] == 0
     assert np.array_equal(mrcio.read(tmp_path / "0.mrc"), data + 200)
     assert np.array_equal(mrcio.read(tmp_path / "101.mrc"), data)
     assert (tmp_path / "101.mrc").stat().st_size == 1024 + 3 * 2
@@ -109,7 +118,8 @@ def test_overwrite_and_atomicity(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="frame 1"):
         mrcio.write(path, [np.ones((2, 2), np.float32), np.ones((3, 2), np.float32)],
                     overwrite=True)
-    assert path.read_bytes() == before and not list(tmp_path.glob("*.partial"))
+    assert path.read_bytes() == before
+    assert not list(tmp_path.glob("*.partial"))
     mrcio.write(path, np.ones((2, 2), np.float32), overwrite=True)
     assert mrcio.read(path).sum() == 4
 
@@ -127,13 +137,16 @@ def test_extended_header_written_back_unchanged(tmp_path: Path) -> None:
     mrcio.write(tmp_path / "a.mrc", np.zeros((2, 3, 4), np.float32), extended_header=raw,
                 exttyp="CCP4")
     hdr = mrcio.read_header(tmp_path / "a.mrc")
-    assert hdr.extended == raw and hdr.exttyp == "CCP4" and hdr["nsymbt"] == len(raw)
+    assert hdr.extended == raw
+    assert hdr.exttyp == "CCP4"
+    assert hdr["nsymbt"] == len(raw)
 
 
 def test_meta_makes_an_mrcz_labelled_file(tmp_path: Path) -> None:
     mrcio.write(tmp_path / "a.mrc", np.zeros((2, 3, 4), np.float32), meta={"kV": 300})
     hdr = mrcio.read_header(tmp_path / "a.mrc")
-    assert hdr.labels[0] == "MRCZ0.6.0" and hdr.extended == {"kV": 300}
+    assert hdr.labels[0] == "MRCZ0.6.0"
+    assert hdr.extended == {"kV": 300}
 
 
 @pytest.mark.parametrize("codec", ["blosclz", "lz4", "lz4hc", "zlib", "zstd"])

@@ -124,10 +124,15 @@ class Encoding:
         return MODES[self.mode].row_bytes(nx) * ny
 
     def blocksize_for(self, section: np.ndarray) -> int:
-        """Blosc block size for one section (``"mrcz"``: mrcz's rule, for identical bytes)."""
+        """Blosc block size for one section (``"mrcz"``: mrcz's rule, for identical bytes),
+        a multiple of the item size: c-blosc 1 rounds it so itself, and c-blosc 2 writes
+        chunks it cannot decode otherwise (0 still means "Blosc chooses")."""
         if self.blocksize == "mrcz":
-            return codecs.mrcz_blocksize(section.size * self.frame_sections, self.n_threads)
-        return min(int(self.blocksize), codecs.MAX_BLOCKSIZE)
+            size = codecs.mrcz_blocksize(section.size * self.frame_sections, self.n_threads)
+        else:
+            size = min(int(self.blocksize), codecs.MAX_BLOCKSIZE)
+        item = section.dtype.itemsize
+        return size if size == 0 else max(item, size // item * item)
 
 
 def choose_mode(dtype: np.dtype[Any], mode: int | None) -> tuple[int, bool]:
@@ -320,7 +325,7 @@ class SectionWriter:
         offset = self.data_start + first * self.enc.section_nbytes(self.layout.ny,
                                                                    self.layout.nx)
         stats = Stats()
-        raw = memoryview(stored).cast("B")
+        raw = stored.reshape(-1).view(np.uint8).data
         values = block.reshape(-1)
         # values and stored bytes correspond piece by piece when each value is stored as one
         # item of its size (not for widened, packed or converted modes: one piece then)
