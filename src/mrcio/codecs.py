@@ -37,7 +37,7 @@ import numpy as np
 
 from ._parallel import get_executor
 from .errors import ChunkError, CodecError, TruncatedFileError
-from .header import CODEC_IDS, CODECS
+from .header import CODEC_IDS
 
 __all__ = [
     "BLOSC1_CODECS",
@@ -309,11 +309,3 @@ def encode(
             value=codec,
         ) from exc
     return result
-
-
-def codec_name(codec_id: int) -> str:
-    """Name of an MRCZ codec id (``CODECS``), with a clear error for unknown ids."""
-    try:
-        return CODECS[codec_id]
-    except KeyError:
-        raise CodecError(f"unknown MRCZ codec id (known: {sorted(CODECS)})", value=codec_id) from None
