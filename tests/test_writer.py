@@ -71,8 +71,8 @@ def test_header_fields(tmp_path: Path, rng: np.random.Generator) -> None:
     mrcio.write(path, data, voxel_size=1.5, origin=(1, 2, 3), labels=["hello"])
     hdr = mrcio.read_header(path)
     x = data.astype(np.float64)
-    assert hdr["dmin"] == np.float32(x.min())
-    assert hdr["dmax"] == np.float32(x.max())
+    assert np.float32(hdr["dmin"]) == np.float32(x.min())
+    assert np.float32(hdr["dmax"]) == np.float32(x.max())
     assert math.isclose(hdr["dmean"], x.mean(), rel_tol=1e-6)
     assert math.isclose(hdr["rms"], x.std(), rel_tol=1e-6)
     assert hdr["nversion"] == 20141

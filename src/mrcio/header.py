@@ -265,7 +265,9 @@ class Header:
     """A parsed MRC header: every field typed, plus what mrcio derives from them.
 
     Index it by field name for a plain Python value (``hdr["nx"]``, ``hdr["cella"]``), or use
-    the derived properties. ``fields`` is the raw record in the file's byte order.
+    the derived properties. ``fields`` is the raw record in the file's byte order. float32
+    fields come back as the shortest Python float that converts back to the same float32
+    (0.8, not 0.800000011920929): compare them with float32 values as ``np.float32(value)``.
 
     Examples
     --------
