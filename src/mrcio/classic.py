@@ -532,7 +532,7 @@ def writeMRCHeader(f: BinaryIO, header: dict[str, Any], slices: int, endchar: st
     encoding = Encoding(mode=mode, byteorder=endchar, compressor=compressor,
                         imod_unsigned=imod_unsigned)
     meta = header.get("meta")
-    extended = encode_json(meta) if isinstance(meta, dict) else b""
+    extended = encode_json(meta) if isinstance(meta, dict) else b""  # unpadded, as mrcz
     stats = (
         float(header.get("minImage", 0.0)),
         float(header.get("maxImage", 1.0)),

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import MetadataError, MRCWarning
 
-__all__ = ["CHECKSUM_KEY", "decode_extended", "encode_json", "fei_dtype"]
+__all__ = ["CHECKSUM_KEY", "decode_extended", "encode_json", "fei_dtype", "json_extended"]
 
 #: key of the JSON entry where mrcio keeps the crc32 of each MRCZ chunk
 CHECKSUM_KEY = "_mrcio"
@@ -194,6 +194,20 @@ def encode_json(meta: dict[str, Any]) -> bytes:
         raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
     text = json.dumps(meta, default=_to_json, separators=(",", ":"))
     return _ESCAPE.sub(_rapidjson_escape, text).encode("utf-8")
+
+
+def json_extended(meta: dict[str, Any]) -> bytes:
+    """The JSON extended header for ``meta``: :func:`encode_json`'s bytes, padded with spaces
+    to a whole number of 4-byte words (gemmi and CCP4 read NSYMBT in words; JSON readers skip
+    trailing spaces).
+
+    Examples
+    --------
+    >>> json_extended({"kV": 300})
+    b'{"kV":300}  '
+    """
+    text = encode_json(meta)
+    return text + b" " * (-len(text) % 4)
 
 
 # rapidjson writes \u escapes in upper case and leaves DEL (0x7f) as it is

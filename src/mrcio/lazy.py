@@ -26,7 +26,7 @@ from ._fileio import AtomicFile, PathOrStream, copy_range, open_source, write_al
 from ._parallel import default_threads
 from .codecs import CHUNK_HEADER_SIZE, ChunkInfo, parse_chunk_header
 from .errors import ChunkError
-from .extheader import CHECKSUM_KEY, encode_json
+from .extheader import CHECKSUM_KEY, json_extended
 from .header import Header, Origin, VoxelSize
 from .reader import FrameSelection, MRCReader, read_section
 from .writer import (
@@ -490,7 +490,7 @@ class StreamWriter:
         writer = self._writer
         meta = dict(self._meta or {})
         meta[CHECKSUM_KEY] = {"crc32": "".join(f"{c:08x}" for c in writer.crcs)}
-        extended = encode_json(meta)
+        extended = json_extended(meta)
         record = build_record(
             writer.layout, writer.enc, writer.sections, writer.stats.header_values(),
             extended_nbytes=len(extended), exttyp="json", packed=writer.packed,

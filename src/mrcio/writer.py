@@ -27,7 +27,7 @@ from . import codecs
 from ._fileio import AtomicFile, write_all
 from ._parallel import default_threads, get_executor, imap_ordered, in_worker
 from ._version import __version__
-from .extheader import CHECKSUM_KEY, encode_json
+from .extheader import CHECKSUM_KEY, json_extended
 from .header import (
     CODEC_IDS,
     HEADER_DTYPE,
@@ -229,7 +229,7 @@ class SectionWriter:
             meta = dict(meta or {})
             meta[CHECKSUM_KEY] = {"crc32": "0" * (_CRC_DIGITS * expected_sections)}
         if meta is not None:
-            extended, exttyp = encode_json(meta), "json"
+            extended, exttyp = json_extended(meta), "json"
             if compressed and encoding.checksums and expected_sections:
                 at = extended.rindex(b"0" * (_CRC_DIGITS * expected_sections))
                 self._crc_slot = (self.start + HEADER_SIZE + at, expected_sections)
