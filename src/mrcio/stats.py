@@ -2,9 +2,9 @@
 
 Each z-section is summarised where it already is in cache (in the same task that converts or
 compresses it), and the partial results are merged in frame order, so the figures do not
-depend on the thread count. The data are walked once, in blocks of about 256 Ki values; each
-block is viewed as rows of ``_ROW`` values and reduced down the columns, which numpy
-vectorises, and its minimum, maximum, sum and sum of squares are taken while it is in cache.
+depend on the thread count. The data are walked once, in blocks of about 2 MiB; each block
+is viewed as rows of ``_ROW`` values and reduced down the columns, which numpy vectorises,
+and its minimum, maximum, sum and sum of squares are taken while it is in cache.
 
 Sums are exact integers for integer data up to 16 bits. Float data are added in float32
 over groups of ``_GROUP`` rows (16 values per column) and those partial sums in float64: the
@@ -22,38 +22,28 @@ import numpy as np
 __all__ = ["Stats"]
 
 _ROW = 4096  # values per row
-_ROWS = 64  # rows per block: 256 Ki values
+_BLOCK_BYTES = 2**21  # each block: about 2 MiB of data, in cache while it is summarised
 _GROUP = 16  # float32 partial sums cover this many rows
+_BYTE_GROUP = 256  # 8-bit sums in 16-bit accumulators cover this many rows
 
 
-def _columns(table: np.ndarray, sum_acc: Any, sq_tmp: Any, sq_acc: Any,
-             scratch: np.ndarray) -> tuple[int, int]:
-    """Exact integer sum and sum of squares of a (rows, _ROW) integer block."""
-    sq = scratch[: len(table)]
-    total = int(np.add.reduce(table, axis=0, dtype=sum_acc).sum(dtype=np.int64))
-    np.multiply(table, table, out=sq, dtype=sq_tmp, casting="unsafe")
-    total_sq = int(np.add.reduce(sq, axis=0, dtype=sq_acc).sum(dtype=np.int64))
-    return total, total_sq
+def _rows_per_block(dtype: np.dtype[Any]) -> int:
+    return max(_BYTE_GROUP // 16, _BLOCK_BYTES // (_ROW * dtype.itemsize) // 16 * 16)
 
 
-def _float_columns(table: np.ndarray, scratch: np.ndarray) -> tuple[float, float]:
-    """Sum and sum of squares of a (rows, _ROW) float block: float32 over groups of rows,
-    float64 across groups."""
-    if table.dtype != np.float32:
-        table = table.astype(np.float32)
+def _reduce(table: np.ndarray, group: int, acc: Any, wide: Any) -> Any:
+    """Sum of a (rows, _ROW) table: down each column over groups of ``group`` rows in
+    ``acc``, then the group sums in ``wide``; few numpy calls per block, so that several
+    threads summarising at once rarely wait for each other."""
     rows = len(table)
-    whole = rows - rows % _GROUP
-    total = total_sq = 0.0
-    sq = scratch[:rows]
-    np.multiply(table, table, out=sq)
+    whole = rows - rows % group
+    total = wide(0).item()
     if whole:
-        shape = (-1, _GROUP, _ROW)
-        total += float(np.add.reduce(table[:whole].reshape(shape), axis=1).sum(dtype=np.float64))
-        total_sq += float(np.add.reduce(sq[:whole].reshape(shape), axis=1).sum(dtype=np.float64))
+        groups = np.add.reduce(table[:whole].reshape(-1, group, _ROW), axis=1, dtype=acc)
+        total += groups.sum(dtype=wide).item()
     if whole < rows:
-        total += float(table[whole:].sum(axis=0, dtype=np.float64).sum())
-        total_sq += float(sq[whole:].sum(axis=0, dtype=np.float64).sum())
-    return total, total_sq
+        total += np.add.reduce(table[whole:], axis=0, dtype=acc).sum(dtype=wide).item()
+    return total
 
 
 class _Summer:
@@ -61,39 +51,47 @@ class _Summer:
 
     def __init__(self, dtype: np.dtype[Any]) -> None:
         self.kind, self.size = dtype.kind, dtype.itemsize
-        if self.kind == "f" and self.size <= 4:
-            self.scratch = np.empty((_ROWS, _ROW), np.float32)
-        elif self.kind in "iu" and self.size == 1:
-            self.scratch = np.empty((_ROWS, _ROW), np.int16)
-            self.bytes = np.empty((_ROWS, _ROW), np.uint8)
-        else:
-            self.scratch = np.empty((_ROWS, _ROW), np.float64)
+        self.rows = _rows_per_block(dtype)
+        scratch = {"f": np.float32, "iu1": np.int16}.get(
+            self.kind if self.kind == "f" and self.size <= 4 else
+            "iu1" if self.kind in "iu" and self.size == 1 else "", np.float64)
+        self.scratch = np.empty((self.rows, _ROW), scratch)
+        if self.kind in "iu" and self.size == 1:
+            self.bytes = np.empty((self.rows, _ROW), np.uint8)
 
     def block(self, table: np.ndarray, lo: Any, hi: Any) -> tuple[Any, Any]:
         """Sum and sum of squares of a (rows, _ROW) block whose extremes are lo, hi."""
         kind, size = self.kind, self.size
+        rows = len(table)
         if kind == "f" and size <= 4:
-            return _float_columns(table, self.scratch.view(np.float32))
+            if table.dtype != np.float32:
+                table = table.astype(np.float32)
+            sq = self.scratch[:rows]
+            np.multiply(table, table, out=sq)
+            return (_reduce(table, _GROUP, np.float32, np.float64),
+                    _reduce(sq, _GROUP, np.float32, np.float64))
         if kind in "iu" and size == 1:
             if max(abs(int(lo)), abs(int(hi))) <= 15:
                 # counting data: squares fit in a byte; bytes are summed as unsigned and
                 # 256 is taken off for each negative one
                 raw = table.view(np.uint8)
-                total, total_sq = _columns(raw, np.uint16, np.uint8, np.uint16, self.bytes)
+                sq8 = self.bytes[:rows]
+                np.multiply(raw, raw, out=sq8)
+                total = _reduce(raw, _BYTE_GROUP, np.uint16, np.int64)
                 if kind == "i" and lo < 0:
                     total -= 256 * int(np.count_nonzero(table < 0))
-                return total, total_sq
-            signed = kind == "i"
-            return _columns(table, np.int16 if signed else np.uint16,
-                            np.int16 if signed else np.uint16, np.int64,
-                            self.scratch.view(np.int16 if signed else np.uint16))
-        sq = self.scratch[: len(table)]
-        np.multiply(table, table, out=sq, dtype=np.float64)
-        total_sq = np.add.reduce(sq, axis=0).sum()
-        if kind in "iu" and size <= 2:
-            return (int(np.add.reduce(table, axis=0, dtype=np.int64).sum()),
-                    int(total_sq))  # squares below 2**32: exact in float64
-        return float(np.add.reduce(table, axis=0, dtype=np.float64).sum()), float(total_sq)
+                return total, _reduce(sq8, _BYTE_GROUP, np.uint16, np.int64)
+            acc = np.int16 if kind == "i" else np.uint16
+            sq16 = self.scratch.view(acc)[:rows]
+            np.multiply(table, table, out=sq16, dtype=acc, casting="unsafe")
+            return (_reduce(table, _BYTE_GROUP, acc, np.int64),
+                    _reduce(sq16, rows, np.int64, np.int64))
+        sq64 = self.scratch[:rows]
+        np.multiply(table, table, out=sq64, dtype=np.float64)
+        total_sq = _reduce(sq64, rows, np.float64, np.float64)
+        if kind in "iu" and size <= 2:  # squares below 2**32: exact in float64
+            return _reduce(table, rows, np.int64, np.int64), int(total_sq)
+        return _reduce(table, rows, np.float64, np.float64), total_sq
 
 
 def _exact_kind(dtype: np.dtype[Any]) -> bool:
@@ -141,7 +139,7 @@ class Stats:
         if not flat.size:
             return result
         summer = _Summer(flat.dtype)
-        step = _ROW * _ROWS
+        step = _ROW * summer.rows
         full = flat.size - flat.size % _ROW
         half = flat.dtype.kind == "f" and flat.dtype.itemsize == 2  # numpy's float16 is slow
         for start in range(0, full, step):
