@@ -23,13 +23,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import Any
 
 from .writer import transcode
 
-__all__ = ["convert_files", "convert_one"]
+__all__ = ["convert_files", "convert_one", "on_cluster"]
 
 
 def convert_one(
@@ -103,16 +104,30 @@ def convert_files(
         return _gather([f.result for f in futures])
 
 
-def _on_cluster(args: list[tuple[Any, ...]], scheduler: Any) -> list[dict[str, Any]]:
-    from distributed import Client
+def on_cluster(
+    scheduler: Any, calls: Sequence[Callable[[], Any]]
+) -> Iterator[tuple[int, Callable[[], Any]]]:
+    """Run ``calls`` as tasks on a ``dask.distributed`` scheduler (address or ``Client``);
+    yield ``(index, result)`` as each finishes, ``result()`` returning or raising its outcome.
+    A client made here is closed when the iteration ends."""
+    from distributed import Client, as_completed
 
-    client = scheduler if isinstance(scheduler, Client) else Client(scheduler)  # type: ignore[no-untyped-call]
+    client = scheduler if isinstance(scheduler, Client) else Client(  # type: ignore[no-untyped-call]
+        scheduler, timeout="20s")
     try:
-        futures = [client.submit(convert_one, *a, pure=False) for a in args]
-        return _gather([f.result for f in futures])
+        futures = {client.submit(call, pure=False): k for k, call in enumerate(calls)}
+        for future in as_completed(futures):  # type: ignore[no-untyped-call]
+            yield futures[future], future.result
     finally:
         if client is not scheduler:
             client.close()  # type: ignore[no-untyped-call]
+
+
+def _on_cluster(args: list[tuple[Any, ...]], scheduler: Any) -> list[dict[str, Any]]:
+    waits: list[Any] = [None] * len(args)
+    for k, result in on_cluster(scheduler, [partial(convert_one, *a) for a in args]):
+        waits[k] = result
+    return _gather(waits)
 
 
 def _gather(waits: list[Any]) -> list[dict[str, Any]]:

@@ -1098,17 +1098,16 @@ def _run_jobs(run: Run, jobs: Sequence[tuple[Path, Callable[[], str]]],
         for src, job in jobs:
             run.attempt(src, functools.partial(report, job))
         return
+    _optional("distributed", "dask", f"--scheduler {scheduler}")
+    from .batch import on_cluster
+
     try:
-        distributed = _optional("distributed", "dask", f"--scheduler {scheduler}")
-        client = distributed.Client(scheduler, timeout="20s")
+        with run.bar(len(jobs), "files", unit="file") as update:
+            for k, result in on_cluster(scheduler, [job for _, job in jobs]):
+                run.attempt(jobs[k][0], functools.partial(report, result))
+                update(1)
     except Exception as exc:  # noqa: BLE001 - any failure to reach the cluster is one line
         run.fail(exc, scheduler)
-        return
-    with client, run.bar(len(jobs), "files", unit="file") as update:
-        futures = {client.submit(job, pure=False): src for src, job in jobs}
-        for future in distributed.as_completed(futures):
-            run.attempt(futures[future], functools.partial(report, future.result))
-            update(1)
 
 
 def _output_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
