@@ -84,3 +84,36 @@ def test_property_matches_numpy(a: np.ndarray) -> None:
     assert (s.lo, s.hi) == (lo, hi)
     assert math.isclose(s.mean, mean, rel_tol=1e-9, abs_tol=1e-6 * max(1.0, abs(hi), abs(lo)))
     assert math.isclose(s.rms, std, rel_tol=1e-6, abs_tol=1e-6 * max(1.0, abs(hi), abs(lo)))
+
+
+@pytest.mark.parametrize("dtype", ["f4", "f8", "f2", "i4"])
+@pytest.mark.parametrize("offset", [1e3, 1e5, 1e7])
+def test_offset_far_above_spread_keeps_rms(dtype: str, offset: float,
+                                           rng: np.random.Generator) -> None:
+    # raw detector counts: a large mean and a small spread. A sum of squares minus the
+    # squared sum loses every digit here (the RMS came out 0 at 1e5); deviations do not.
+    if dtype == "f2" and offset > 1e3:
+        pytest.skip("float16 cannot hold a spread of 1 above this offset")
+    a = (offset + rng.normal(size=(6, 300, 700)) * 3).astype(dtype)
+    s = Stats.of(a)
+    x = a.astype(np.float64)
+    assert math.isclose(s.mean, float(x.mean()), rel_tol=1e-8)
+    assert math.isclose(s.rms, float(x.std()), rel_tol=1e-6)
+    assert s.header_values()[3] == np.float32(x.std())
+
+
+def test_merging_parts_with_different_means(rng: np.random.Generator) -> None:
+    parts = [(mean + rng.normal(size=(50, 4100))).astype(np.float32)
+             for mean in (0.0, 1e6, -3e4, 17.0)]
+    merged = Stats()
+    for part in parts:
+        merged.merge(Stats.of(part))
+    x = np.concatenate([p.ravel() for p in parts]).astype(np.float64)
+    assert math.isclose(merged.mean, float(x.mean()), rel_tol=1e-8)
+    assert math.isclose(merged.rms, float(x.std()), rel_tol=1e-8)
+
+
+def test_huge_float32_range_does_not_overflow() -> None:
+    a = np.array([[-3e37, 3e37, 0.0] * 2000], np.float32)
+    s = Stats.of(a)
+    assert math.isclose(s.rms, float(a.astype(np.float64).std()), rel_tol=1e-9)

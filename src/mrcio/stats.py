@@ -2,18 +2,22 @@
 
 Each z-section is summarised where it already is in cache (in the same task that converts or
 compresses it), and the partial results are merged in frame order, so the figures do not
-depend on the thread count. The data are walked once, in blocks of about 2 MiB; each block
+depend on the thread count. The data are walked once, in blocks of 512 KiB; each block
 is viewed as rows of ``_ROW`` values and reduced down the columns, which numpy vectorises,
-and its minimum, maximum, sum and sum of squares are taken while it is in cache.
+and its minimum, maximum, sum and spread are taken while it is in cache.
 
-Sums are exact integers for integer data up to 16 bits. Float data are added in float32
-over groups of ``_GROUP`` rows (16 values per column) and those partial sums in float64: the
-result equals a float64 summation to far better than the float32 precision of the header.
+Integer data up to 16 bits get exact integer sums and sums of squares. Float data (and wider
+integers) get a sum and the sum of squared deviations from the block's own mean, merged as
+Chan et al. do (so an offset far larger than the spread, as in raw detector counts, costs no
+precision: the RMS is never a difference of two huge, nearly equal numbers). Float32 values
+are added in float32 over groups of ``_GROUP`` rows (16 values per column) and those partial
+sums in float64, which agrees with a float64 summation far below the header's precision.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +26,25 @@ import numpy as np
 __all__ = ["Stats"]
 
 _ROW = 4096  # values per row
-_BLOCK_BYTES = 2**21  # each block: about 2 MiB of data, in cache while it is summarised
+_BLOCK_BYTES = 2**19  # each block: 512 KiB of data, in a core's cache while it is summarised
 _GROUP = 16  # float32 partial sums cover this many rows
 _BYTE_GROUP = 256  # 8-bit sums in 16-bit accumulators cover this many rows
+_WIDE_RANGE = 1e18  # float32 data spanning more than this are summarised in float64
+_scratch = threading.local()  # per-thread scratch blocks, reused (no page faults per call)
 
 
 def _rows_per_block(dtype: np.dtype[Any]) -> int:
     return max(_BYTE_GROUP // 16, _BLOCK_BYTES // (_ROW * dtype.itemsize) // 16 * 16)
+
+
+def _scratch_block(rows: int, dtype: Any) -> np.ndarray:
+    """A reusable (rows, _ROW) array of ``dtype`` for the calling thread."""
+    cache: dict[np.dtype[Any], np.ndarray] = _scratch.__dict__.setdefault("blocks", {})
+    key = np.dtype(dtype)
+    block = cache.get(key)
+    if block is None or len(block) < rows:
+        block = cache[key] = np.empty((rows, _ROW), key)
+    return block[:rows]
 
 
 def _reduce(table: np.ndarray, group: int, acc: Any, wide: Any) -> Any:
@@ -46,61 +62,62 @@ def _reduce(table: np.ndarray, group: int, acc: Any, wide: Any) -> Any:
     return total
 
 
-class _Summer:
-    """Block sums for one dtype, with scratch space for the squares."""
+def _spread(table: np.ndarray) -> tuple[float, float]:
+    """(sum, sum of squared deviations from the mean) of a float (rows, _ROW) table."""
+    group = _GROUP if table.dtype == np.float32 else 1
+    total = _reduce(table, group, table.dtype, np.float64)
+    shift = table.dtype.type(total / table.size)  # the mean, to the table's precision
+    dev = _scratch_block(len(table), table.dtype)
+    np.subtract(table, shift, out=dev)
+    np.multiply(dev, dev, out=dev)
+    off = total / table.size - float(shift)  # the shift's distance from the exact mean
+    return total, _reduce(dev, group, table.dtype, np.float64) - table.size * off * off
 
-    def __init__(self, dtype: np.dtype[Any]) -> None:
-        self.kind, self.size = dtype.kind, dtype.itemsize
-        self.rows = _rows_per_block(dtype)
-        scratch = {"f": np.float32, "iu1": np.int16}.get(
-            self.kind if self.kind == "f" and self.size <= 4 else
-            "iu1" if self.kind in "iu" and self.size == 1 else "", np.float64)
-        self.scratch = np.empty((self.rows, _ROW), scratch)
-        if self.kind in "iu" and self.size == 1:
-            self.bytes = np.empty((self.rows, _ROW), np.uint8)
 
-    def block(self, table: np.ndarray, lo: Any, hi: Any) -> tuple[Any, Any]:
-        """Sum and sum of squares of a (rows, _ROW) block whose extremes are lo, hi."""
-        kind, size = self.kind, self.size
-        rows = len(table)
-        if kind == "f" and size <= 4:
-            if table.dtype != np.float32:
-                table = table.astype(np.float32)
-            sq = self.scratch[:rows]
-            np.multiply(table, table, out=sq)
-            return (_reduce(table, _GROUP, np.float32, np.float64),
-                    _reduce(sq, _GROUP, np.float32, np.float64))
-        if kind in "iu" and size == 1:
-            if max(abs(int(lo)), abs(int(hi))) <= 15:
-                # counting data: squares fit in a byte; bytes are summed as unsigned and
-                # 256 is taken off for each negative one
-                raw = table.view(np.uint8)
-                sq8 = self.bytes[:rows]
-                np.multiply(raw, raw, out=sq8)
-                total = _reduce(raw, _BYTE_GROUP, np.uint16, np.int64)
-                if kind == "i" and lo < 0:
-                    total -= 256 * int(np.count_nonzero(table < 0))
-                return total, _reduce(sq8, _BYTE_GROUP, np.uint16, np.int64)
-            acc = np.int16 if kind == "i" else np.uint16
-            sq16 = self.scratch.view(acc)[:rows]
-            np.multiply(table, table, out=sq16, dtype=acc, casting="unsafe")
-            return (_reduce(table, _BYTE_GROUP, acc, np.int64),
-                    _reduce(sq16, rows, np.int64, np.int64))
-        sq64 = self.scratch[:rows]
-        np.multiply(table, table, out=sq64, dtype=np.float64)
-        total_sq = _reduce(sq64, rows, np.float64, np.float64)
-        if kind in "iu" and size <= 2:  # squares below 2**32: exact in float64
-            return _reduce(table, rows, np.int64, np.int64), int(total_sq)
-        return _reduce(table, rows, np.float64, np.float64), total_sq
+def _integer_block(table: np.ndarray, lo: Any, hi: Any) -> tuple[int, int]:
+    """Exact sum and sum of squares of an 8- or 16-bit integer (rows, _ROW) table."""
+    rows = len(table)
+    if table.dtype.itemsize == 1:
+        if max(abs(int(lo)), abs(int(hi))) <= 15:
+            # counting data: squares fit in a byte; bytes are summed as unsigned and
+            # 256 is taken off for each negative one
+            raw = table.view(np.uint8)
+            sq8 = _scratch_block(rows, np.uint8)
+            np.multiply(raw, raw, out=sq8)
+            total = _reduce(raw, _BYTE_GROUP, np.uint16, np.int64)
+            if table.dtype.kind == "i" and lo < 0:
+                total -= 256 * int(np.count_nonzero(table < 0))
+            return total, _reduce(sq8, _BYTE_GROUP, np.uint16, np.int64)
+        acc = np.int16 if table.dtype.kind == "i" else np.uint16
+        sq16 = _scratch_block(rows, acc)
+        np.multiply(table, table, out=sq16, dtype=acc, casting="unsafe")
+        return (_reduce(table, _BYTE_GROUP, acc, np.int64),
+                _reduce(sq16, rows, np.int64, np.int64))
+    sq64 = _scratch_block(rows, np.float64)
+    np.multiply(table, table, out=sq64, dtype=np.float64)  # squares below 2**32: exact
+    return (_reduce(table, rows, np.int64, np.int64),
+            int(_reduce(sq64, rows, np.float64, np.float64)))
 
 
 def _exact_kind(dtype: np.dtype[Any]) -> bool:
     return dtype.kind in "iu" and dtype.itemsize <= 2
 
 
+def _float_table(block: np.ndarray, lo: Any, hi: Any) -> np.ndarray:
+    """A block as a (rows, _ROW) float32 or float64 table for :func:`_spread`."""
+    if block.dtype == np.float32 and not float(hi) - float(lo) > _WIDE_RANGE:
+        return block.reshape(-1, _ROW)
+    if block.dtype != np.float64:
+        block = block.astype(np.float64)  # squares of a huge range overflow float32
+    return block.reshape(-1, _ROW)
+
+
 @dataclass
 class Stats:
     """Running statistics of data seen so far.
+
+    Integer data up to 16 bits keep exact integer ``total`` and ``total_sq``; other data keep
+    ``spread``, the sum of squared deviations from their mean.
 
     Examples
     --------
@@ -113,10 +130,11 @@ class Stats:
 
     count: int = 0
     total: Any = 0
-    total_sq: Any = 0
+    total_sq: int = 0
     lo: Any = None
     hi: Any = None
     is_complex: bool = False
+    spread: float | None = None
 
     @classmethod
     def of(cls, data: np.ndarray) -> Stats:
@@ -130,45 +148,78 @@ class Stats:
     @classmethod
     def _of(cls, data: np.ndarray) -> Stats:
         flat = data.reshape(-1)
-        if data.dtype.kind == "c":
-            parts = flat.view(flat.real.dtype)  # (re, im) interleaved
-            total_sq = cls._of(parts).total_sq
-            total = complex(parts[0::2].sum(dtype=np.float64), parts[1::2].sum(dtype=np.float64))
-            return cls(flat.size, total, total_sq, is_complex=True)
-        result = cls()
         if not flat.size:
-            return result
-        summer = _Summer(flat.dtype)
-        step = _ROW * summer.rows
+            return cls()
+        if data.dtype.kind == "c":
+            re, im = cls._of(flat.real), cls._of(flat.imag)
+            return cls(flat.size, complex(re.total, im.total), is_complex=True,
+                       spread=re.squared_deviations() + im.squared_deviations())
+        result = cls()
+        exact = _exact_kind(flat.dtype)
+        step = _ROW * _rows_per_block(flat.dtype)
         full = flat.size - flat.size % _ROW
-        half = flat.dtype.kind == "f" and flat.dtype.itemsize == 2  # numpy's float16 is slow
         for start in range(0, full, step):
             block = flat[start : min(start + step, full)]
-            if half:
-                block = block.astype(np.float32)
+            if block.dtype.kind == "f" and block.dtype.itemsize == 2:
+                block = block.astype(np.float32)  # numpy's float16 arithmetic is slow
             lo, hi = block.min(), block.max()
             if _nan(lo):
-                return cls(flat.size, math.nan, math.nan, math.nan, math.nan)
-            total, total_sq = summer.block(block.reshape(-1, _ROW), lo, hi)
-            result.merge(cls(block.size, total, total_sq, lo.item(), hi.item()))
+                return cls._nan(flat.size)
+            if exact:
+                total, total_sq = _integer_block(block.reshape(-1, _ROW), lo, hi)
+                part = cls(block.size, total, total_sq, lo.item(), hi.item())
+            else:
+                fsum, spread = _spread(_float_table(block, lo, hi))
+                part = cls(block.size, fsum, lo=lo.item(), hi=hi.item(), spread=spread)
+            result.merge(part)
         if full < flat.size:
             tail = flat[full:]
-            wide = tail.astype(np.int64 if _exact_kind(flat.dtype) else np.float64)
             lo, hi = tail.min(), tail.max()
             if _nan(lo):
-                return cls(flat.size, math.nan, math.nan, math.nan, math.nan)
-            result.merge(cls(tail.size, wide.sum().item(), (wide * wide).sum().item(),
-                             lo.item(), hi.item()))
+                return cls._nan(flat.size)
+            if exact:
+                wide = tail.astype(np.int64)
+                part = cls(tail.size, wide.sum().item(), (wide * wide).sum().item(),
+                           lo.item(), hi.item())
+            else:
+                values = tail.astype(np.float64)
+                dev = values - values.mean()
+                part = cls(tail.size, values.sum().item(), lo=lo.item(), hi=hi.item(),
+                           spread=(dev * dev).sum().item())
+            result.merge(part)
         return result
+
+    @classmethod
+    def _nan(cls, count: int) -> Stats:
+        return cls(count, math.nan, 0, math.nan, math.nan, spread=math.nan)
+
+    def squared_deviations(self) -> float:
+        """Sum of squared deviations from the mean (exact data: from the exact sums)."""
+        if self.spread is not None:
+            return self.spread
+        if not self.count:
+            return 0.0
+        return float((self.count * self.total_sq - self.total * self.total) / self.count)
 
     def merge(self, other: Stats) -> None:
         """Add another part's statistics (call in data order for reproducible sums)."""
         if not other.count:
             return
+        if not self.count:
+            for name in self.__dataclass_fields__:
+                setattr(self, name, getattr(other, name))
+            return
+        if self.spread is None and other.spread is None:
+            self.total_sq += other.total_sq
+        else:  # Chan et al.: the parts' spreads plus that of their means
+            n, m = self.count, other.count
+            delta = other.total / m - self.total / n
+            between = delta.real * delta.real + delta.imag * delta.imag
+            self.spread = (self.squared_deviations() + other.squared_deviations()
+                           + between * (n * m / (n + m)))
         self.is_complex = self.is_complex or other.is_complex
         self.count += other.count
         self.total += other.total
-        self.total_sq += other.total_sq
         if other.lo is not None:
             self.lo = other.lo if self.lo is None else _min(self.lo, other.lo)
             self.hi = other.hi if self.hi is None else _max(self.hi, other.hi)
@@ -183,11 +234,10 @@ class Stats:
         """Root-mean-square deviation from the mean (numpy's ``std``)."""
         if not self.count:
             return math.nan
-        if isinstance(self.total, int) and isinstance(self.total_sq, int):
+        if self.spread is None:
             n = self.count
             return math.sqrt(max(n * self.total_sq - self.total * self.total, 0)) / n
-        mean_sq = abs(self.mean) ** 2
-        return math.sqrt(max(self.total_sq / self.count - mean_sq, 0.0))
+        return math.sqrt(max(self.spread, 0.0) / self.count)
 
     def header_values(self) -> tuple[float, float, float, float]:
         """(DMIN, DMAX, DMEAN, RMS) as float32 values; "not determined" markers where unknown.

@@ -61,8 +61,9 @@ MRCZ_LABEL = "MRCZ0.6.0"
 #: larger blocks, faster than mrcz's 64 KiB blocks on counting movies)
 DEFAULT_BLOCKSIZE = 2**20
 _BLOCK_BYTES = 8 * 2**20  # uncompressed data are handled in blocks of about this size
-_INFLIGHT_BYTES = 32 * 2**20
-_PIECE_BYTES = 2**20  # summarised and written together while in cache  # input bytes queued for worker threads, beyond one task
+_INFLIGHT_BYTES = 32 * 2**20  # input bytes queued for worker threads, beyond one task
+_PIECE_BYTES = 2**20  # summarised and written together while in cache
+_TASK_BYTES = 2**20  # small sections are compressed in runs of about this size per task
 _CRC_DIGITS = 8
 
 
@@ -214,7 +215,7 @@ class SectionWriter:
         self.packed = 0
         self.crcs: list[int] = []
         self._submitted = 0
-        self._pending: deque[tuple[Future[tuple[Any, Stats, int, int | None]], int]] = deque()
+        self._pending: deque[tuple[Future[tuple[Any, Stats, int, list[int] | None]], int]] = deque()
         self._pending_bytes = 0
         self._reserved = False
         self._fd = handle.fileno() if isinstance(handle, io.FileIO) else None
@@ -263,8 +264,11 @@ class SectionWriter:
         if self.enc.compressor is None:
             self._queue(self._plain_task, (first, block))
             return
-        for i in range(len(block)):
-            self._queue(self._chunk_task, (first + i, block[i : i + 1]))
+        # small sections go in runs, so that each task (and each summary) is big enough
+        # that the threads rarely wait for each other or for the GIL
+        per = max(1, _TASK_BYTES // max(block[0].nbytes, 1)) if len(block) else 1
+        for i in range(0, len(block), per):
+            self._queue(self._chunk_task, (first + i, block[i : i + per]))
 
     def _queue(self, task: Any, item: tuple[int, np.ndarray]) -> None:
         threads = self.enc.n_threads
@@ -297,9 +301,9 @@ class SectionWriter:
             if not future.cancel():
                 future.exception()
 
-    def _store(self, result: tuple[Any, Stats, int, int | None]) -> None:
-        stored, stats, count, crc = result
-        self.write_stored(stored, count, stats, crc)
+    def _store(self, result: tuple[Any, Stats, int, list[int] | None]) -> None:
+        stored, stats, count, crcs = result
+        self.write_stored(stored, count, stats, crcs)
 
     def _check(self, block: np.ndarray, first: int) -> None:
         ny, nx = self.layout.ny, self.layout.nx
@@ -343,38 +347,47 @@ class SectionWriter:
                 piece, at = piece[done:], at + done
         return None, stats, len(block), None
 
-    def _chunk_task(self, item: tuple[int, np.ndarray]) -> tuple[bytes, Stats, int, int]:
-        k, section = item
-        stored = _to_storage(section, self.enc, k)[0]
-        chunk = codecs.encode(
-            stored,
-            codec=self.enc.compressor or "",
-            clevel=self.enc.clevel,
-            blocksize=self.enc.blocksize_for(stored),
-            blosc2_format=self.enc.blosc2,
-        )
-        return chunk, Stats.of(section), 1, zlib.crc32(chunk)
+    def _chunk_task(self, item: tuple[int, np.ndarray]
+                    ) -> tuple[list[bytes], Stats, int, list[int]]:
+        first, block = item
+        chunks = [
+            codecs.encode(
+                section,
+                codec=self.enc.compressor or "",
+                clevel=self.enc.clevel,
+                blocksize=self.enc.blocksize_for(section),
+                blosc2_format=self.enc.blosc2,
+            )
+            for section in _to_storage(block, self.enc, first)
+        ]
+        return chunks, Stats.of(block), len(block), [zlib.crc32(c) for c in chunks]
 
     def copy_stored(self, stored: Any, sections: int, stats: Stats,
                     crc: int | None = None) -> None:
         """Add sections already in stored form (from another file): raw bytes, or one Blosc
         chunk and its crc32 (computed here if not given). Nothing may be queued."""
         self._submitted += sections
-        self.write_stored(stored, sections, stats, crc)
+        if self.enc.compressor is None:
+            self.write_stored(stored, sections, stats)
+        else:
+            self.write_stored([stored], sections, stats, [crc])
 
     def write_stored(self, stored: Any, sections: int, stats: Stats,
-                     crc: int | None = None) -> None:
-        """Write a queued task's result (``stored`` None: the task wrote it already)."""
-        if stored is None:
+                     crcs: Sequence[int | None] | None = None) -> None:
+        """Write a queued task's result: raw bytes, None (the task wrote them already) or,
+        for MRCZ, a list of chunks and their crc32s (None: computed here)."""
+        if self.enc.compressor is not None:
+            for chunk, crc in zip(stored, crcs or [None] * len(stored), strict=True):
+                self._write_all(chunk)
+                self.packed += memoryview(chunk).nbytes
+                self.crcs.append(zlib.crc32(chunk) if crc is None else crc)
+        elif stored is None:
             self.handle.seek(self.data_start + (self.sections + sections) *
                              self.enc.section_nbytes(self.layout.ny, self.layout.nx))
         else:
             self._write_all(stored)
         self.sections += sections
         self.stats.merge(stats)
-        if self.enc.compressor is not None:
-            self.packed += len(memoryview(stored).cast("B"))
-            self.crcs.append(zlib.crc32(stored) if crc is None else crc)
 
     def reserve(self, sections: int) -> None:
         """Allocate disk space for ``sections`` uncompressed sections after the headers:
