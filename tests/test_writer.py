@@ -238,3 +238,38 @@ def test_block_sizes_are_whole_items(blocksize: object, blosc2: bool) -> None:
     mrcio.write(buf, data, compressor="blosclz", blosc2=blosc2, blocksize=blocksize,
                 n_threads=2)
     np.testing.assert_array_equal(mrcio.read(buf.getvalue()), data)
+
+
+@pytest.mark.parametrize("compressor", [None, "lz4"])
+def test_statistics_can_be_left_undetermined(compressor: str | None, tmp_path: Path,
+                                             rng: np.random.Generator) -> None:
+    movie = rng.poisson(0.8, (4, 32, 48)).astype(np.int8)
+    undetermined = (0.0, -1.0, -2.0, -1.0)  # MRC2014: DMAX < DMIN, DMEAN < both, RMS < 0
+
+    def header_stats(path: Path) -> tuple[float, ...]:
+        h = mrcio.read_header(path)
+        return tuple(float(h[name]) for name in ("dmin", "dmax", "dmean", "rms"))
+
+    path = tmp_path / "movie.mrc"
+    mrcio.write(path, movie, stack=True, compressor=compressor, stats=False)
+    assert header_stats(path) == undetermined
+    assert np.array_equal(mrcio.read(path), movie)
+    assert mrcio.validate(path, deep=True) == []
+    if compressor is None:
+        assert mrcfile.validate(str(path), print_file=io.StringIO())
+
+    streamed = tmp_path / "streamed.mrc"
+    with mrcio.open(streamed, "w", dtype=np.int8, frame_shape=(32, 48),
+                    compressor=compressor, stats=False) as out:
+        for frame in movie:
+            out.append(frame)
+    assert header_stats(streamed) == undetermined
+
+    # appending without statistics leaves the whole file's statistics undetermined
+    with_stats = tmp_path / "with_stats.mrc"
+    mrcio.write(with_stats, movie[:2], stack=True, compressor=compressor)
+    assert header_stats(with_stats) != undetermined
+    with mrcio.open(with_stats, "a", stats=False) as out:
+        out.append(movie[2:])
+    assert header_stats(with_stats) == undetermined
+    assert np.array_equal(mrcio.read(with_stats), movie)

@@ -345,7 +345,9 @@ class StreamWriter:
     Made by :func:`open` with mode ``"w"`` (new file) or ``"a"`` (append to an existing MRC
     or MRCZ file, keeping its header fields and extended header). Frames are copied when
     appended (the caller may reuse its buffer) and compressed in parallel; at most a few
-    frames per thread are held in memory whatever the length of the file. Until close the
+    frames per thread are held in memory whatever the length of the file. Keyword arguments
+    are those of :func:`mrcio.write` (``stats=False`` leaves the statistics "not determined"
+    and saves their pass) plus ``nframes``, the frame count if known in advance. Until close the
     data live in a temporary file beside the target, so a crash leaves no half-written file.
 
     Examples
@@ -377,6 +379,7 @@ class StreamWriter:
         blosc2: bool = False,
         blocksize: int | str = DEFAULT_BLOCKSIZE,
         checksums: bool = True,
+        stats: bool = True,
         nframes: int | None = None,
         n_threads: int | None = None,
         overwrite: bool = False,
@@ -393,7 +396,7 @@ class StreamWriter:
             self.frame_shape = self._reader.frame_shape if h.four_d else h.section_shape
             self.per = h.channels
             encoding = encoding_of(self._reader, clevel=clevel, blocksize=blocksize,
-                                   n_threads=threads, checksums=checksums)
+                                   n_threads=threads, checksums=checksums, stats=stats)
             meta, extended, exttyp = kept_extended(h)
             overwrite = True
         else:
@@ -417,6 +420,7 @@ class StreamWriter:
                 mode=base, byteorder=resolve_byteorder(byteorder, np.dtype(dtype)),
                 compressor=compressor, clevel=clevel, blocksize=blocksize, blosc2=blosc2,
                 n_threads=threads, imod_unsigned=imod_unsigned, checksums=checksums,
+                stats=stats,
             )
             extended, exttyp = None, None
         if encoding.compressor is not None and encoding.mode == 101:

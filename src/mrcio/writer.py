@@ -112,6 +112,7 @@ class Encoding:
     n_threads: int = 1
     imod_unsigned: bool = False
     checksums: bool = True
+    stats: bool = True  # exact DMIN/DMAX/DMEAN/RMS; False: MRC2014's "not determined"
     frame_sections: int = 1  # sections per frame, for mrcz's block-size rule
 
     @property
@@ -323,7 +324,7 @@ class SectionWriter:
         first, block = item
         stored = _to_storage(block, self.enc, first)
         if self._fd is None:
-            return stored, Stats.of(block), len(block), None
+            return stored, self._summary(block), len(block), None
         # a file: the worker writes at the block's place, so both cores copy and summarise,
         # a cache-sized piece at a time (summarised, then written while still in cache)
         offset = self.data_start + first * self.enc.section_nbytes(self.layout.ny,
@@ -337,7 +338,7 @@ class SectionWriter:
         per = _PIECE_BYTES // size if stored.shape == block.shape and (
             stored.dtype.itemsize == size) else max(values.size, 1)
         for k in range(0, max(values.size, 1), per):
-            stats.merge(Stats.of(values[k : k + per]))
+            stats.merge(self._summary(values[k : k + per]))
             piece = raw[k * size : (k + per) * size] if per < values.size else raw
             at = offset + (k * size if per < values.size else 0)
             while piece:
@@ -360,7 +361,10 @@ class SectionWriter:
             )
             for section in _to_storage(block, self.enc, first)
         ]
-        return chunks, Stats.of(block), len(block), [zlib.crc32(c) for c in chunks]
+        return chunks, self._summary(block), len(block), [zlib.crc32(c) for c in chunks]
+
+    def _summary(self, data: np.ndarray) -> Stats:
+        return Stats.of(data) if self.enc.stats else Stats()
 
     def copy_stored(self, stored: Any, sections: int, stats: Stats,
                     crc: int | None = None) -> None:
@@ -387,7 +391,8 @@ class SectionWriter:
         else:
             self._write_all(stored)
         self.sections += sections
-        self.stats.merge(stats)
+        if self.enc.stats:
+            self.stats.merge(stats)
 
     def reserve(self, sections: int) -> None:
         """Allocate disk space for ``sections`` uncompressed sections after the headers:
@@ -625,6 +630,7 @@ def write(
     blosc2: bool = False,
     blocksize: int | str = DEFAULT_BLOCKSIZE,
     checksums: bool = True,
+    stats: bool = True,
     n_threads: int | None = None,
     fsync: bool = True,
 ) -> None:
@@ -670,6 +676,10 @@ def write(
         Blosc block size in bytes (default 1 MiB), or ``"mrcz"`` for mrcz's rule.
     checksums
         Store a crc32 of every chunk in the JSON extended header (MRCZ only).
+    stats
+        Compute exact DMIN, DMAX, DMEAN and RMS (one pass, in the worker threads). False
+        writes MRC2014's "not determined" values instead (DMAX < DMIN, DMEAN below both,
+        RMS < 0), which saves about a third of the time of a fast codec on 8-bit movies.
     n_threads
         Threads for statistics and compression.
     fsync
@@ -696,7 +706,7 @@ def write(
     encoding = Encoding(
         mode=base_mode, byteorder=order, compressor=compressor, clevel=clevel,
         blocksize=blocksize, blosc2=blosc2, n_threads=n_threads or default_threads(),
-        imod_unsigned=imod_unsigned, checksums=checksums,
+        imod_unsigned=imod_unsigned, checksums=checksums, stats=stats,
     )
     write_plan(dst, plan, layout, encoding, meta=meta, extended=extended_header,
                exttyp=exttyp, overwrite=overwrite, fsync=fsync)
@@ -735,7 +745,7 @@ def layout_of(header: Header) -> Layout:
 
 def encoding_of(
     reader: MRCReader, *, clevel: int, blocksize: int | str, n_threads: int | None,
-    checksums: bool = True,
+    checksums: bool = True, stats: bool = True,
 ) -> Encoding:
     """How an existing file stores its data, to write more sections the same way."""
     header = reader.header
@@ -743,7 +753,7 @@ def encoding_of(
         mode=header.base_mode, byteorder=header.byteorder, compressor=header.compressor,
         clevel=clevel, blocksize=blocksize, blosc2=bool(reader.index and reader.index.blosc2),
         n_threads=n_threads or default_threads(), imod_unsigned=header.imod_unsigned,
-        checksums=checksums,
+        checksums=checksums, stats=stats,
     )
 
 
