@@ -4,7 +4,8 @@ Contenders (same file, same run, interleaved rounds, warm page cache):
 
 * read: ``mrcio.read`` vs ``np.fromfile`` (raw ceiling) vs ``mrcfile.read`` vs
   ``mrcz.readMRC``;
-* write: ``mrcio.write`` with ``fsync=False`` and ``fsync=True`` vs ``ndarray.tofile``
+* write: ``mrcio.write`` with ``fsync=False`` and ``fsync=True`` (and ``stats=False``, which
+  skips the statistics pass, for information) vs ``ndarray.tofile``
   (and ``tofile`` + ``fsync``, the fair partner of mrcio's default) vs ``mrcfile.write`` vs
   ``mrcz.writeMRC``. Before every write the previous output is removed and ``os.sync()``
   flushes dirty pages (untimed), so no write pays for another's write-back;
@@ -195,7 +196,8 @@ def run_write(report: Report, scratch: Path, data: np.ndarray, reps: int,
     import mrcio
 
     out = {k: scratch / f"w-{k}.mrc" for k in
-           ("mrcio", "mrcio-fsync", "tofile", "tofile-fsync", "mrcfile", "mrcz")}
+           ("mrcio", "mrcio-fsync", "mrcio-nostats", "tofile", "tofile-fsync", "mrcfile",
+            "mrcz")}
 
     def tofile_fsync() -> None:
         with open(out["tofile-fsync"], "wb") as f:
@@ -209,6 +211,9 @@ def run_write(report: Report, scratch: Path, data: np.ndarray, reps: int,
         "mrcio.write fsync=True": (out["mrcio-fsync"], lambda: mrcio.write(
             out["mrcio-fsync"], data, stack=True, overwrite=True, fsync=True,
             n_threads=threads)),
+        "mrcio.write stats=False": (out["mrcio-nostats"], lambda: mrcio.write(
+            out["mrcio-nostats"], data, stack=True, overwrite=True, fsync=False,
+            stats=False, n_threads=threads)),
         "tofile": (out["tofile"], lambda: data.tofile(out["tofile"])),
         "tofile+fsync": (out["tofile-fsync"], tofile_fsync),
         "mrcfile.write": (out["mrcfile"], lambda: mrcfile.write(out["mrcfile"], data,
@@ -232,6 +237,7 @@ def run_write(report: Report, scratch: Path, data: np.ndarray, reps: int,
     for fast, slow, need in (("mrcio.write fsync=False", "tofile", 0.95),
                              ("mrcio.write fsync=True", "tofile+fsync", 0.95),
                              ("mrcio.write fsync=True", "tofile", None),
+                             ("mrcio.write stats=False", "tofile", None),
                              ("mrcio.write fsync=False", "mrcfile.write", None),
                              ("mrcio.write fsync=False", "mrcz.writeMRC", None)):
         what = f"{fast} vs {slow}" + (f" >= {need}x" if need else "")

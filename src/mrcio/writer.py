@@ -326,7 +326,7 @@ class SectionWriter:
         if self._fd is None:
             return stored, self._summary(block), len(block), None
         # a file: the worker writes at the block's place, so both cores copy and summarise,
-        # a cache-sized piece at a time (summarised, then written while still in cache)
+        # a cache-sized piece at a time (written, then summarised while still in cache)
         offset = self.data_start + first * self.enc.section_nbytes(self.layout.ny,
                                                                    self.layout.nx)
         stats = Stats()
@@ -338,7 +338,6 @@ class SectionWriter:
         per = _PIECE_BYTES // size if stored.shape == block.shape and (
             stored.dtype.itemsize == size) else max(values.size, 1)
         for k in range(0, max(values.size, 1), per):
-            stats.merge(self._summary(values[k : k + per]))
             piece = raw[k * size : (k + per) * size] if per < values.size else raw
             at = offset + (k * size if per < values.size else 0)
             while piece:
@@ -346,6 +345,7 @@ class SectionWriter:
                 if not done:
                     raise OSError(f"{self.name}: could not write at byte {at:,}")
                 piece, at = piece[done:], at + done
+            stats.merge(self._summary(values[k : k + per]))
         return None, stats, len(block), None
 
     def _chunk_task(self, item: tuple[int, np.ndarray]
