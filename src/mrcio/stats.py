@@ -64,7 +64,7 @@ def _reduce(table: np.ndarray, group: int, acc: Any, wide: Any) -> Any:
 
 def _spread(table: np.ndarray) -> tuple[float, float]:
     """(sum, sum of squared deviations from the mean) of a float (rows, _ROW) table."""
-    group = _GROUP if table.dtype == np.float32 else 1
+    group = _GROUP if table.dtype == np.float32 else len(table)  # float64: whole columns
     total = _reduce(table, group, table.dtype, np.float64)
     shift = table.dtype.type(total / table.size)  # the mean, to the table's precision
     dev = _scratch_block(len(table), table.dtype)
