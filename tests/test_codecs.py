@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import zlib
+
 import numpy as np
 import pytest
 
@@ -128,3 +131,114 @@ def test_decode_refuses_wrong_sizes() -> None:
     info = codecs.parse_chunk_header(chunk)
     with pytest.raises(mrcio.ChunkError, match="does not match the checked header"):
         codecs.decode_into(chunk, info, np.empty(10, np.float32), frame=0, offset=0, path=None)
+
+
+# --- one large frame compressed in pieces ----------------------------------------------------
+def _stitched(frame: np.ndarray, codec: str, blocksize: int, piece: int
+              ) -> tuple[bytes, int] | None:
+    typesize = frame.dtype.itemsize
+    block = codecs.stitch_blocksize(codec, 1, typesize, blocksize)
+    assert block
+    raw = frame.reshape(-1).view(np.uint8)
+    cuts = codecs.piece_bounds(raw.size, block, piece)
+    stitcher = codecs.ChunkStitcher(raw.size, block, typesize)
+    body = b""
+    for a, z in itertools.pairwise(cuts):
+        chunk = codecs.encode(raw[a:z].view(frame.dtype), codec=codec, clevel=1,
+                              blocksize=blocksize, blosc2_format=False)
+        streams = stitcher.add(chunk, zlib.crc32(chunk[16 + 4 * -(-(z - a) // block):]))
+        if streams is None:
+            assert stitcher.finish() is None
+            return None
+        body += bytes(streams)
+    done = stitcher.finish()
+    assert done is not None
+    return done[0] + body, done[1]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("kind", ["counts", "f4", "u2", "c8"])
+@pytest.mark.parametrize("blocksize", [2**20, 2**16, 24576])
+def test_pieces_stitch_into_the_whole_frames_chunk(
+    codec: str, kind: str, blocksize: int, rng: np.random.Generator
+) -> None:
+    frame = {
+        "counts": lambda: rng.poisson(0.8, (700, 1501)).astype(np.int8),
+        "f4": lambda: rng.normal(100, 5, (600, 777)).astype(np.float32),
+        "u2": lambda: rng.poisson(50, (700, 901)).astype(np.uint16),
+        "c8": lambda: (rng.normal(size=(300, 700)) + 1j).astype(np.complex64),
+    }[kind]()
+    size = blocksize // frame.dtype.itemsize * frame.dtype.itemsize
+    whole = codecs.encode(frame, codec=codec, clevel=1, blocksize=size, blosc2_format=False)
+    for piece in (1, 3 * 2**18, 2**21):
+        stitched = _stitched(frame, codec, size, piece)
+        assert stitched is not None, piece
+        assert stitched[0] == whole
+        assert stitched[1] == zlib.crc32(whole)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_incompressible_frames_are_not_stitched(codec: str, rng: np.random.Generator) -> None:
+    frame = rng.integers(-128, 128, (1000, 2000), dtype=np.int8)
+    whole = codecs.parse_chunk_header(
+        codecs.encode(frame, codec=codec, clevel=1, blocksize=2**16, blosc2_format=False))
+    assert whole.memcpyed  # c-blosc stores it raw; pieces cannot show that
+    assert _stitched(frame, codec, 2**16, 2**18) is None
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd", "zlib"])
+def test_nearly_incompressible_frames_stitch_or_refuse(codec: str) -> None:
+    """Random blocks with a run of zeros at their end, from none (c-blosc stores the frame
+    raw) to enough that every piece shrinks: near a ratio of 1 a block may run short of room
+    in the whole chunk and not in its piece, so the stitcher may refuse, but it must never
+    give other bytes than c-blosc's."""
+    block = 2**16
+    outcomes = set()
+    for zeros in range(0, 2048, 64):
+        frame = np.random.default_rng(zeros).integers(-128, 128, (24, block), dtype=np.int8)
+        frame[:, block - zeros :] = 0
+        whole = codecs.encode(frame, codec=codec, clevel=1, blocksize=block,
+                              blosc2_format=False)
+        stitched = _stitched(frame, codec, block, 4 * block)
+        if stitched is not None:
+            assert stitched[0] == whole
+        memcpyed = codecs.parse_chunk_header(whole).memcpyed
+        assert stitched is None or not memcpyed
+        outcomes.add((memcpyed, stitched is not None))
+    assert outcomes >= {(True, False), (False, True)}
+
+
+def test_stitch_rejects_pieces_out_of_shape(rng: np.random.Generator) -> None:
+    frame = rng.poisson(3, 2**20).astype(np.int8)
+    block = codecs.stitch_blocksize("zstd", 1, 1, 2**16)
+    stitcher = codecs.ChunkStitcher(frame.nbytes, block, 1)
+    odd = codecs.encode(frame[: block + 1], codec="zstd", clevel=1, blocksize=2**16,
+                        blosc2_format=False)  # not a whole number of blocks, not the last
+    assert stitcher.add(odd, 0) is None
+    assert stitcher.finish() is None
+
+
+def test_stitch_blocksize_is_what_cblosc_uses() -> None:
+    assert codecs.stitch_blocksize("zstd", 1, 1, 2**20) == 2**20
+    assert codecs.stitch_blocksize("lz4", 1, 1, 2**20) == 2**18  # lz4 splits: smaller
+    assert codecs.stitch_blocksize("lz4", 1, 4, 2**16) == 2**18  # per item byte: larger
+    assert codecs.stitch_blocksize("zstd", 0, 1, 2**20) == 0  # stored: nothing to stitch
+    assert codecs.stitch_blocksize("zstd", 1, 1, 0) == 0  # Blosc chooses
+
+
+def test_piece_bounds() -> None:
+    assert codecs.piece_bounds(10, 4, 1) == [0, 4, 10]
+    assert codecs.piece_bounds(12, 4, 8) == [0, 8, 12]
+    assert codecs.piece_bounds(3, 4, 8) == [0, 3]
+    for n in range(1, 200):
+        cuts = codecs.piece_bounds(n, 7, 20)
+        assert cuts[0] == 0
+        assert cuts[-1] == n
+        assert all(c % 7 == 0 for c in cuts[:-1])
+        assert len(cuts) == 2 or n - cuts[-2] >= 7
+
+
+def test_crc32_combine(rng: np.random.Generator) -> None:
+    for n_a, n_b in [(0, 0), (0, 5), (5, 0), (1, 1), (1000, 3), (3, 2**20 + 7)]:
+        a, b = rng.bytes(n_a), rng.bytes(n_b)
+        assert codecs.crc32_combine(zlib.crc32(a), zlib.crc32(b), n_b) == zlib.crc32(a + b)

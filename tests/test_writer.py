@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import mrcio
+from mrcio import writer
 from mrcio.header import IMOD_STAMP
 from mrcio.writer import transcode
 
@@ -273,3 +274,97 @@ def test_statistics_can_be_left_undetermined(compressor: str | None, tmp_path: P
         out.append(movie[2:])
     assert header_stats(with_stats) == undetermined
     assert np.array_equal(mrcio.read(with_stats), movie)
+
+
+# --- large sections, written in pieces ---------------------------------------------------------
+@pytest.fixture
+def small_pieces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sections of 64 KiB and more are cut into 24 KiB pieces (as 8 MiB sections are)."""
+    monkeypatch.setattr(writer, "_SPLIT_BYTES", 2**16)
+    monkeypatch.setattr(writer, "_SPLIT_PIECE", 24 * 2**10)
+
+
+def _whole_sections(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(writer, "_SPLIT_BYTES", 2**62)
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd", "blosclz", "zlib", "lz4hc"])
+@pytest.mark.parametrize(("dtype", "byteorder"), [("i1", None), ("f4", "big"), ("u2", None)])
+def test_large_sections_in_pieces_give_the_same_bytes(
+    codec: str, dtype: str, byteorder: str | None, tmp_path: Path,
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, small_pieces: None,
+) -> None:
+    data = (rng.poisson(2, (3, 211, 500)) * (1.5 if dtype == "f4" else 1)).astype(dtype)
+    kwargs = {"compressor": codec, "byteorder": byteorder, "blocksize": 2**13,
+              "meta": {"k": 1}}
+    for threads in (1, 2):
+        mrcio.write(tmp_path / f"pieces{threads}.mrcz", data, n_threads=threads, **kwargs)
+    _whole_sections(monkeypatch)
+    mrcio.write(tmp_path / "whole.mrcz", data, n_threads=1, **kwargs)
+    whole = (tmp_path / "whole.mrcz").read_bytes()
+    assert (tmp_path / "pieces1.mrcz").read_bytes() == whole
+    assert (tmp_path / "pieces2.mrcz").read_bytes() == whole
+    assert np.array_equal(mrcio.read(tmp_path / "pieces2.mrcz"), data)
+    assert mrcio.validate(tmp_path / "pieces2.mrcz", deep=True) == []
+
+
+def test_incompressible_sections_in_pieces_are_compressed_whole(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch,
+    small_pieces: None,
+) -> None:
+    data = rng.integers(-128, 128, (3, 300, 400), dtype=np.int8)
+    data[1] = rng.poisson(1, data[1].shape)  # one section compresses: stitched
+    mrcio.write(tmp_path / "pieces.mrcz", data, compressor="lz4", blocksize=2**13)
+    _whole_sections(monkeypatch)
+    mrcio.write(tmp_path / "whole.mrcz", data, compressor="lz4", blocksize=2**13)
+    assert (tmp_path / "pieces.mrcz").read_bytes() == (tmp_path / "whole.mrcz").read_bytes()
+    assert mrcio.validate(tmp_path / "pieces.mrcz", deep=True) == []
+
+
+@pytest.mark.parametrize("blosc2", [False, True])
+@pytest.mark.parametrize("blocksize", [0, 2**13])
+def test_large_sections_blosc_may_not_cut(blosc2: bool, blocksize: int, tmp_path: Path,
+                                          rng: np.random.Generator, small_pieces: None) -> None:
+    data = rng.poisson(2, (2, 300, 400)).astype(np.int16)
+    mrcio.write(tmp_path / "a.mrcz", data, compressor="zstd", blosc2=blosc2,
+                blocksize=blocksize)
+    assert np.array_equal(mrcio.read(tmp_path / "a.mrcz"), data)
+    assert mrcio.validate(tmp_path / "a.mrcz", deep=True) == []
+
+
+@pytest.mark.parametrize(("dtype", "mode"), [("f4", None), ("i1", None), ("u1", 6),
+                                             ("u1", 101)])
+def test_large_plain_sections_in_pieces(dtype: str, mode: int | None, tmp_path: Path,
+                                        rng: np.random.Generator,
+                                        small_pieces: None) -> None:
+    data = (rng.poisson(3, (3, 257, 301)) * (1.25 if dtype == "f4" else 1)).astype(dtype)
+    mrcio.write(tmp_path / "a.mrc", data, mode=mode)
+    stream = io.BytesIO()
+    mrcio.write(stream, data, mode=mode)
+    assert stream.getvalue() == (tmp_path / "a.mrc").read_bytes()
+    assert np.array_equal(mrcio.read(tmp_path / "a.mrc"), data)
+    hdr = mrcio.read_header(tmp_path / "a.mrc")
+    assert hdr["rms"] == np.float32(data.std(dtype=np.float64))
+    assert hdr["dmean"] == np.float32(data.mean(dtype=np.float64))
+    assert mrcio.validate(tmp_path / "a.mrc") == []
+
+
+def test_real_size_section_in_pieces(tmp_path: Path, rng: np.random.Generator) -> None:
+    """A 9 MB frame (above the 8 MiB cut) through the streaming writer: written before
+    append returns, so the caller may overwrite its buffer at once."""
+    frame = rng.poisson(0.8, (3000, 3000)).astype(np.int8)
+    buffer = frame.copy()
+    for codec in ("zstd", None):
+        path = tmp_path / f"{codec}.mrcz"
+        with mrcio.open(path, "w", dtype=np.int8, frame_shape=frame.shape,
+                        compressor=codec) as out:
+            out.append(buffer)
+            buffer[...] = 7
+            out.append(frame)
+            buffer[...] = frame
+        back = mrcio.read(path)
+        assert np.array_equal(back[0], frame)
+        assert np.array_equal(back[1], frame)
+        assert mrcio.validate(path, deep=True) == []
+    one_call = mrcio.read(tmp_path / "zstd.mrcz")
+    assert np.array_equal(one_call, np.stack([frame, frame]))

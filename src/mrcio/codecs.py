@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import struct
 import threading
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,11 +44,15 @@ __all__ = [
     "BLOSC1_CODECS",
     "CHUNK_HEADER_SIZE",
     "ChunkInfo",
+    "ChunkStitcher",
     "check_chunk",
+    "crc32_combine",
     "decode_into",
     "encode",
     "mrcz_blocksize",
     "parse_chunk_header",
+    "piece_bounds",
+    "stitch_blocksize",
 ]
 
 CHUNK_HEADER_SIZE = 16
@@ -309,3 +314,212 @@ def encode(
             value=codec,
         ) from exc
     return result
+
+
+# --- one large frame, compressed in pieces --------------------------------------------------
+def stitch_blocksize(codec: str, clevel: int, typesize: int, blocksize: int) -> int:
+    """The block size c-blosc 1 uses for large frames with these settings (it may enlarge
+    or shrink the one asked for), or 0 when frames must be compressed whole (Blosc chooses
+    the size, or nothing is compressed).
+
+    Found by compressing a frame of zeros once per setting, not by copying c-blosc's rule.
+    """
+    if not blocksize or not clevel:
+        return 0
+    return _probe_blocksize(codec, clevel, typesize, blocksize)
+
+
+@functools.cache
+def _probe_blocksize(codec: str, clevel: int, typesize: int, blocksize: int) -> int:
+    # c-blosc 1 never uses blocks larger than the one forced or 1 MiB (its largest split
+    # block); a probe one item longer than that shows the real size
+    probe = -(-max(blocksize, 2**20) // typesize) * typesize + typesize
+    zeros = np.zeros(probe // typesize, f"V{typesize}") if typesize > 1 else np.zeros(
+        probe, np.uint8)
+    info = parse_chunk_header(
+        encode(zeros, codec=codec, clevel=clevel, blocksize=blocksize, blosc2_format=False)
+    )
+    return info.blocksize if 0 < info.blocksize < probe and not info.memcpyed else 0
+
+
+def piece_bounds(nbytes: int, blocksize: int, piece: int) -> list[int]:
+    """Cut points of a frame of ``nbytes`` into pieces of about ``piece`` bytes, each a whole
+    number of blocks (the last holds the partial block, and at least one whole block).
+
+    Examples
+    --------
+    >>> piece_bounds(10_000, 1000, 4000)
+    [0, 4000, 8000, 10000]
+    >>> piece_bounds(8_500, 1000, 4000)
+    [0, 4000, 8500]
+    """
+    step = max(1, piece // blocksize) * blocksize
+    cuts = list(range(0, nbytes, step))
+    if len(cuts) > 1 and nbytes - cuts[-1] < blocksize:
+        cuts.pop()  # a piece smaller than a block would be compressed with a smaller block
+    return [*cuts, nbytes]
+
+
+class ChunkStitcher:
+    """The Blosc1 chunk of a whole frame, put together from chunks of its pieces.
+
+    c-blosc 1 compresses each block of a chunk on its own. A frame cut at block boundaries
+    into pieces, each compressed as a chunk with the same block size, therefore yields the
+    block streams of the whole frame's chunk: they only need new offsets and one header.
+    This lets several threads compress one large frame, and its pieces be written as they
+    come, with bytes identical to compressing it in one call. Every piece is compressed with
+    the block size asked for the whole frame; :func:`stitch_blocksize` gives the size c-blosc
+    makes of it, at whose multiples the frame is cut. It holds while no block ran
+    short of output room (c-blosc then stores data raw, or the whole frame); such a frame is
+    reported as not stitchable (:meth:`add` and :meth:`finish` return None), and must be
+    compressed in one call instead.
+
+    Examples
+    --------
+    >>> frame = np.arange(2**20, dtype=np.int32) // 7
+    >>> block = stitch_blocksize("lz4", 1, 4, 2**16)
+    >>> cuts = piece_bounds(frame.nbytes, block, 2**18)
+    >>> stitcher = ChunkStitcher(frame.nbytes, block, 4)
+    >>> raw = frame.view(np.uint8)
+    >>> body = b""
+    >>> for a, z in zip(cuts, cuts[1:]):
+    ...     piece = encode(raw[a:z].view(np.int32), codec="lz4", clevel=1, blocksize=2**16,
+    ...                    blosc2_format=False)
+    ...     body += stitcher.add(piece, zlib.crc32(piece[16 + 4 * ((z - a) // block):]))
+    >>> prefix, crc = stitcher.finish()
+    >>> prefix + body == encode(frame, codec="lz4", clevel=1, blocksize=2**16,
+    ...                         blosc2_format=False)
+    True
+    """
+
+    def __init__(self, nbytes: int, blocksize: int, typesize: int) -> None:
+        self.nbytes = nbytes
+        self.blocksize = blocksize
+        self.typesize = typesize
+        self.nblocks = -(-nbytes // blocksize)
+        #: bytes of header and block offsets, which come before the first block's stream
+        self.prefix_size = CHUNK_HEADER_SIZE + 4 * self.nblocks
+        self._starts: list[int] = []
+        self._size = self.prefix_size  # chunk bytes so far
+        self._crc = 0  # crc32 of the block streams so far
+        self._lead: bytes | None = None  # version, codec version, flags, typesize
+        self.ok = True
+
+    def add(self, piece: bytes, streams_crc: int) -> memoryview | None:
+        """Take the next piece's chunk and the crc32 of its block streams (everything after
+        its offsets); return those streams, to be written after the ones before."""
+        if not self.ok:
+            return None
+        info = parse_chunk_header(piece)
+        k = -(-info.nbytes // self.blocksize) if info.nbytes else 0
+        done = len(self._starts)
+        final = done + k == self.nblocks
+        self.ok = (
+            info.version in _BLOSC1_VERSIONS and not info.memcpyed
+            and info.typesize == self.typesize and info.blocksize == self.blocksize
+            and info.cbytes == len(piece) and 0 < k <= self.nblocks - done
+            and (final or info.nbytes % self.blocksize == 0)
+            and self._lead in (None, bytes(piece[:4]))
+        )
+        head = CHUNK_HEADER_SIZE + 4 * k
+        if not self.ok:
+            return None
+        starts = struct.unpack_from(f"<{k}I", piece, CHUNK_HEADER_SIZE)
+        for j, (start, end) in enumerate(zip(starts, [*starts[1:], len(piece)], strict=True)):
+            block_bytes = min(self.blocksize, info.nbytes - j * self.blocksize)
+            self.ok = self.ok and head <= start <= end and self._streams_fit(
+                piece, start, end, block_bytes,
+                own=info.nbytes + CHUNK_HEADER_SIZE,
+                whole=self.nbytes + CHUNK_HEADER_SIZE - self._size + head,
+            )
+            self._starts.append(self._size + start - head)
+        if not self.ok:
+            return None
+        self._lead = bytes(piece[:4])
+        streams = len(piece) - head
+        self._crc = crc32_combine(self._crc, streams_crc, streams)
+        self._size += streams
+        return memoryview(piece)[head:]
+
+    def _streams_fit(self, piece: bytes, start: int, end: int, block_bytes: int, *,
+                     own: int, whole: int) -> bool:
+        """Whether a block's streams (``piece[start:end]``) came out as they would in the
+        whole frame's chunk.
+
+        c-blosc 1 writes a block as one stream per item byte (or one), each a 4-byte size and
+        the codec's output, kept raw when the codec does not shrink it. A codec gets as
+        output room the stream's bytes, less near the chunk's end (the chunk may not pass
+        its input size plus 16 bytes); its output does not depend on the room as long as it
+        fits. So the streams match if each compressed one fitted the room it would have had
+        in the whole chunk, and each raw one had full room in both. A stream starting at byte
+        ``p`` of this piece had ``own - p`` bytes of room, and would have ``whole - p`` in the
+        frame's chunk.
+        """
+        sizes = []
+        at = start
+        while at + 4 <= end:
+            size = int.from_bytes(piece[at : at + 4], "little")
+            sizes.append((at + 4, size))
+            at += 4 + size
+        splits = len(sizes)
+        if at != end or not splits or block_bytes % splits:
+            return False
+        width = block_bytes // splits
+        for data_at, size in sizes:
+            room = min(own - data_at, whole - data_at)
+            if size > width or size > room or (size == width and room < width):
+                return False
+        return True
+
+    def finish(self) -> tuple[bytes, int] | None:
+        """(header and block offsets, crc32 of the whole chunk) once every block came."""
+        if not self.ok or len(self._starts) != self.nblocks or self._lead is None:
+            return None
+        prefix = self._lead + struct.pack(
+            f"<III{self.nblocks}I", self.nbytes, self.blocksize, self._size, *self._starts
+        )
+        return prefix, crc32_combine(zlib.crc32(prefix), self._crc,
+                                     self._size - self.prefix_size)
+
+
+_CRC32_POLY = 0xEDB88320  # CRC-32's polynomial, lowest power in the highest bit
+
+
+def _crc_multiply(a: int, b: int) -> int:
+    """Product of two polynomials modulo CRC-32's (bit 31 is x**0, bit 0 is x**31)."""
+    product = 0
+    bit = 1 << 31
+    while a:
+        if a & bit:
+            product ^= b
+            a ^= bit
+        bit >>= 1
+        b = (b >> 1) ^ _CRC32_POLY if b & 1 else b >> 1
+    return product
+
+
+@functools.cache
+def _crc_shift(power: int) -> int:
+    """x ** (8 * 2**power) modulo CRC-32's polynomial: appending 2**power zero bytes."""
+    if power == 0:
+        return 1 << (31 - 8)
+    half = _crc_shift(power - 1)
+    return _crc_multiply(half, half)
+
+
+def crc32_combine(crc_a: int, crc_b: int, len_b: int) -> int:
+    """crc32 of ``a + b`` from ``crc32(a)``, ``crc32(b)`` and ``len(b)``.
+
+    Examples
+    --------
+    >>> crc32_combine(zlib.crc32(b"mrc"), zlib.crc32(b"io"), 2) == zlib.crc32(b"mrcio")
+    True
+    """
+    shift = 1 << 31
+    power = 0
+    while len_b:
+        if len_b & 1:
+            shift = _crc_multiply(shift, _crc_shift(power))
+        len_b >>= 1
+        power += 1
+    return _crc_multiply(shift, crc_a) ^ crc_b

@@ -343,9 +343,10 @@ class StreamWriter:
     """Write an MRC or MRCZ file frame by frame; the header is finished on :meth:`close`.
 
     Made by :func:`open` with mode ``"w"`` (new file) or ``"a"`` (append to an existing MRC
-    or MRCZ file, keeping its header fields and extended header). Frames are copied when
-    appended (the caller may reuse its buffer) and compressed in parallel; at most a few
-    frames per thread are held in memory whatever the length of the file. Keyword arguments
+    or MRCZ file, keeping its header fields and extended header). Frames are compressed in
+    parallel; small ones are copied when appended (the caller may reuse its buffer), large ones
+    are cut into pieces and written before ``append`` returns, so at most a few frames (or
+    pieces of one) are held in memory whatever the length of the file. Keyword arguments
     are those of :func:`mrcio.write` (``stats=False`` leaves the statistics "not determined"
     and saves their pass) plus ``nframes``, the frame count if known in advance. Until close the
     data live in a temporary file beside the target, so a crash leaves no half-written file.
@@ -449,7 +450,9 @@ class StreamWriter:
     def append(self, frames: np.ndarray) -> None:
         """Add one frame (``frame_shape``) or several (``(k, *frame_shape)``).
 
-        The data are copied, so the caller may reuse its buffer at once.
+        The caller may reuse its buffer as soon as this returns: small frames are copied and
+        compressed while the next ones come, frames of 8 MiB or more are written before this
+        returns (all threads working on each, without a copy).
         """
         if self.closed:
             raise ValueError(f"{self.path}: append to a closed writer")
@@ -461,7 +464,7 @@ class StreamWriter:
                              f"got {np.asarray(frames).shape}")
         ny, nx = self.frame_shape[-2:]
         try:
-            self._writer.submit(np.array(data, copy=True).reshape(-1, ny, nx))
+            self._writer.submit_borrowed(data.reshape(-1, ny, nx))
         except BaseException:
             self._abandon()
             raise

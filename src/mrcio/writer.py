@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import errno
 import io
+import itertools
 import os
 import zlib
 from collections import deque
@@ -64,6 +65,8 @@ _BLOCK_BYTES = 8 * 2**20  # uncompressed data are handled in blocks of about thi
 _INFLIGHT_BYTES = 32 * 2**20  # input bytes queued for worker threads, beyond one task
 _PIECE_BYTES = 2**20  # summarised and written together while in cache
 _TASK_BYTES = 2**20  # small sections are compressed in runs of about this size per task
+_SPLIT_BYTES = 8 * 2**20  # sections this large are cut into pieces, one task each
+_SPLIT_PIECE = 2**21  # about this many bytes per piece
 _CRC_DIGITS = 8
 
 
@@ -219,6 +222,8 @@ class SectionWriter:
         self._pending: deque[tuple[Future[tuple[Any, Stats, int, list[int] | None]], int]] = deque()
         self._pending_bytes = 0
         self._reserved = False
+        self._trim = False  # bytes past the end to cut off on finish
+        self._stitch: tuple[codecs.ChunkStitcher, int] | None = None  # a section in pieces
         self._fd = handle.fileno() if isinstance(handle, io.FileIO) else None
         self._crc_slot: tuple[int, int] | None = None  # (file offset, sections) reserved
         if meta is not None and extended is not None:
@@ -258,26 +263,63 @@ class SectionWriter:
     def submit(self, block: np.ndarray) -> None:
         """Queue a block of sections ``(k, ny, nx)`` for conversion, statistics and (MRCZ)
         compression in worker threads; finished results are written in order, with at most
-        two tasks per thread in flight. The block must not change until :meth:`flush`."""
+        two tasks per thread in flight. The block must not change until :meth:`flush`.
+
+        Sections of :data:`_SPLIT_BYTES` or more are cut into pieces, so that all threads
+        work on one section and only a few pieces are held at once (see
+        :class:`~mrcio.codecs.ChunkStitcher` for how a compressed one is put together)."""
         first = self._submitted
         self._check(block, first)
         self._submitted += len(block)
-        if self.enc.compressor is None:
-            self._queue(self._plain_task, (first, block))
-            return
-        # small sections go in runs, so that each task (and each summary) is big enough
-        # that the threads rarely wait for each other or for the GIL
-        per = max(1, _TASK_BYTES // max(block[0].nbytes, 1)) if len(block) else 1
-        for i in range(0, len(block), per):
-            self._queue(self._chunk_task, (first + i, block[i : i + per]))
+        if len(block) and block[0].nbytes >= _SPLIT_BYTES:
+            for i, section in enumerate(block):
+                self._submit_pieces(first + i, np.ascontiguousarray(section))
+        elif self.enc.compressor is None:
+            self._queue(self._plain_task, (first, block, 0), block.nbytes)
+        else:
+            # small sections go in runs, so that each task (and each summary) is big enough
+            # that the threads rarely wait for each other or for the GIL
+            per = max(1, _TASK_BYTES // max(block[0].nbytes, 1)) if len(block) else 1
+            for i in range(0, len(block), per):
+                part = block[i : i + per]
+                self._queue(self._chunk_task, (first + i, part), part.nbytes)
 
-    def _queue(self, task: Any, item: tuple[int, np.ndarray]) -> None:
+    def submit_borrowed(self, block: np.ndarray) -> None:
+        """:meth:`submit` a block that the caller may change as soon as this returns: a large
+        block is written before returning (without a copy), a small one is copied."""
+        if block.nbytes >= _SPLIT_BYTES:
+            self.submit(block)
+            self.flush()
+        else:
+            self.submit(np.array(block, copy=True))
+
+    def _submit_pieces(self, index: int, section: np.ndarray) -> None:
+        enc = self.enc
+        if enc.compressor is None:
+            rows = max(1, _SPLIT_PIECE // max(section[0].nbytes, 1))
+            for r in range(0, len(section), rows):
+                part = section[np.newaxis, r : r + rows]
+                self._queue(self._plain_task, (index, part, r), part.nbytes)
+            return
+        typesize = enc.storage_dtype.itemsize
+        block = 0 if enc.blosc2 else codecs.stitch_blocksize(
+            enc.compressor, enc.clevel, typesize, enc.blocksize_for(section))
+        if not block:  # Blosc2 chunks, or Blosc chooses the blocks: one call
+            self._queue(self._chunk_task, (index, section[np.newaxis]), section.nbytes)
+            return
+        cuts = codecs.piece_bounds(section.size * typesize, block, _SPLIT_PIECE)
+        for a, z in itertools.pairwise(cuts):
+            piece = _Piece(section, index, a // typesize, z // typesize, block,
+                           first=a == 0, last=z == cuts[-1])
+            self._queue(self._piece_task, piece, (z - a) // typesize * section.itemsize)
+
+    def _queue(self, task: Any, item: Any, nbytes: int) -> None:
         threads = self.enc.n_threads
         if threads <= 1 or in_worker():
             self._store(task(item))
             return
-        self._pending.append((get_executor(threads).submit(task, item), item[1].nbytes))
-        self._pending_bytes += item[1].nbytes
+        self._pending.append((get_executor(threads).submit(task, item), nbytes))
+        self._pending_bytes += nbytes
         # at most two tasks per thread, and (beyond one task) _INFLIGHT_BYTES of input
         while len(self._pending) >= 2 * threads or (
             len(self._pending) > 1 and self._pending_bytes > _INFLIGHT_BYTES
@@ -296,6 +338,7 @@ class SectionWriter:
 
     def abort(self) -> None:
         """Drop queued work (after a failure)."""
+        self._stitch = None
         while self._pending:
             future, nbytes = self._pending.popleft()
             self._pending_bytes -= nbytes
@@ -304,7 +347,47 @@ class SectionWriter:
 
     def _store(self, result: tuple[Any, Stats, int, list[int] | None]) -> None:
         stored, stats, count, crcs = result
-        self.write_stored(stored, count, stats, crcs)
+        if isinstance(stored, _Piece):
+            self._store_piece(stored)
+            self._count(count, stats)
+        else:
+            self.write_stored(stored, count, stats, crcs)
+
+    def _store_piece(self, piece: _Piece) -> None:
+        """Write a piece's block streams after the previous piece's; after the last, the
+        section's chunk header and block offsets before the first."""
+        if piece.first:
+            stitcher = codecs.ChunkStitcher(
+                piece.section.size * self.enc.storage_dtype.itemsize, piece.blocksize,
+                self.enc.storage_dtype.itemsize)
+            self._stitch = (stitcher, self.handle.tell())
+            self.handle.seek(self._stitch[1] + stitcher.prefix_size)
+        if self._stitch is None:
+            raise RuntimeError(f"{self.name}: internal: piece of section {piece.index} "
+                               "out of order")
+        stitcher, at = self._stitch
+        streams = stitcher.add(piece.chunk, piece.crc)
+        if streams is not None:
+            self._write_all(streams)
+        if not piece.last:
+            return
+        self._stitch = None
+        done = stitcher.finish()
+        end = self.handle.tell()
+        self.handle.seek(at)
+        if done is None:  # not stitchable (nearly incompressible data): one call
+            chunk = self._encode(_to_storage(piece.section[np.newaxis], self.enc,
+                                             piece.index)[0])
+            self._write_all(chunk)
+            size, crc = len(chunk), zlib.crc32(chunk)
+            self._trim = self._trim or at + size < end
+        else:
+            prefix, crc = done
+            self._write_all(prefix)
+            self.handle.seek(end)
+            size = end - at
+        self.packed += size
+        self.crcs.append(crc)
 
     def _check(self, block: np.ndarray, first: int) -> None:
         ny, nx = self.layout.ny, self.layout.nx
@@ -320,15 +403,17 @@ class SectionWriter:
                 f"({accepted}) without loss"
             )
 
-    def _plain_task(self, item: tuple[int, np.ndarray]) -> tuple[Any, Stats, int, None]:
-        first, block = item
+    def _plain_task(self, item: tuple[int, np.ndarray, int]) -> tuple[Any, Stats, int, None]:
+        """Sections ``(k, rows, nx)`` from ``first``, or rows from ``row`` of one section."""
+        first, block, row = item
         stored = _to_storage(block, self.enc, first)
+        complete = len(block) if row + block.shape[1] == self.layout.ny else 0
         if self._fd is None:
-            return stored, self._summary(block), len(block), None
+            return stored, self._summary(block), complete, None
         # a file: the worker writes at the block's place, so both cores copy and summarise,
         # a cache-sized piece at a time (written, then summarised while still in cache)
-        offset = self.data_start + first * self.enc.section_nbytes(self.layout.ny,
-                                                                   self.layout.nx)
+        row_bytes = MODES[self.enc.mode].row_bytes(self.layout.nx)
+        offset = self.data_start + (first * self.layout.ny + row) * row_bytes
         stats = Stats()
         raw = stored.reshape(-1).view(np.uint8).data
         values = block.reshape(-1)
@@ -346,22 +431,31 @@ class SectionWriter:
                     raise OSError(f"{self.name}: could not write at byte {at:,}")
                 piece, at = piece[done:], at + done
             stats.merge(self._summary(values[k : k + per]))
-        return None, stats, len(block), None
+        return None, stats, complete, None
 
     def _chunk_task(self, item: tuple[int, np.ndarray]
                     ) -> tuple[list[bytes], Stats, int, list[int]]:
         first, block = item
-        chunks = [
-            codecs.encode(
-                section,
-                codec=self.enc.compressor or "",
-                clevel=self.enc.clevel,
-                blocksize=self.enc.blocksize_for(section),
-                blosc2_format=self.enc.blosc2,
-            )
-            for section in _to_storage(block, self.enc, first)
-        ]
+        chunks = [self._encode(section) for section in _to_storage(block, self.enc, first)]
         return chunks, self._summary(block), len(block), [zlib.crc32(c) for c in chunks]
+
+    def _piece_task(self, piece: _Piece) -> tuple[_Piece, Stats, int, None]:
+        values = piece.section.reshape(-1)[piece.start : piece.stop]
+        stored = _to_storage(values.reshape(1, 1, -1), self.enc, piece.index).reshape(-1)
+        piece.chunk = self._encode(stored, self.enc.blocksize_for(piece.section))
+        offsets = codecs.CHUNK_HEADER_SIZE + 4 * -(-stored.nbytes // piece.blocksize)
+        piece.crc = zlib.crc32(memoryview(piece.chunk)[offsets:])
+        return piece, self._summary(values), int(piece.last), None
+
+    def _encode(self, stored: np.ndarray, blocksize: int | None = None) -> bytes:
+        """One Blosc chunk of stored data (block size: the section's, unless given)."""
+        return codecs.encode(
+            stored,
+            codec=self.enc.compressor or "",
+            clevel=self.enc.clevel,
+            blocksize=self.enc.blocksize_for(stored) if blocksize is None else blocksize,
+            blosc2_format=self.enc.blosc2,
+        )
 
     def _summary(self, data: np.ndarray) -> Stats:
         return Stats.of(data) if self.enc.stats else Stats()
@@ -385,11 +479,14 @@ class SectionWriter:
                 self._write_all(chunk)
                 self.packed += memoryview(chunk).nbytes
                 self.crcs.append(zlib.crc32(chunk) if crc is None else crc)
-        elif stored is None:
+        elif stored is None:  # written by the task: the next goes after it
             self.handle.seek(self.data_start + (self.sections + sections) *
                              self.enc.section_nbytes(self.layout.ny, self.layout.nx))
         else:
             self._write_all(stored)
+        self._count(sections, stats)
+
+    def _count(self, sections: int, stats: Stats) -> None:
         self.sections += sections
         if self.enc.stats:
             self.stats.merge(stats)
@@ -418,8 +515,9 @@ class SectionWriter:
             extended_nbytes=len(self.extended), exttyp=self.exttyp, packed=self.packed,
         )
         end = self.handle.tell()
-        if self._reserved:
-            self.handle.truncate(end)  # in case fewer sections came than were reserved
+        if self._reserved or self._trim:
+            self.handle.truncate(end)  # fewer sections came than were reserved, or a section
+            # compressed in one call after all came out shorter than its pieces
         self.handle.seek(self.start)
         self._write_all(record.tobytes())
         if self._crc_slot is not None:
@@ -431,6 +529,21 @@ class SectionWriter:
             self.handle.seek(at)
             self._write_all("".join(f"{c:08x}" for c in self.crcs).encode("ascii"))
         self.handle.seek(end)
+
+
+@dataclass
+class _Piece:
+    """Items ``start:stop`` of a large section, compressed on their own as one chunk."""
+
+    section: np.ndarray  # the whole section (kept to compress it in one call if need be)
+    index: int  # the section's number
+    start: int
+    stop: int
+    blocksize: int  # c-blosc's block size, at whose multiples the section is cut
+    first: bool
+    last: bool
+    chunk: bytes = b""
+    crc: int = 0  # crc32 of the chunk's block streams
 
 
 def build_record(
