@@ -62,7 +62,7 @@ MRCZ_LABEL = "MRCZ0.6.0"
 #: larger blocks, faster than mrcz's 64 KiB blocks on counting movies)
 DEFAULT_BLOCKSIZE = 2**20
 _BLOCK_BYTES = 8 * 2**20  # uncompressed data are handled in blocks of about this size
-_INFLIGHT_BYTES = 32 * 2**20  # input bytes queued for worker threads, beyond one task
+_INFLIGHT_BYTES = 16 * 2**20  # input bytes queued for worker threads, beyond one task
 _PIECE_BYTES = 2**20  # summarised and written together while in cache
 _TASK_BYTES = 2**20  # small sections are compressed in runs of about this size per task
 _SPLIT_BYTES = 8 * 2**20  # sections this large are cut into pieces, one task each
