@@ -13,16 +13,20 @@ sees the chunk, because the C decoders trust it.
 
 Libraries, imported on first use only:
 
-* **numcodecs** writes and reads Blosc1 chunks (format version 2, what mrcz 0.5 reads). Chosen
-  over python-blosc because it decodes straight into a caller's buffer and, called from worker
-  threads, uses c-blosc's context API (no global lock, one thread per call), so frames are
-  coded in parallel with the GIL released and each chunk's bytes are reproducible; its output
-  is byte-identical to python-blosc's at one thread (same c-blosc 1.21). python-blosc's calls
-  all share one global context behind a lock, and multi-threaded c-blosc 1 compression lays
-  blocks out in the order its threads finish.
-* **blosc2** reads Blosc2 chunks (format version 5) and writes them on request, only through
-  ``compress2`` / ``decompress2(src, dst=...)`` after the header check (``blosc2.decompress``
-  crashes on corrupt chunks, and ``decompress2`` writes past a short ``dst``).
+* **numcodecs** writes Blosc1 chunks (format version 2, what mrcz 0.5 reads). Chosen over
+  python-blosc because, called from worker threads, it uses c-blosc's context API (no global
+  lock, one thread per call), so frames are compressed in parallel with the GIL released and
+  each chunk's bytes are reproducible; its output is byte-identical to python-blosc's at one
+  thread (same c-blosc 1.21). python-blosc's calls all share one global context behind a
+  lock, and multi-threaded c-blosc 1 compression lays blocks out in the order its threads
+  finish. numcodecs also reads the Blosc1 chunks that c-blosc 2 cannot (snappy).
+* **blosc2** reads Blosc2 chunks (format version 5) and writes them on request, and reads
+  Blosc1 chunks too: as fast as numcodecs on 4 MiB frames, ~15 % faster on 256 KiB ones, and
+  with a fraction of the resident memory (numcodecs' c-blosc 1 allocates its work buffers on
+  every call, and glibc keeps them in each thread's arena: 32 MiB against 5 MiB when two
+  threads decode a zstd movie with 1 MiB blocks). Used only through ``compress2`` /
+  ``decompress2(src, dst=...)`` after the header check (``blosc2.decompress`` crashes on
+  corrupt chunks, and ``decompress2`` writes past a short ``dst``).
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ _BLOSC1_MAX_NBYTES = 2**31 - 1 - CHUNK_HEADER_SIZE  # c-blosc 1.x's BLOSC_MAX_BU
 BLOSC1_CODECS = ("blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd")
 # codec format codes kept in bits 5-7 of a Blosc1 chunk's flags
 _BLOSC1_FORMATS = {0: "blosclz", 1: "lz4", 2: "snappy", 3: "zlib", 4: "zstd"}
+# Blosc1 codec formats that c-blosc 2 decodes (all but snappy, which it dropped)
+_BLOSC2_READS_BLOSC1 = ("blosclz", "lz4", "zlib", "zstd")
 #: largest block mrcio writes: c-blosc 1.x's blosclz overflows its heap above 8 MB blocks
 MAX_BLOCKSIZE = 4 * 2**20
 
@@ -161,9 +167,9 @@ def check_chunk(
     """Raise :class:`ChunkError` unless ``info`` can hold exactly one frame within the file
     (:class:`TruncatedFileError` if the file ends inside it).
 
-    Checked: a known format version, the frame's typesize, nbytes equal to the frame's size
-    (and within c-blosc 1's limit for Blosc1 chunks), cbytes between the header size and
-    nbytes plus the format's overhead, a compression ratio below :data:`MAX_RATIO` (so that
+    Checked: a known format version (and for Blosc1, not both shuffle flags), the frame's
+    typesize, nbytes equal to the frame's size (and within c-blosc 1's limit for Blosc1
+    chunks), cbytes between the header size and nbytes plus the format's overhead, a compression ratio below :data:`MAX_RATIO` (so that
     a tiny chunk cannot make the reader allocate gigabytes), a block size in 1..nbytes, room
     for the block offset table, and the chunk ending by ``end``. Blosc2 special-value chunks
     (a frame of zeros, say) hold no blocks.
@@ -174,6 +180,10 @@ def check_chunk(
 
     if info.version not in _BLOSC1_VERSIONS + _BLOSC2_VERSIONS:
         raise fail("not a Blosc chunk: unknown format version (expected 1-5)", info.version)
+    if not info.blosc2 and info.flags & _EXTENDED_HEADER == _EXTENDED_HEADER:
+        # c-blosc 1 never sets both shuffle flags; c-blosc 2 takes them for its own header
+        raise fail("Blosc1 chunk with both shuffle flags set (the mark of a Blosc2 header)",
+                   info.flags)
     if info.typesize != typesize:
         raise fail(f"Blosc chunk typesize is not the data's item size {typesize}", info.typesize)
     if info.nbytes != nbytes:
@@ -234,7 +244,7 @@ def decode_into(
         )
     target = out.reshape(-1).view(np.uint8)
     try:
-        if info.blosc2:
+        if info.blosc2 or info.memcpyed or info.blosc1_codec in _BLOSC2_READS_BLOSC1:
             _blosc2().decompress2(chunk, dst=target)
         elif info.blosc1_codec not in _numcodecs_blosc().list_compressors():
             raise CodecError(
