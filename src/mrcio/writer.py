@@ -309,8 +309,7 @@ class SectionWriter:
             return
         cuts = codecs.piece_bounds(section.size * typesize, block, _SPLIT_PIECE)
         for a, z in itertools.pairwise(cuts):
-            piece = _Piece(section, index, a // typesize, z // typesize, block,
-                           first=a == 0, last=z == cuts[-1])
+            piece = _Piece(section, index, a // typesize, z // typesize, block)
             self._queue(self._piece_task, piece, (z - a) // typesize * section.itemsize)
 
     def _queue(self, task: Any, item: Any, nbytes: int) -> None:
@@ -540,10 +539,16 @@ class _Piece:
     start: int
     stop: int
     blocksize: int  # c-blosc's block size, at whose multiples the section is cut
-    first: bool
-    last: bool
     chunk: bytes = b""
     crc: int = 0  # crc32 of the chunk's block streams
+
+    @property
+    def first(self) -> bool:
+        return self.start == 0
+
+    @property
+    def last(self) -> bool:
+        return self.stop == self.section.size
 
 
 def build_record(
