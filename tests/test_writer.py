@@ -368,3 +368,43 @@ def test_real_size_section_in_pieces(tmp_path: Path, rng: np.random.Generator) -
         assert mrcio.validate(path, deep=True) == []
     one_call = mrcio.read(tmp_path / "zstd.mrcz")
     assert np.array_equal(one_call, np.stack([frame, frame]))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_direct_and_converted_sections_mixed(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, threads: int,
+) -> None:
+    # int16 frames are written as they are (by the submitting thread, summarised in tasks
+    # of 4 KiB here); int8 frames into the same int16 file are converted by the workers
+    monkeypatch.setattr(writer, "_SUMMARY_BYTES", 2**12)
+    frames = [rng.integers(-300, 300, (3, 40, 50)).astype(np.int16),
+              rng.integers(-100, 100, (2, 40, 50)).astype(np.int8),
+              rng.integers(-300, 300, (4, 40, 50)).astype(np.int16)]
+    path = tmp_path / f"mixed{threads}.mrc"
+    with mrcio.open(path, "w", dtype=np.int16, frame_shape=(40, 50),
+                    n_threads=threads) as out:
+        for block in frames:
+            out.append(block)
+    expected = np.concatenate([f.astype(np.int16) for f in frames])
+    assert np.array_equal(mrcio.read(path), expected)
+    header = mrcio.read_header(path)
+    x = expected.astype(np.float64)
+    assert (header["dmin"], header["dmax"]) == (x.min(), x.max())
+    assert header["dmean"] == pytest.approx(x.mean(), rel=1e-6)
+    assert header["rms"] == pytest.approx(x.std(), rel=1e-6)
+    assert mrcio.validate(path, deep=True) == []
+
+
+def test_direct_write_of_an_array_matches_one_thread(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # summaries may lag behind the writes of an array the caller holds: same bytes anyway
+    monkeypatch.setattr(writer, "_SUMMARY_BYTES", 2**12)
+    monkeypatch.setattr(writer, "_BLOCK_BYTES", 2**14)
+    data = (rng.normal(size=(9, 64, 48)) * 5 + 100).astype(np.float32)
+    for threads in (1, 2):
+        mrcio.write(tmp_path / f"t{threads}.mrc", data, n_threads=threads)
+    assert (tmp_path / "t1.mrc").read_bytes() == (tmp_path / "t2.mrc").read_bytes()
+    assert np.array_equal(mrcio.read(tmp_path / "t2.mrc"), data)
+    header = mrcio.read_header(tmp_path / "t2.mrc")
+    assert header["rms"] == np.float32(data.astype(np.float64).std())

@@ -30,7 +30,8 @@ import numpy as np
 from .errors import ContainerError, MRCError, TruncatedFileError
 from .header import HEADER_SIZE, parse_header
 
-__all__ = ["AtomicFile", "PathOrStream", "Source", "copy_range", "open_source", "write_all"]
+__all__ = ["AtomicFile", "PathOrStream", "Source", "copy_range", "open_source", "pwrite_all",
+           "write_all"]
 
 PathOrStream = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
 
@@ -404,6 +405,16 @@ def write_all(handle: Any, data: Any) -> None:
         if not done:
             raise OSError(f"could not write to {getattr(handle, 'name', handle)!r}")
         view = view[done:]
+
+
+def pwrite_all(fd: int, data: Any, offset: int, name: str) -> None:
+    """Write every byte of ``data`` at ``offset`` of the file descriptor ``fd``."""
+    view = memoryview(data).cast("B")
+    while view:
+        done = os.pwrite(fd, view, offset)
+        if not done:
+            raise OSError(f"{name}: could not write at byte {offset:,}")
+        view, offset = view[done:], offset + done
 
 
 def copy_range(source: Any, target: Any, start: int, end: int) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from . import codecs
-from ._fileio import AtomicFile, write_all
+from ._fileio import AtomicFile, pwrite_all, write_all
 from ._parallel import default_threads, get_executor, imap_ordered, in_worker
 from ._version import __version__
 from .extheader import CHECKSUM_KEY, json_extended
@@ -63,7 +63,8 @@ MRCZ_LABEL = "MRCZ0.6.0"
 DEFAULT_BLOCKSIZE = 2**20
 _BLOCK_BYTES = 8 * 2**20  # uncompressed data are handled in blocks of about this size
 _INFLIGHT_BYTES = 16 * 2**20  # input bytes queued for worker threads, beyond one task
-_PIECE_BYTES = 2**20  # summarised and written together while in cache
+_PIECE_BYTES = 2**20  # converted data: summarised and written together while in cache
+_SUMMARY_BYTES = 8 * 2**20  # data written as they are: summarised in tasks of this size
 _TASK_BYTES = 2**20  # small sections are compressed in runs of about this size per task
 _SPLIT_BYTES = 8 * 2**20  # sections this large are cut into pieces, one task each
 _SPLIT_PIECE = 2**21  # about this many bytes per piece
@@ -250,20 +251,23 @@ class SectionWriter:
         write_all(self.handle, data)
 
     # --- data ---------------------------------------------------------------------------
-    def write_blocks(self, blocks: Iterable[np.ndarray]) -> None:
-        """Write blocks of sections, each shaped ``(k, ny, nx)``, in order."""
+    def write_blocks(self, blocks: Iterable[np.ndarray], *, held: bool = False) -> None:
+        """Write blocks of sections, each shaped ``(k, ny, nx)``, in order (``held``: as
+        for :meth:`submit`)."""
         try:
             for block in blocks:
-                self.submit(block)
+                self.submit(block, held=held)
             self.flush()
         except BaseException:
             self.abort()
             raise
 
-    def submit(self, block: np.ndarray) -> None:
+    def submit(self, block: np.ndarray, *, held: bool = False) -> None:
         """Queue a block of sections ``(k, ny, nx)`` for conversion, statistics and (MRCZ)
         compression in worker threads; finished results are written in order, with at most
         two tasks per thread in flight. The block must not change until :meth:`flush`.
+        ``held`` says that the caller keeps the block until then anyway: uncompressed data
+        written as they are may then be written ahead of their statistics without bound.
 
         Sections of :data:`_SPLIT_BYTES` or more are cut into pieces, so that all threads
         work on one section and only a few pieces are held at once (see
@@ -271,7 +275,12 @@ class SectionWriter:
         first = self._submitted
         self._check(block, first)
         self._submitted += len(block)
-        if len(block) and block[0].nbytes >= _SPLIT_BYTES:
+        fd = self._fd
+        if fd is not None and self.enc.compressor is None and (
+            self.enc.mode != 101 and block.dtype == self.enc.storage_dtype
+        ):
+            self._write_direct(fd, first, np.ascontiguousarray(block), held)
+        elif len(block) and block[0].nbytes >= _SPLIT_BYTES:
             for i, section in enumerate(block):
                 self._submit_pieces(first + i, np.ascontiguousarray(section))
         elif self.enc.compressor is None:
@@ -283,6 +292,21 @@ class SectionWriter:
             for i in range(0, len(block), per):
                 part = block[i : i + per]
                 self._queue(self._chunk_task, (first + i, part), part.nbytes)
+
+    def _write_direct(self, fd: int, first: int, block: np.ndarray, held: bool) -> None:
+        """Write sections stored as they are: this thread writes them at their place in one
+        call (the kernel's copy needs no GIL) while the workers summarise them. Both cores
+        stay busy, where writing and summarising in every worker made them wait for each
+        other on the file's lock and on the GIL."""
+        values = block.reshape(-1)
+        per = max(1, _SUMMARY_BYTES // block.itemsize)
+        for k in range(0, max(values.size, 1), per):
+            done = len(block) if k + per >= values.size else 0
+            self._queue(self._summary_task, (values[k : k + per], done),
+                        per * block.itemsize, bounded=not held)
+        offset = self.data_start + first * self.enc.section_nbytes(self.layout.ny,
+                                                                   self.layout.nx)
+        pwrite_all(fd, block, offset, self.name)
 
     def submit_borrowed(self, block: np.ndarray) -> None:
         """:meth:`submit` a block that the caller may change as soon as this returns: a large
@@ -312,7 +336,7 @@ class SectionWriter:
             piece = _Piece(section, index, a // typesize, z // typesize, block)
             self._queue(self._piece_task, piece, (z - a) // typesize * section.itemsize)
 
-    def _queue(self, task: Any, item: Any, nbytes: int) -> None:
+    def _queue(self, task: Any, item: Any, nbytes: int, *, bounded: bool = True) -> None:
         threads = self.enc.n_threads
         if threads <= 1 or in_worker():
             self._store(task(item))
@@ -320,9 +344,9 @@ class SectionWriter:
         self._pending.append((get_executor(threads).submit(task, item), nbytes))
         self._pending_bytes += nbytes
         # at most two tasks per thread, and (beyond one task) _INFLIGHT_BYTES of input
-        while len(self._pending) >= 2 * threads or (
+        while bounded and (len(self._pending) >= 2 * threads or (
             len(self._pending) > 1 and self._pending_bytes > _INFLIGHT_BYTES
-        ):
+        )):
             self._store_oldest()
 
     def _store_oldest(self) -> None:
@@ -409,8 +433,8 @@ class SectionWriter:
         complete = len(block) if row + block.shape[1] == self.layout.ny else 0
         if self._fd is None:
             return stored, self._summary(block), complete, None
-        # a file: the worker writes at the block's place, so both cores copy and summarise,
-        # a cache-sized piece at a time (written, then summarised while still in cache)
+        # converted data to a file: the worker writes them at their place, a cache-sized
+        # piece at a time (converted, written, then summarised while still in cache)
         row_bytes = MODES[self.enc.mode].row_bytes(self.layout.nx)
         offset = self.data_start + (first * self.layout.ny + row) * row_bytes
         stats = Stats()
@@ -423,14 +447,15 @@ class SectionWriter:
             stored.dtype.itemsize == size) else max(values.size, 1)
         for k in range(0, max(values.size, 1), per):
             piece = raw[k * size : (k + per) * size] if per < values.size else raw
-            at = offset + (k * size if per < values.size else 0)
-            while piece:
-                done = os.pwrite(self._fd, piece, at)
-                if not done:
-                    raise OSError(f"{self.name}: could not write at byte {at:,}")
-                piece, at = piece[done:], at + done
+            pwrite_all(self._fd, piece, offset + (k * size if per < values.size else 0),
+                       self.name)
             stats.merge(self._summary(values[k : k + per]))
         return None, stats, complete, None
+
+    def _summary_task(self, item: tuple[np.ndarray, int]) -> tuple[None, Stats, int, None]:
+        """Statistics of values already written; ``done`` sections complete with them."""
+        values, done = item
+        return None, self._summary(values), done, None
 
     def _chunk_task(self, item: tuple[int, np.ndarray]
                     ) -> tuple[list[bytes], Stats, int, list[int]]:
@@ -597,6 +622,7 @@ class Plan:
     kind: str  # "image", "stack", "volume", "volume stack"
     dtype: np.dtype[Any]
     blocks: Iterable[np.ndarray]
+    held: bool = False  # blocks are views of arrays the caller keeps until the write ends
 
 
 def _blocks_of_array(sections: np.ndarray) -> Iterator[np.ndarray]:
@@ -636,7 +662,7 @@ def plan_data(data: Any, *, stack: bool) -> Plan:
         ny, nx = first.shape[-2:]
         kind = "stack" if per == 1 else "volume stack"
         return Plan(len(frames) * per, ny, nx, per, kind, first.dtype,
-                    (f.reshape(-1, ny, nx) for f in frames))
+                    (f.reshape(-1, ny, nx) for f in frames), held=True)
     is_dask = type(data).__module__.startswith("dask.")
     arr = data if is_dask else np.asarray(data)
     if arr.ndim not in (2, 3, 4):
@@ -649,7 +675,7 @@ def plan_data(data: Any, *, stack: bool) -> Plan:
         blocks: Iterable[np.ndarray] = _blocks_of_dask(arr)
     else:
         blocks = _blocks_of_array(arr.reshape(nz, ny, nx))
-    return Plan(nz, ny, nx, per, kind, np.dtype(arr.dtype), blocks)
+    return Plan(nz, ny, nx, per, kind, np.dtype(arr.dtype), blocks, held=not is_dask)
 
 
 def modern_layout(
@@ -717,7 +743,7 @@ def write_plan(
         )
         if isinstance(handle, io.FileIO):
             writer.reserve(plan.nz)
-        writer.write_blocks(plan.blocks)
+        writer.write_blocks(plan.blocks, held=plan.held)
         writer.finish()
 
     if isinstance(dst, (str, os.PathLike)):
