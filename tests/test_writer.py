@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 from pathlib import Path
 
 import mrcfile
@@ -408,3 +409,24 @@ def test_direct_write_of_an_array_matches_one_thread(
     assert np.array_equal(mrcio.read(tmp_path / "t2.mrc"), data)
     header = mrcio.read_header(tmp_path / "t2.mrc")
     assert header["rms"] == np.float32(data.astype(np.float64).std())
+
+
+def test_fsync_starts_with_the_data_before_the_header(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # with fsync, the data go to disk while the last statistics are still being computed:
+    # one data sync before the header is complete, and the final fsync after it
+    calls: list[str] = []
+    sync_name = "fdatasync" if hasattr(os, "fdatasync") else "fsync"
+    real_sync, real_fsync = getattr(os, sync_name), os.fsync
+    monkeypatch.setattr(os, sync_name, lambda fd: (calls.append("data"), real_sync(fd))[1])
+    if sync_name != "fsync":
+        monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    data = np.arange(4 * 8 * 8, dtype=np.float32).reshape(4, 8, 8)
+    mrcio.write(tmp_path / "a.mrc", data, fsync=True)
+    assert calls[0] == "data"
+    assert len(calls) >= 2  # then the file's (and its directory's) fsync on commit
+    assert np.array_equal(mrcio.read(tmp_path / "a.mrc"), data)
+    calls.clear()
+    mrcio.write(tmp_path / "b.mrc", data, fsync=False)
+    assert calls == []

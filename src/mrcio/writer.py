@@ -251,12 +251,16 @@ class SectionWriter:
         write_all(self.handle, data)
 
     # --- data ---------------------------------------------------------------------------
-    def write_blocks(self, blocks: Iterable[np.ndarray], *, held: bool = False) -> None:
+    def write_blocks(self, blocks: Iterable[np.ndarray], *, held: bool = False,
+                     sync: bool = False) -> None:
         """Write blocks of sections, each shaped ``(k, ny, nx)``, in order (``held``: as
-        for :meth:`submit`)."""
+        for :meth:`submit`). ``sync``: the file will be fsynced, so its data start to go to
+        disk as soon as the last block is handed over, while the last tasks finish."""
         try:
             for block in blocks:
                 self.submit(block, held=held)
+            if sync and self._fd is not None:
+                getattr(os, "fdatasync", os.fsync)(self._fd)
             self.flush()
         except BaseException:
             self.abort()
@@ -736,19 +740,19 @@ def write_plan(
     if encoding.compressor is not None and encoding.mode == 101:
         raise ValueError("mode 101 (4-bit) cannot be compressed: mrcz cannot read it back")
 
-    def run(handle: Any, name: str) -> None:
+    def run(handle: Any, name: str, sync: bool = False) -> None:
         writer = SectionWriter(
             handle, layout, encoding, meta=meta, extended=extended, exttyp=exttyp,
             expected_sections=plan.nz, name=name,
         )
         if isinstance(handle, io.FileIO):
             writer.reserve(plan.nz)
-        writer.write_blocks(plan.blocks, held=plan.held)
+        writer.write_blocks(plan.blocks, held=plan.held, sync=sync)
         writer.finish()
 
     if isinstance(dst, (str, os.PathLike)):
         with AtomicFile(dst, overwrite=overwrite, fsync=fsync) as out:
-            run(out.handle, os.fspath(dst))
+            run(out.handle, os.fspath(dst), fsync)
         return
     if not (hasattr(dst, "write") and getattr(dst, "seekable", lambda: False)()):
         raise TypeError(f"dst must be a path or a seekable binary stream, got {dst!r:.80}")
