@@ -5,7 +5,8 @@ blocks and hands them to :class:`SectionWriter`, which converts each block to it
 form, summarises it (:class:`~mrcio.stats.Stats`) and, for MRCZ, compresses each section into
 one Blosc chunk, all in worker threads with a bounded number of blocks in flight. The main
 thread writes results in order and finally patches the header (NZ, statistics, packedBytes,
-chunk checksums). Files on disk are written through :class:`~mrcio._fileio.AtomicFile`.
+chunk checksums); uncompressed data stored as they are it writes itself, at once, while the
+workers summarise them. Files on disk are written through :class:`~mrcio._fileio.AtomicFile`.
 """
 
 from __future__ import annotations
