@@ -284,7 +284,9 @@ class SectionWriter:
         if fd is not None and self.enc.compressor is None and (
             self.enc.mode != 101 and block.dtype == self.enc.storage_dtype
         ):
-            self._write_direct(fd, first, np.ascontiguousarray(block), held)
+            # a copy of a strided block is not held by the caller: its summaries stay bounded
+            self._write_direct(fd, first, np.ascontiguousarray(block),
+                               held and block.flags.c_contiguous)
         elif len(block) and block[0].nbytes >= _SPLIT_BYTES:
             for i, section in enumerate(block):
                 self._submit_pieces(first + i, np.ascontiguousarray(section))
@@ -306,9 +308,9 @@ class SectionWriter:
         values = block.reshape(-1)
         per = max(1, _SUMMARY_BYTES // block.itemsize)
         for k in range(0, max(values.size, 1), per):
+            part = values[k : k + per]
             done = len(block) if k + per >= values.size else 0
-            self._queue(self._summary_task, (values[k : k + per], done),
-                        per * block.itemsize, bounded=not held)
+            self._queue(self._summary_task, (part, done), part.nbytes, bounded=not held)
         offset = self.data_start + first * self.enc.section_nbytes(self.layout.ny,
                                                                    self.layout.nx)
         pwrite_all(fd, block, offset, self.name)
