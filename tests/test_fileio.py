@@ -124,3 +124,19 @@ def test_orphans_of_killed_writers_are_swept(tmp_path: Path) -> None:
     assert not orphan.exists()
     assert live.exists()
     assert remote.exists()
+
+
+def test_interrupt_before_the_with_block_leaves_nothing(tmp_path: Path) -> None:
+    # a temporary file created but not yet guarded by a with block (an interrupt can come
+    # between the two) is removed by remove_unfinished, as the CLI does on Ctrl-C
+    from mrcio._fileio import remove_unfinished
+
+    orphan = AtomicFile(tmp_path / "a.bin", overwrite=False)
+    assert len(list(tmp_path.iterdir())) == 1
+    remove_unfinished()
+    assert list(tmp_path.iterdir()) == []
+    orphan.handle.close()
+    with AtomicFile(tmp_path / "b.bin", overwrite=False) as out:
+        out.handle.write(b"x")
+    remove_unfinished()  # a committed file is not touched
+    assert [p.name for p in tmp_path.iterdir()] == ["b.bin"]

@@ -31,7 +31,7 @@ from .errors import ContainerError, MRCError, TruncatedFileError
 from .header import HEADER_SIZE, parse_header
 
 __all__ = ["AtomicFile", "PathOrStream", "Source", "copy_range", "open_source", "pwrite_all",
-           "write_all"]
+           "remove_unfinished", "write_all"]
 
 PathOrStream = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
 
@@ -344,6 +344,7 @@ class AtomicFile:
         self.temp = self.target.with_name(
             f".{self.target.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
         )
+        _UNFINISHED.add(self.temp)  # before it exists: an interrupt at any moment finds it
         self.handle: io.FileIO = open(self.temp, "xb+", buffering=0)  # noqa: SIM115
         self.done = False
 
@@ -365,6 +366,7 @@ class AtomicFile:
             self.discard()
             raise
         self.done = True
+        _UNFINISHED.discard(self.temp)
 
     def _link_exclusive(self) -> None:
         try:
@@ -386,6 +388,7 @@ class AtomicFile:
         self.handle.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp)
+        _UNFINISHED.discard(self.temp)
 
     def __enter__(self) -> AtomicFile:
         return self
@@ -395,6 +398,18 @@ class AtomicFile:
             self.commit()
         else:
             self.discard()
+
+
+_UNFINISHED: set[Path] = set()  # temporary files of this process not yet committed or removed
+
+
+def remove_unfinished() -> None:
+    """Remove every temporary file this process has not committed (after an interrupt that
+    may have come before a ``with AtomicFile`` block was entered)."""
+    for temp in list(_UNFINISHED):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        _UNFINISHED.discard(temp)
 
 
 def write_all(handle: Any, data: Any) -> None:

@@ -42,7 +42,7 @@ from typing import Any
 import click
 import numpy as np
 
-from ._fileio import AtomicFile
+from ._fileio import AtomicFile, remove_unfinished
 from ._parallel import default_threads
 from ._version import __version__
 from .codecs import BLOSC1_CODECS
@@ -242,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         except (click.Abort, KeyboardInterrupt):
+            remove_unfinished()
             click.echo("mrcio: interrupted; no partial output was left", err=True)
             return 130
         except BrokenPipeError:  # e.g. `mrcio info ... | head -1`
