@@ -1,4 +1,4 @@
-"""Issue 3 speed: uncompressed read/write of a float32 stack, peak memory, validation.
+"""Issue 3 speed: uncompressed read/write of a float32 (or int16) stack, peak memory, validation.
 
 Contenders (same file, same run, interleaved rounds, warm page cache):
 
@@ -18,6 +18,7 @@ Targets (issue 3): read and write >= 0.95x raw ``fromfile``/``tofile``.
     python benchmarks/bench_uncompressed.py              # 1 GiB, 5 rounds
     python benchmarks/bench_uncompressed.py --quick      # 128 MiB, 2 rounds
     python benchmarks/bench_uncompressed.py --size-mib 4096 --parts read,memory
+    python benchmarks/bench_uncompressed.py --dtype int16 --parts write   # mode 1 movie
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def probe_read(meter: Any, path: str, how: str, threads: int) -> dict[str, Any]:
     if how == "mrcio":
         arr = mrcio.read(path, n_threads=threads)
     elif how == "fromfile":
-        arr = np.fromfile(path, np.float32, offset=HEADER)
+        arr = np.fromfile(path, mrcio.read_header(path).dtype, offset=HEADER)
     elif how == "mrcfile":
         arr = mrcfile.read(path)
     elif how == "mrcz":
@@ -88,7 +89,7 @@ def probe_write(meter: Any, src: str, dst: str, how: str, threads: int) -> dict[
 
     with mrcfile.open(src, header_only=True) as m:
         shape = (int(m.header.nz), int(m.header.ny), int(m.header.nx))
-    data = np.fromfile(src, np.float32, offset=HEADER).reshape(shape)
+    data = np.fromfile(src, mrcio.read_header(src).dtype, offset=HEADER).reshape(shape)
     remove(dst)
     meter.start()
     if how == "mrcio":
@@ -110,7 +111,9 @@ def probe_write(meter: Any, src: str, dst: str, how: str, threads: int) -> dict[
 def main(argv: list[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0], PARTS)
     parser.add_argument("--size-mib", type=int, default=None,
-                        help="size of the float32 stack in MiB (default 1024, quick 128)")
+                        help="size of the stack in MiB (default 1024, quick 128)")
+    parser.add_argument("--dtype", choices=("float32", "int16"), default="float32",
+                        help="float32 N(0, 1) noise, or int16 counts (N(0, 1) x 100 + 1000)")
     parser.add_argument("--frame", type=int, default=2048, help="frames are FRAME x FRAME")
     parser.add_argument("--validate-reps", type=int, default=None,
                         help="rounds for validate (mrcfile.validate is slow; default 3)")
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     size_mib = args.size_mib or (128 if args.quick else 1024)
     reps = args.reps or (2 if args.quick else 5)
     vreps = args.validate_reps or (1 if args.quick else 3)
-    frame_bytes = args.frame * args.frame * 4
+    itemsize = np.dtype(args.dtype).itemsize
+    frame_bytes = args.frame * args.frame * itemsize
     nz = max(1, size_mib * MiB // frame_bytes)
     shape = (nz, args.frame, args.frame)
 
@@ -131,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     check_disk(scratch, (8 if "write" in parts else 2) * nz * frame_bytes)
     report = Report("bench_uncompressed", args)
     data = normal_stack(*shape)
+    if args.dtype == "int16":
+        data = (data * 100 + 1000).astype(np.int16)
     nbytes = data.nbytes
-    report.add(f"## Uncompressed float32 stack {shape} = {fmt_bytes(nbytes)}, "
+    report.add(f"## Uncompressed {args.dtype} stack {shape} = {fmt_bytes(nbytes)}, "
                f"{args.threads} threads for mrcio/mrcz, {reps} interleaved rounds "
                "(median), warm page cache")
     ref = scratch / "ref.mrc"
@@ -165,7 +171,7 @@ def run_read(report: Report, ref: Path, data: np.ndarray, reps: int, threads: in
 
     readers = {
         "mrcio.read": lambda: mrcio.read(ref, n_threads=threads),
-        "np.fromfile": lambda: np.fromfile(ref, np.float32, offset=HEADER),
+        "np.fromfile": lambda: np.fromfile(ref, data.dtype, offset=HEADER),
         "mrcfile.read": lambda: mrcfile.read(ref),
         "mrcz.readMRC": lambda: mrcz.readMRC(str(ref), n_threads=threads, slices=0)[0],
     }

@@ -117,3 +117,19 @@ def test_huge_float32_range_does_not_overflow() -> None:
     a = np.array([[-3e37, 3e37, 0.0] * 2000], np.float32)
     s = Stats.of(a)
     assert math.isclose(s.rms, float(a.astype(np.float64).std()), rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", ["i1", "u1", "i2", "u2"])
+def test_integer_figures_do_not_depend_on_the_thread_count(dtype: str,
+                                                          rng: np.random.Generator) -> None:
+    # integer blocks are larger when several threads summarise (fewer waits for the GIL);
+    # their sums are exact, so the figures and the header bytes are the same
+    info = np.iinfo(dtype)
+    a = rng.integers(info.min, info.max, (3000, 4096), endpoint=True).astype(dtype)
+    one, two = Stats.of(a), Stats.of(a, threads=2)
+    assert (one.total, one.total_sq, one.lo, one.hi) == (two.total, two.total_sq, two.lo,
+                                                         two.hi)
+    x = a.astype(np.int64)
+    assert two.total == int(x.sum())
+    assert two.total_sq == int((x * x).sum())
+    assert one.header_values() == two.header_values()

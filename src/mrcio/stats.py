@@ -4,9 +4,12 @@ Each z-section is summarised where it already is in cache (in the same task that
 compresses it), and the partial results are merged in frame order, so the figures do not
 depend on the thread count. The data are walked once, in blocks of 512 KiB; each block
 is viewed as rows of ``_ROW`` values and reduced down the columns, which numpy vectorises,
-and its minimum, maximum, sum and spread are taken while it is in cache.
+and its minimum, maximum, sum and spread are taken while it is in cache. (Integer data
+summarised by several threads at once use 8 MiB blocks: see ``_SHARED_BLOCK_BYTES``.)
 
-Integer data up to 16 bits get exact integer sums and sums of squares. Float data (and wider
+Integer data up to 16 bits get exact integer sums and sums of squares (16-bit data through
+float64, which holds them exactly and which numpy sums several times faster than int64).
+Float data (and wider
 integers) get a sum and the sum of squared deviations from the block's own mean, merged as
 Chan et al. do (so an offset far larger than the spread, as in raw detector counts, costs no
 precision: the RMS is never a difference of two huge, nearly equal numbers). Float32 values
@@ -27,14 +30,23 @@ __all__ = ["Stats"]
 
 _ROW = 4096  # values per row
 _BLOCK_BYTES = 2**19  # each block: 512 KiB of data, in a core's cache while it is summarised
+# integer blocks when several threads summarise at once: numpy calls this long let each thread
+# run without the GIL most of the time (with 512 KiB blocks, two threads summarising at once
+# were slower than one: each waited for the GIL between short calls)
+_SHARED_BLOCK_BYTES = 2**23
 _GROUP = 16  # float32 partial sums cover this many rows
 _BYTE_GROUP = 256  # 8-bit sums in 16-bit accumulators cover this many rows
 _WIDE_RANGE = 1e18  # float32 data spanning more than this are summarised in float64
 _scratch = threading.local()  # per-thread scratch blocks, reused (no page faults per call)
 
 
-def _rows_per_block(dtype: np.dtype[Any]) -> int:
-    return max(_BYTE_GROUP // 16, _BLOCK_BYTES // (_ROW * dtype.itemsize) // 16 * 16)
+def _rows_per_block(dtype: np.dtype[Any], threads: int) -> int:
+    # exact (integer) sums do not depend on the blocks, so only their blocks may depend on
+    # the thread count; 16-bit integers are summarised as float64, so sized by that
+    exact = _exact_kind(dtype)
+    budget = _SHARED_BLOCK_BYTES if exact and threads > 1 else _BLOCK_BYTES
+    width = 8 if exact and dtype.itemsize == 2 else dtype.itemsize
+    return max(_BYTE_GROUP // 16, budget // (_ROW * width) // 16 * 16)
 
 
 def _scratch_block(rows: int, dtype: Any) -> np.ndarray:
@@ -83,7 +95,7 @@ def _integer_block(table: np.ndarray, lo: Any, hi: Any) -> tuple[int, int]:
             # 256 is taken off for each negative one
             raw = table.view(np.uint8)
             sq8 = _scratch_block(rows, np.uint8)
-            np.multiply(raw, raw, out=sq8)
+            np.square(raw, out=sq8)
             total = _reduce(raw, _BYTE_GROUP, np.uint16, np.int64)
             if table.dtype.kind == "i" and lo < 0:
                 total -= 256 * int(np.count_nonzero(table < 0))
@@ -93,10 +105,13 @@ def _integer_block(table: np.ndarray, lo: Any, hi: Any) -> tuple[int, int]:
         np.multiply(table, table, out=sq16, dtype=acc, casting="unsafe")
         return (_reduce(table, _BYTE_GROUP, acc, np.int64),
                 _reduce(sq16, rows, np.int64, np.int64))
-    sq64 = _scratch_block(rows, np.float64)
-    np.multiply(table, table, out=sq64, dtype=np.float64)  # squares below 2**32: exact
-    return (_reduce(table, rows, np.int64, np.int64),
-            int(_reduce(sq64, rows, np.float64, np.float64)))
+    # 16 bits: float64 holds the values, their squares (below 2**32) and the sums exactly,
+    # and numpy's float64 loops are several times faster than its int64 ones
+    wide = _scratch_block(rows, np.float64)
+    np.copyto(wide, table)
+    total = _reduce(wide, rows, np.float64, np.float64)
+    np.square(wide, out=wide)
+    return int(total), int(_reduce(wide, rows, np.float64, np.float64))
 
 
 def _exact_kind(dtype: np.dtype[Any]) -> bool:
@@ -137,16 +152,18 @@ class Stats:
     spread: float | None = None
 
     @classmethod
-    def of(cls, data: np.ndarray) -> Stats:
+    def of(cls, data: np.ndarray, *, threads: int = 1) -> Stats:
         """Statistics of one array (any shape; read once, block by block).
 
-        NaN makes every figure NaN; infinities give infinite (or NaN) sums, without warnings.
+        ``threads`` is how many threads summarise at once (integer data then get larger
+        blocks; the figures are the same). NaN makes every figure NaN; infinities give
+        infinite (or NaN) sums, without warnings.
         """
         with np.errstate(invalid="ignore", over="ignore"):
-            return cls._of(data)
+            return cls._of(data, threads)
 
     @classmethod
-    def _of(cls, data: np.ndarray) -> Stats:
+    def _of(cls, data: np.ndarray, threads: int = 1) -> Stats:
         flat = data.reshape(-1)
         if not flat.size:
             return cls()
@@ -156,7 +173,7 @@ class Stats:
                        spread=re.squared_deviations() + im.squared_deviations())
         result = cls()
         exact = _exact_kind(flat.dtype)
-        step = _ROW * _rows_per_block(flat.dtype)
+        step = _ROW * _rows_per_block(flat.dtype, threads)
         full = flat.size - flat.size % _ROW
         for start in range(0, full, step):
             block = flat[start : min(start + step, full)]
