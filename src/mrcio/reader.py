@@ -360,9 +360,12 @@ class MRCReader:
         jobs = [range(a, min(a + per_task, len(sections)))
                 for a in range(0, len(sections), per_task)]
 
+        # one section alone: the decoder's own threads share out its blocks
+        threads = self.n_threads if len(sections) == 1 else 1
+
         def run(job: range) -> None:
             for i in job:
-                self._read_one(sections[i], out[i])
+                self._read_one(sections[i], out[i], threads)
 
         for _ in imap_ordered(run, jobs, n_threads=min(self.n_threads, len(jobs))):
             pass
@@ -400,12 +403,12 @@ class MRCReader:
             buf = self._local.buf = bytearray(n)
         return memoryview(buf)[:n]
 
-    def _read_one(self, section: int, target: np.ndarray) -> None:
+    def _read_one(self, section: int, target: np.ndarray, threads: int) -> None:
         chunk = None
         if self.index is not None:
             crc = None if self.checksums is None else self.checksums[section]
             chunk = (self.index.offsets[section], self.index.infos[section], crc)
-        read_section(self.source, self.header, section, chunk, target, self._scratch)
+        read_section(self.source, self.header, section, chunk, target, self._scratch, threads)
 
     def close(self) -> None:
         """Close the file if this reader opened it."""
@@ -426,11 +429,14 @@ def read_section(
     chunk: tuple[int, codecs.ChunkInfo, int | None] | None,
     target: np.ndarray,
     scratch: Any,
+    threads: int = 1,
 ) -> None:
     """Read one section into ``target`` (a C-contiguous ``(ny, nx)`` array).
 
     ``chunk`` is the section's (offset, checked chunk header, crc32 or None) in a compressed
-    file, None in an uncompressed one; ``scratch(n)`` lends a reusable buffer of ``n`` bytes.
+    file, None in an uncompressed one; ``scratch(n)`` lends a reusable buffer of ``n`` bytes;
+    ``threads`` may decode a large chunk's blocks in parallel (pass 1 when decoding sections
+    in parallel).
     """
     direct = header.mode.direct
     if chunk is None:
@@ -452,10 +458,12 @@ def read_section(
             value=f"{zlib.crc32(data):08x}, stored {crc:08x}",
         )
     if direct:
-        codecs.decode_into(data, info, target, frame=section, offset=offset, path=source.name)
+        codecs.decode_into(data, info, target, frame=section, offset=offset, path=source.name,
+                           threads=threads)
         return
     raw = np.empty(header.section_nbytes, np.uint8)
-    codecs.decode_into(data, info, raw, frame=section, offset=offset, path=source.name)
+    codecs.decode_into(data, info, raw, frame=section, offset=offset, path=source.name,
+                       threads=threads)
     convert_section(raw, header, target)
 
 
