@@ -400,6 +400,7 @@ class MRCReader:
     def _scratch(self, n: int) -> memoryview:
         buf = getattr(self._local, "buf", None)
         if buf is None or len(buf) < n:
+            buf = self._local.buf = None  # the smaller buffer goes before the larger comes
             buf = self._local.buf = bytearray(n)
         return memoryview(buf)[:n]
 
