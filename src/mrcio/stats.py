@@ -5,7 +5,7 @@ compresses it), and the partial results are merged in frame order, so the figure
 depend on the thread count. The data are walked once, in blocks of 512 KiB; each block
 is viewed as rows of ``_ROW`` values and reduced down the columns, which numpy vectorises,
 and its minimum, maximum, sum and spread are taken while it is in cache. (Integer data
-summarised by several threads at once use 8 MiB blocks: see ``_SHARED_BLOCK_BYTES``.)
+summarised by several threads at once use 2 MiB blocks: see ``_SHARED_BLOCK_BYTES``.)
 
 Integer data up to 16 bits get exact integer sums and sums of squares (16-bit data through
 float64, which holds them exactly and which numpy sums several times faster than int64).
@@ -30,10 +30,11 @@ __all__ = ["Stats"]
 
 _ROW = 4096  # values per row
 _BLOCK_BYTES = 2**19  # each block: 512 KiB of data, in a core's cache while it is summarised
-# integer blocks when several threads summarise at once: numpy calls this long let each thread
-# run without the GIL most of the time (with 512 KiB blocks, two threads summarising at once
-# were slower than one: each waited for the GIL between short calls)
-_SHARED_BLOCK_BYTES = 2**23
+# integer blocks when several threads summarise at once: longer numpy calls let each thread
+# run without the GIL more of the time (with 512 KiB blocks, two threads summarising at once
+# were slower than one: each waited for the GIL between short calls). 8 MiB was faster still
+# (int16 writes 1.2x) but its scratch blocks pushed the streaming writer's memory over 32 MiB.
+_SHARED_BLOCK_BYTES = 2**21
 _GROUP = 16  # float32 partial sums cover this many rows
 _BYTE_GROUP = 256  # 8-bit sums in 16-bit accumulators cover this many rows
 _WIDE_RANGE = 1e18  # float32 data spanning more than this are summarised in float64
