@@ -9,8 +9,7 @@ summarised by several threads at once use 2 MiB blocks: see ``_SHARED_BLOCK_BYTE
 
 Integer data up to 16 bits get exact integer sums and sums of squares (16-bit data through
 float64, which holds them exactly and which numpy sums several times faster than int64).
-Float data (and wider
-integers) get a sum and the sum of squared deviations from the block's own mean, merged as
+Float data (and wider integers) get a sum and the sum of squared deviations from the block's own mean, merged as
 Chan et al. do (so an offset far larger than the spread, as in raw detector counts, costs no
 precision: the RMS is never a difference of two huge, nearly equal numbers). Float32 values
 are added in float32 over groups of ``_GROUP`` rows (16 values per column) and those partial
@@ -106,8 +105,9 @@ def _integer_block(table: np.ndarray, lo: Any, hi: Any) -> tuple[int, int]:
         np.multiply(table, table, out=sq16, dtype=acc, casting="unsafe")
         return (_reduce(table, _BYTE_GROUP, acc, np.int64),
                 _reduce(sq16, rows, np.int64, np.int64))
-    # 16 bits: float64 holds the values, their squares (below 2**32) and the sums exactly,
-    # and numpy's float64 loops are several times faster than its int64 ones
+    # 16 bits: float64 holds the values, their squares (below 2**32) and the sums exactly
+    # (a block's sum of squares stays below 2**53 while it has fewer than 512 rows), and
+    # numpy's float64 loops are several times faster than its int64 ones
     wide = _scratch_block(rows, np.float64)
     np.copyto(wide, table)
     total = _reduce(wide, rows, np.float64, np.float64)
