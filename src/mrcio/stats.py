@@ -9,9 +9,10 @@ summarised by several threads at once use 2 MiB blocks: see ``_SHARED_BLOCK_BYTE
 
 Integer data up to 16 bits get exact integer sums and sums of squares (16-bit data through
 float64, which holds them exactly and which numpy sums several times faster than int64).
-Float data (and wider integers) get a sum and the sum of squared deviations from the block's own mean, merged as
-Chan et al. do (so an offset far larger than the spread, as in raw detector counts, costs no
-precision: the RMS is never a difference of two huge, nearly equal numbers). Float32 values
+Float data (and wider integers) get a sum and the sum of squared deviations from the block's
+own mean, merged as Chan et al. do (so an offset far larger than the spread, as in raw
+detector counts, costs no precision: the RMS is never a difference of two huge, nearly equal
+numbers). Float32 values
 are added in float32 over groups of ``_GROUP`` rows (16 values per column) and those partial
 sums in float64, which agrees with a float64 summation far below the header's precision.
 """
