@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import mrcio
-from mrcio._fileio import AtomicFile, open_source
+from mrcio._fileio import AtomicFile, Lender, open_source
 
 
 def test_sources_read_exact_ranges(tmp_path: Path) -> None:
@@ -140,3 +140,17 @@ def test_interrupt_before_the_with_block_leaves_nothing(tmp_path: Path) -> None:
         out.handle.write(b"x")
     remove_unfinished()  # a committed file is not touched
     assert [p.name for p in tmp_path.iterdir()] == ["b.bin"]
+
+
+def test_lender_reuses_one_buffer_and_grows_it() -> None:
+    lend = Lender()
+    first = lend(10)
+    first[:] = b"0123456789"
+    again = lend(4)
+    assert len(again) == 4
+    assert bytes(again) == b"0123"
+    bigger = lend(32)
+    assert len(bigger) == 32
+    assert bytes(first) == b"0123456789"  # a view lent earlier stays valid
+    assert lend(32).obj is bigger.obj
+    assert lend(1).obj is bigger.obj

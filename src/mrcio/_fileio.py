@@ -30,7 +30,7 @@ import numpy as np
 from .errors import ContainerError, MRCError, TruncatedFileError
 from .header import HEADER_SIZE, parse_header
 
-__all__ = ["AtomicFile", "PathOrStream", "Source", "copy_range", "open_source", "pwrite_all",
+__all__ = ["AtomicFile", "Lender", "PathOrStream", "Source", "copy_range", "open_source", "pwrite_all",
            "remove_unfinished", "write_all"]
 
 PathOrStream = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
@@ -420,6 +420,21 @@ def write_all(handle: Any, data: Any) -> None:
         if not done:
             raise OSError(f"could not write to {getattr(handle, 'name', handle)!r}")
         view = view[done:]
+
+
+class Lender:
+    """Lends one reusable buffer: ``lender(n)`` is a view of ``n`` bytes of it. A request
+    larger than the buffer replaces it, and the old buffer is dropped before the new one is
+    made, so a lender never holds two."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def __call__(self, n: int) -> memoryview:
+        if len(self._buf) < n:
+            self._buf = bytearray()
+            self._buf = bytearray(n)
+        return memoryview(self._buf)[:n]
 
 
 def pwrite_all(fd: int, data: Any, offset: int, name: str) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._fileio import AtomicFile, PathOrStream, copy_range, open_source, write_all
+from ._fileio import AtomicFile, Lender, PathOrStream, copy_range, open_source, write_all
 from ._parallel import default_threads
 from .codecs import CHUNK_HEADER_SIZE, ChunkInfo, parse_chunk_header
 from .errors import ChunkError
@@ -247,13 +247,7 @@ def _load_sections(
                 offset = header.data_offset + first * header.section_nbytes
                 return source.memmap(header.dtype, (count, ny, nx), offset).reshape(shape)
     out = np.empty((count, ny, nx), header.dtype)
-    scratch: dict[str, bytearray] = {}
-
-    def lend(n: int) -> memoryview:
-        if len(scratch.get("buf", b"")) < n:
-            scratch["buf"] = bytearray(n)
-        return memoryview(scratch["buf"])[:n]
-
+    lend = Lender()
     source, _ = open_source(path)
     with source:
         for i in range(count):

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from . import codecs
-from ._fileio import PathOrStream, Source, open_source
+from ._fileio import Lender, PathOrStream, Source, open_source
 from ._parallel import default_threads, imap_ordered
 from .errors import ChecksumError, ChunkError, MetadataError, MRCWarning, TruncatedFileError
 from .extheader import CHECKSUM_KEY, decode_extended
@@ -398,11 +398,8 @@ class MRCReader:
             pass
 
     def _scratch(self, n: int) -> memoryview:
-        buf = getattr(self._local, "buf", None)
-        if buf is None or len(buf) < n:
-            buf = self._local.buf = None  # the smaller buffer goes before the larger comes
-            buf = self._local.buf = bytearray(n)
-        return memoryview(buf)[:n]
+        lender: Lender = self._local.__dict__.setdefault("lender", Lender())
+        return lender(n)
 
     def _read_one(self, section: int, target: np.ndarray, threads: int) -> None:
         chunk = None
