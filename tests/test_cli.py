@@ -713,12 +713,12 @@ def test_progress_bar_only_when_asked(capsys: pytest.CaptureFixture[str],
 
 # --- real processes -----------------------------------------------------------------------
 def test_info_starts_without_codec_libraries(movie_mrc: Path, movie_mrcz: Path) -> None:
-    """`mrcio info` imports no codec library, Dask, tifffile or tqdm (they cost startup
-    time); --stats of a compressed file does need the codec."""
+    """`mrcio info` imports no codec library, numba, Dask, tifffile or tqdm (they cost
+    startup time); --stats of a compressed file does need the codec."""
     probe = ("import sys, runpy; sys.argv = ['mrcio', *sys.argv[1:]]\n"
              "from mrcio.cli import main\n"
              "code = main(sys.argv[1:])\n"
-             "heavy = ('numcodecs', 'blosc2', 'blosc', 'dask', 'tifffile', 'tqdm')\n"
+             "heavy = ('numcodecs', 'blosc2', 'blosc', 'numba', 'dask', 'tifffile', 'tqdm')\n"
              "print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))\n"
              "sys.exit(code)\n")
     done = process(sys.executable, "-c", probe, "info", movie_mrc, movie_mrcz)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from mrcio._kernels import BLOCK, LANES
 from mrcio.stats import Stats
 
 DTYPES = ["i1", "u1", "i2", "u2", "i4", "u4", "f2", "f4"]
@@ -120,16 +122,62 @@ def test_huge_float32_range_does_not_overflow() -> None:
 
 
 @pytest.mark.parametrize("dtype", ["i1", "u1", "i2", "u2"])
-def test_integer_figures_do_not_depend_on_the_thread_count(dtype: str,
-                                                          rng: np.random.Generator) -> None:
-    # integer blocks are larger when several threads summarise (fewer waits for the GIL);
-    # their sums are exact, so the figures and the header bytes are the same
+def test_integer_extremes_are_exact(dtype: str) -> None:
+    # every value at the type's limit: the largest squares, summed without overflow
     info = np.iinfo(dtype)
-    a = rng.integers(info.min, info.max, (3000, 4096), endpoint=True).astype(dtype)
-    one, two = Stats.of(a), Stats.of(a, threads=2)
-    assert (one.total, one.total_sq, one.lo, one.hi) == (two.total, two.total_sq, two.lo,
-                                                         two.hi)
-    x = a.astype(np.int64)
-    assert two.total == int(x.sum())
-    assert two.total_sq == int((x * x).sum())
-    assert one.header_values() == two.header_values()
+    for value in (info.min, info.max):
+        a = np.full((700, 4096), value, dtype)
+        s = Stats.of(a)
+        assert (s.total, s.total_sq) == (value * a.size, value * value * a.size)
+        assert (s.lo, s.hi) == (value, value)
+
+
+@pytest.mark.parametrize("dtype", ["f4", "f8", "i4", "u4"])
+@pytest.mark.parametrize("size", [1, LANES - 1, LANES, LANES + 1, BLOCK - 1, BLOCK,
+                                  BLOCK + 1, 3 * BLOCK + LANES + 7])
+def test_float_kernel_at_lane_and_block_edges(dtype: str, size: int,
+                                              rng: np.random.Generator) -> None:
+    # full rows go down the columns, the rest value by value; blocks merge by Chan's rule
+    a = (rng.normal(size=size) * 1000 + 5000).astype(dtype)
+    a[rng.integers(size)] = 7  # the extremes anywhere, tail included
+    a[rng.integers(size)] = 90000
+    s = Stats.of(a)
+    lo, hi, mean, std = reference(a)
+    assert (s.lo, s.hi) == (lo, hi)
+    assert math.isclose(s.mean, mean, rel_tol=1e-12)
+    assert math.isclose(s.rms, std, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize("where", [0, 1, LANES - 1, LANES + 3, BLOCK + 5, -1])
+def test_nan_anywhere_makes_every_figure_nan(where: int) -> None:
+    # NaN in the first row (which starts the column minima and maxima) as elsewhere
+    a = np.arange(2 * BLOCK + 9, dtype=np.float32)
+    a[where] = np.nan
+    assert all(math.isnan(v) for v in Stats.of(a).header_values())
+
+
+def test_infinities_without_nan() -> None:
+    a = np.zeros(3 * LANES, np.float32)
+    a[5], a[LANES + 2] = np.inf, -np.inf
+    s = Stats.of(a)
+    assert (s.lo, s.hi) == (-np.inf, np.inf)
+    assert math.isnan(s.mean)
+
+
+def test_figures_do_not_depend_on_threads(rng: np.random.Generator) -> None:
+    # summaries run in worker threads at once (the kernels release the GIL): same bits
+    a = (rng.normal(size=(40, 512, 512)) * 3 + 1e5).astype(np.float32)
+    alone = [Stats.of(frame) for frame in a]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(Stats.of, a))
+    assert together == alone
+
+
+@pytest.mark.parametrize("dtype", ["f4", "i2", "i4"])
+def test_other_byte_order_gives_the_same_figures(dtype: str,
+                                                 rng: np.random.Generator) -> None:
+    # data in the other byte order are converted for the kernels a few MiB at a time;
+    # the running summary makes the slices add up to the same figures, bit for bit
+    a = (rng.normal(size=5 * 2**20 + 3) * 300 + 1e4).astype(dtype)
+    swapped = a.astype(np.dtype(dtype).newbyteorder())
+    assert Stats.of(swapped) == Stats.of(a)

@@ -164,7 +164,7 @@ def _data_pass(reader: MRCReader, deep: bool) -> Stats | None:
     def summarise(sections: range) -> Stats:
         out = np.empty((len(sections), ny, nx), h.dtype)
         reader.read_sections_into(sections, out)  # checks MRCZ chunks' crc32
-        return Stats.of(out, threads=reader.n_threads)
+        return Stats.of(out)
 
     total = Stats()
     for part in imap_ordered(summarise, batches, n_threads=reader.n_threads):

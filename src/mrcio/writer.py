@@ -489,7 +489,7 @@ class SectionWriter:
         )
 
     def _summary(self, data: np.ndarray) -> Stats:
-        return Stats.of(data, threads=self.enc.n_threads) if self.enc.stats else Stats()
+        return Stats.of(data) if self.enc.stats else Stats()
 
     def copy_stored(self, stored: Any, sections: int, stats: Stats,
                     crc: int | None = None) -> None:
@@ -932,7 +932,7 @@ def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) ->
             stored = reader.source.read_exact(step, header.data_offset + section * step,
                                               "data block", frame=section)
             convert_section(stored, header, pixels)
-            return stored, Stats.of(pixels, threads=reader.n_threads), None
+            return stored, Stats.of(pixels), None
         offset, info = reader.index.offsets[section], reader.index.infos[section]
         chunk = reader.source.read_exact(info.cbytes, offset, "Blosc chunk", frame=section)
         if header.mode.direct:
@@ -943,7 +943,7 @@ def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) ->
             codecs.decode_into(chunk, info, raw, frame=section, offset=offset,
                                path=reader.source.name)
             convert_section(raw, header, pixels)
-        return chunk, Stats.of(pixels, threads=reader.n_threads), zlib.crc32(chunk)
+        return chunk, Stats.of(pixels), zlib.crc32(chunk)
 
     for stored, stats, crc in imap_ordered(stored_and_stats, sections,
                                            n_threads=reader.n_threads):
