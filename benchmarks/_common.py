@@ -222,6 +222,17 @@ class Meter:
         return self.result
 
 
+def warm_statistics(dtype: Any) -> None:
+    """Load mrcio's compiled statistics for ``dtype`` before a memory measurement: numba is
+    imported and the kernel loaded once per process (``probe_kernels`` in
+    bench_uncompressed.py measures that cost on its own), not once per write."""
+    import numpy as np
+
+    from mrcio.stats import Stats
+
+    Stats.of(np.zeros(1, dtype))
+
+
 def probe(module: str, function: str, heap: bool = False, **kwargs: Any) -> dict[str, Any]:
     """Run ``module.function(meter, **kwargs)`` in a fresh interpreter; return its result."""
     cmd = [sys.executable, str(HERE / "_common.py"), "probe", module, function,

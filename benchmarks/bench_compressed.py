@@ -63,6 +63,7 @@ from _common import (
     table,
     timing_table,
     warm,
+    warm_statistics,
 )
 
 PARTS = ("write", "read", "frame", "memory", "blocksize")
@@ -157,6 +158,7 @@ def probe_write(meter: Any, src: str, dst: str, how: str, codec: str,
 
     data = mrcio.read(src)
     remove(dst)
+    warm_statistics(data.dtype)
     meter.start()
     if how == "mrcio":
         mrcio.write(dst, data, stack=data.ndim == 3, compressor=codec, overwrite=True,

@@ -53,6 +53,7 @@ from _common import (
     table,
     timing_table,
     warm,
+    warm_statistics,
 )
 
 PARTS = ("frame", "stream", "dask-write", "dask-sum")
@@ -69,6 +70,7 @@ def probe_stream(meter: Any, dst: str, frame: int, total_mib: int, codec: str | 
     pool = poisson_movie(4, frame, frame, seed=1)
     n = max(1, total_mib * MiB // pool[0].nbytes)
     remove(dst)
+    warm_statistics(pool.dtype)
     os.sync()  # start without dirty pages from earlier writes
     meter.start()
     with mrcio.open(dst, "w", dtype=np.int8, frame_shape=(frame, frame), compressor=codec,
@@ -106,6 +108,7 @@ def probe_dask_write(meter: Any, dst: str, frame: int, total_mib: int, chunk_fra
     remove(dst)
     with dask.config.set(scheduler="threads"):
         darr.blocks[0].compute()  # dask imports modules on first compute: not the writer's
+        warm_statistics(darr.dtype)
         os.sync()  # start without dirty pages from earlier writes
         meter.start()
         if how == "mrcio":

@@ -51,6 +51,7 @@ from _common import (
     table,
     timing_table,
     warm,
+    warm_statistics,
 )
 
 PARTS = ("read", "write", "memory", "validate")
@@ -91,6 +92,7 @@ def probe_write(meter: Any, src: str, dst: str, how: str, threads: int) -> dict[
         shape = (int(m.header.nz), int(m.header.ny), int(m.header.nx))
     data = np.fromfile(src, mrcio.read_header(src).dtype, offset=HEADER).reshape(shape)
     remove(dst)
+    warm_statistics(data.dtype)
     meter.start()
     if how == "mrcio":
         mrcio.write(dst, data, stack=True, overwrite=True, fsync=False, n_threads=threads)
@@ -105,6 +107,16 @@ def probe_write(meter: Any, src: str, dst: str, how: str, threads: int) -> dict[
     result = meter.stop(array=int(data.nbytes))
     remove(dst)
     return result
+
+
+def probe_kernels(meter: Any, dtype: str) -> dict[str, Any]:
+    """The once-per-process cost of mrcio's compiled statistics: importing numba and loading
+    (or, on a fresh install, compiling and caching) the kernel for ``dtype``."""
+    import mrcio  # noqa: F401
+
+    meter.start()
+    warm_statistics(dtype)
+    return meter.stop()
 
 
 # --- the benchmark ----------------------------------------------------------------------------
@@ -270,6 +282,13 @@ def run_memory(report: Report, scratch: Path, ref: Path, nbytes: int, threads: i
         results[f"write {how}"] = r
         rows.append([f"write: {how}", fmt_bytes(r["rss_extra"]),
                      f"{r['rss_extra'] / nbytes:.3f}x", r["rss_method"]])
+    import mrcio
+
+    dtype = mrcio.read_header(ref).dtype.name
+    r = probe("bench_uncompressed", "probe_kernels", dtype=dtype)
+    results["statistics kernels"] = r
+    what = f"once per process: numba and the {dtype} statistics kernel ({r['elapsed']:.2f} s)"
+    rows.append([what, fmt_bytes(r["rss_extra"]), "", r["rss_method"]])
     report.raw["memory"] = results
     report.add("**Peak memory** (extra peak RSS of the operation alone, fresh interpreter "
                f"each; array = {fmt_bytes(nbytes)})\n\n"

@@ -34,7 +34,6 @@ from __future__ import annotations
 import functools
 import struct
 import threading
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +49,7 @@ __all__ = [
     "ChunkInfo",
     "ChunkStitcher",
     "check_chunk",
+    "crc32",
     "crc32_combine",
     "decode_into",
     "encode",
@@ -88,6 +88,20 @@ def _numcodecs_blosc() -> Any:
     import numcodecs.blosc
 
     return numcodecs.blosc
+
+
+@functools.cache
+def _crc32_function() -> Any:
+    try:  # ISA-L: zlib's crc32, ~5x as fast (28 against 5.5 GB/s here; reads 1.15-1.2x)
+        from isal.isal_zlib import crc32
+    except ImportError:  # a platform without an isal wheel
+        from zlib import crc32
+    return crc32
+
+
+def crc32(data: Any) -> int:
+    """zlib's crc32 of a buffer (the chunk checksums mrcio stores in MRCZ files)."""
+    return int(_crc32_function()(data))
 
 
 @functools.cache
@@ -402,7 +416,7 @@ class ChunkStitcher:
     >>> for a, z in zip(cuts, cuts[1:]):
     ...     piece = encode(raw[a:z].view(np.int32), codec="lz4", clevel=1, blocksize=2**16,
     ...                    blosc2_format=False)
-    ...     body += stitcher.add(piece, zlib.crc32(piece[16 + 4 * ((z - a) // block):]))
+    ...     body += stitcher.add(piece, crc32(piece[16 + 4 * ((z - a) // block):]))
     >>> prefix, crc = stitcher.finish()
     >>> prefix + body == encode(frame, codec="lz4", clevel=1, blocksize=2**16,
     ...                         blosc2_format=False)
@@ -495,7 +509,7 @@ class ChunkStitcher:
         prefix = self._lead + struct.pack(
             f"<III{self.nblocks}I", self.nbytes, self.blocksize, self._size, *self._starts
         )
-        return prefix, crc32_combine(zlib.crc32(prefix), self._crc,
+        return prefix, crc32_combine(crc32(prefix), self._crc,
                                      self._size - self.prefix_size)
 
 
@@ -529,7 +543,7 @@ def crc32_combine(crc_a: int, crc_b: int, len_b: int) -> int:
 
     Examples
     --------
-    >>> crc32_combine(zlib.crc32(b"mrc"), zlib.crc32(b"io"), 2) == zlib.crc32(b"mrcio")
+    >>> crc32_combine(crc32(b"mrc"), crc32(b"io"), 2) == crc32(b"mrcio")
     True
     """
     shift = 1 << 31

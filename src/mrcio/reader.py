@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import warnings
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -449,11 +448,11 @@ def read_section(
     offset, info, crc = chunk
     data = scratch(info.cbytes)
     source.read_exact_into(data, offset, "Blosc chunk", frame=section)
-    if crc is not None and zlib.crc32(data) != crc:
+    if crc is not None and codecs.crc32(data) != crc:
         raise ChecksumError(
             "chunk does not match the crc32 stored when it was written (corrupted file)",
             path=source.name, frame=section, offset=offset,
-            value=f"{zlib.crc32(data):08x}, stored {crc:08x}",
+            value=f"{codecs.crc32(data):08x}, stored {crc:08x}",
         )
     if direct:
         codecs.decode_into(data, info, target, frame=section, offset=offset, path=source.name,

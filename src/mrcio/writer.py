@@ -16,7 +16,6 @@ import errno
 import io
 import itertools
 import os
-import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -409,7 +408,7 @@ class SectionWriter:
             chunk = self._encode(_to_storage(piece.section[np.newaxis], self.enc,
                                              piece.index)[0])
             self._write_all(chunk)
-            size, crc = len(chunk), zlib.crc32(chunk)
+            size, crc = len(chunk), codecs.crc32(chunk)
             self._trim = self._trim or at + size < end
         else:
             prefix, crc = done
@@ -468,14 +467,14 @@ class SectionWriter:
                     ) -> tuple[list[bytes], Stats, int, list[int]]:
         first, block = item
         chunks = [self._encode(section) for section in _to_storage(block, self.enc, first)]
-        return chunks, self._summary(block), len(block), [zlib.crc32(c) for c in chunks]
+        return chunks, self._summary(block), len(block), [codecs.crc32(c) for c in chunks]
 
     def _piece_task(self, piece: _Piece) -> tuple[_Piece, Stats, int, None]:
         values = piece.section.reshape(-1)[piece.start : piece.stop]
         stored = _to_storage(values.reshape(1, 1, -1), self.enc, piece.index).reshape(-1)
         piece.chunk = self._encode(stored, self.enc.blocksize_for(piece.section))
         offsets = codecs.CHUNK_HEADER_SIZE + 4 * -(-stored.nbytes // piece.blocksize)
-        piece.crc = zlib.crc32(memoryview(piece.chunk)[offsets:])
+        piece.crc = codecs.crc32(memoryview(piece.chunk)[offsets:])
         return piece, self._summary(values), int(piece.last), None
 
     def _encode(self, stored: np.ndarray, blocksize: int | None = None) -> bytes:
@@ -509,7 +508,7 @@ class SectionWriter:
             for chunk, crc in zip(stored, crcs or [None] * len(stored), strict=True):
                 self._write_all(chunk)
                 self.packed += memoryview(chunk).nbytes
-                self.crcs.append(zlib.crc32(chunk) if crc is None else crc)
+                self.crcs.append(codecs.crc32(chunk) if crc is None else crc)
         elif stored is None:  # written by the task: the next goes after it
             self.handle.seek(self.data_start + (self.sections + sections) *
                              self.enc.section_nbytes(self.layout.ny, self.layout.nx))
@@ -943,7 +942,7 @@ def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) ->
             codecs.decode_into(chunk, info, raw, frame=section, offset=offset,
                                path=reader.source.name)
             convert_section(raw, header, pixels)
-        return chunk, Stats.of(pixels), zlib.crc32(chunk)
+        return chunk, Stats.of(pixels), codecs.crc32(chunk)
 
     for stored, stats, crc in imap_ordered(stored_and_stats, sections,
                                            n_threads=reader.n_threads):
