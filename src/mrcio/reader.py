@@ -20,7 +20,7 @@ import numpy as np
 
 from . import codecs
 from ._fileio import Lender, PathOrStream, Source, open_source
-from ._parallel import default_threads, imap_ordered
+from ._parallel import default_threads, run_all
 from .errors import ChecksumError, ChunkError, MetadataError, MRCWarning, TruncatedFileError
 from .extheader import CHECKSUM_KEY, decode_extended
 from .header import HEADER_SIZE, Header, check_data_fits, field_offset, parse_header
@@ -28,7 +28,6 @@ from .header import HEADER_SIZE, Header, check_data_fits, field_offset, parse_he
 __all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "read_section"]
 
 _PARALLEL_READ_PIECE = 8 * 2**20
-_TASK_BYTES = 2**20  # sections decoded or converted per task: at least this many bytes
 
 
 @dataclass(frozen=True)
@@ -353,21 +352,13 @@ class MRCReader:
         if self.index is None and self.header.mode.direct:
             self._read_plain(sections, out)
             return
-        # tasks of a few sections each when sections are small: per-task costs stay small
-        per_task = max(1, _TASK_BYTES // max(out[0].nbytes, 1))
-        per_task = min(per_task, -(-len(sections) // self.n_threads))
-        jobs = [range(a, min(a + per_task, len(sections)))
-                for a in range(0, len(sections), per_task)]
-
         # one section alone: the decoder's own threads share out its blocks
         threads = self.n_threads if len(sections) == 1 else 1
 
-        def run(job: range) -> None:
-            for i in job:
-                self._read_one(sections[i], out[i], threads)
+        def one(i: int) -> None:
+            self._read_one(sections[i], out[i], threads)
 
-        for _ in imap_ordered(run, jobs, n_threads=min(self.n_threads, len(jobs))):
-            pass
+        run_all(one, range(len(sections)), n_threads=self.n_threads)
 
     def _read_plain(self, sections: Sequence[int], out: np.ndarray) -> None:
         """Uncompressed, stored as-is: read runs of consecutive sections straight into out."""
@@ -393,8 +384,7 @@ class MRCReader:
             self.source.read_exact_into(flat[at : at + length], offset, "data block",
                                         frame=frame)
 
-        for _ in imap_ordered(fetch, jobs, n_threads=min(self.n_threads, len(jobs))):
-            pass
+        run_all(fetch, jobs, n_threads=self.n_threads)
 
     def _scratch(self, n: int) -> memoryview:
         lender: Lender = self._local.__dict__.setdefault("lender", Lender())
