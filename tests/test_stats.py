@@ -181,3 +181,19 @@ def test_other_byte_order_gives_the_same_figures(dtype: str,
     a = (rng.normal(size=5 * 2**20 + 3) * 300 + 1e4).astype(dtype)
     swapped = a.astype(np.dtype(dtype).newbyteorder())
     assert Stats.of(swapped) == Stats.of(a)
+
+
+def test_kernels_work_where_numba_cannot_cache() -> None:
+    # a read-only installation with no writable home: numba finds no cache directory and
+    # the kernels are compiled in each process instead of failing at import
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from mrcio.stats import Stats; "
+            "print(Stats.of(np.arange(10, dtype=np.float32)).header_values())")
+    env = {**os.environ, "NUMBA_CACHE_LOCATOR_CLASSES": "_IPythonCacheLocator"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(0.0, 9.0, 4.5, 2.872281312942505)"

@@ -27,7 +27,14 @@ LANES = 1024
 #: KiB to 1 MiB were measured; this size was fastest on maps and on large stacks)
 BLOCK = 64 * LANES
 
-_jit = numba.njit(nogil=True, cache=True, boundscheck=False)
+
+def _jit(function: Any) -> Any:
+    """Compile on first call, releasing the GIL; cached beside this file (or in the user's
+    cache directory) where numba finds a writable place, else compiled in each process."""
+    try:
+        return numba.njit(nogil=True, cache=True, boundscheck=False)(function)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(nogil=True, boundscheck=False)(function)
 
 
 @_jit
