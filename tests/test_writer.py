@@ -345,8 +345,8 @@ def test_large_plain_sections_in_pieces(dtype: str, mode: int | None, tmp_path: 
     assert stream.getvalue() == (tmp_path / "a.mrc").read_bytes()
     assert np.array_equal(mrcio.read(tmp_path / "a.mrc"), data)
     hdr = mrcio.read_header(tmp_path / "a.mrc")
-    assert hdr["rms"] == np.float32(data.std(dtype=np.float64))
-    assert hdr["dmean"] == np.float32(data.mean(dtype=np.float64))
+    assert np.float32(hdr["rms"]) == np.float32(data.std(dtype=np.float64))
+    assert np.float32(hdr["dmean"]) == np.float32(data.mean(dtype=np.float64))
     assert mrcio.validate(tmp_path / "a.mrc") == []
 
 
@@ -408,13 +408,13 @@ def test_direct_write_of_an_array_matches_one_thread(
     assert (tmp_path / "t1.mrc").read_bytes() == (tmp_path / "t2.mrc").read_bytes()
     assert np.array_equal(mrcio.read(tmp_path / "t2.mrc"), data)
     header = mrcio.read_header(tmp_path / "t2.mrc")
-    assert header["rms"] == np.float32(data.astype(np.float64).std())
+    assert np.float32(header["rms"]) == np.float32(data.astype(np.float64).std())
     # a strided view: each block is copied first (and its summaries are not left unbounded)
     strided = data[:, ::2, :]
     mrcio.write(tmp_path / "strided.mrc", strided, n_threads=2)
     assert np.array_equal(mrcio.read(tmp_path / "strided.mrc"), strided)
     header = mrcio.read_header(tmp_path / "strided.mrc")
-    assert header["rms"] == np.float32(strided.astype(np.float64).std())
+    assert np.float32(header["rms"]) == np.float32(strided.astype(np.float64).std())
 
 
 def test_fsync_starts_with_the_data_before_the_header(

@@ -74,8 +74,8 @@ def make_movie(frames: int, size: int, seed: int) -> np.ndarray:
     Examples
     --------
     >>> movie = make_movie(2, 64, seed=1)
-    >>> movie.shape, movie.dtype, 0.7 < movie.mean() < 0.9
-    ((2, 64, 64), dtype('int8'), np.True_)
+    >>> movie.shape, movie.dtype, bool(0.7 < movie.mean() < 0.9)
+    ((2, 64, 64), dtype('int8'), True)
     """
     rng = np.random.default_rng(seed)
     movie = np.empty((frames, size, size), np.int8)
