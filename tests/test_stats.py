@@ -197,3 +197,14 @@ def test_kernels_work_where_numba_cannot_cache() -> None:
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(0.0, 9.0, 4.5, 2.872281312942505)"
+
+
+@pytest.mark.parametrize("dtype", ["i1", "f4"])
+def test_read_only_and_strided_input(dtype: str, rng: np.random.Generator) -> None:
+    # a read-only memory map of another file, or a strided view, is summarised in place
+    a = rng.integers(-100, 100, (64, 300)).astype(dtype)
+    frozen = a.copy()
+    frozen.flags.writeable = False
+    assert Stats.of(frozen) == Stats.of(a)
+    strided = a[::2, ::3]
+    assert Stats.of(strided) == Stats.of(np.ascontiguousarray(strided))
