@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,35 @@ def test_run_all_in_a_worker_runs_inline() -> None:
 
     run_all(outer, range(2), n_threads=2)
     assert inner_threads <= outer_threads
+
+
+def test_run_all_interrupted_stops_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-C while the calling thread waits: the threads stop after their current item and
+    # none is still running when the interrupt is raised
+    import concurrent.futures
+
+    done: list[int] = []
+    running = threading.Event()
+
+    def work(item: int) -> None:
+        running.set()
+        time.sleep(0.002)
+        done.append(item)
+
+    calls = 0
+    real = concurrent.futures.Future.exception
+
+    def interrupted(self: concurrent.futures.Future[None], timeout: float | None = None) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            running.wait()
+            raise KeyboardInterrupt
+        return real(self, timeout)
+
+    monkeypatch.setattr(concurrent.futures.Future, "exception", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_all(work, range(1000), n_threads=2)
+    settled = len(done)
+    time.sleep(0.02)
+    assert len(done) == settled < 100
