@@ -32,6 +32,7 @@ import importlib
 import json
 import os
 import platform
+import random
 import resource
 import statistics
 import subprocess
@@ -88,12 +89,16 @@ class Timing:
 
 def interleave(contenders: Sequence[Contender], reps: int, *, warmup: int = 1,
                verbose: bool = True) -> dict[str, Timing]:
-    """Time every contender ``reps`` times, in rotating rounds; ``warmup`` untimed rounds
-    first (page cache, thread pools, lazily imported codecs)."""
+    """Time every contender ``reps`` times, in rounds of a new shuffled order each (seeded,
+    so runs repeat); ``warmup`` untimed rounds first (page cache, thread pools, lazily
+    imported codecs). Shuffled, not rotated: in rotated rounds every contender always
+    follows the same one, and what that one leaves behind (a busy thread pool, a cache full
+    of its data) biased one contender's times by 15-30 %."""
     timings = {c.name: Timing(c.name, nbytes=c.nbytes) for c in contenders}
-    n = len(contenders)
+    shuffle = random.Random(20141).shuffle
     for r in range(warmup + reps):
-        order = [contenders[(r + i) % n] for i in range(n)]
+        order = list(contenders)
+        shuffle(order)
         for c in order:
             if c.setup is not None:
                 c.setup()
