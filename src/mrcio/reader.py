@@ -438,11 +438,11 @@ def read_section(
     offset, info, crc = chunk
     data = scratch(info.cbytes)
     source.read_exact_into(data, offset, "Blosc chunk", frame=section)
-    if crc is not None and codecs.crc32(data) != crc:
+    if crc is not None and (found := codecs.crc32(data)) != crc:
         raise ChecksumError(
             "chunk does not match the crc32 stored when it was written (corrupted file)",
             path=source.name, frame=section, offset=offset,
-            value=f"{codecs.crc32(data):08x}, stored {crc:08x}",
+            value=f"{found:08x}, stored {crc:08x}",
         )
     if direct:
         codecs.decode_into(data, info, target, frame=section, offset=offset, path=source.name,
