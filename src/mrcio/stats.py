@@ -25,7 +25,7 @@ import numpy as np
 __all__ = ["Stats"]
 
 _EXACT_VALUES = 2**30  # integer values per kernel call: their sum of squares fits int64
-_CONVERTED_VALUES = 2**21  # values converted for the kernels at a time (a multiple of BLOCK)
+_CONVERTED_BLOCKS = 32  # kernel blocks of values converted at a time (2 Mi values)
 
 
 def _exact_kind(dtype: np.dtype[Any]) -> bool:
@@ -35,12 +35,15 @@ def _exact_kind(dtype: np.dtype[Any]) -> bool:
 def _kernel_parts(flat: np.ndarray, most: int) -> Iterator[np.ndarray]:
     """Slices of ``flat`` of at most ``most`` values, in a dtype the kernels take: data in
     the other byte order, and float16 (which has no arithmetic of its own), are converted a
-    few megabytes at a time."""
+    few megabytes at a time, in whole kernel blocks (so the float figures are those of one
+    call on the whole array)."""
+    from . import _kernels
+
     dtype = flat.dtype.newbyteorder("=")
     if dtype.kind == "f" and dtype.itemsize == 2:
         dtype = np.dtype(np.float32)
     if dtype != flat.dtype:
-        most = _CONVERTED_VALUES
+        most = _CONVERTED_BLOCKS * _kernels.BLOCK
     for start in range(0, flat.size, most):
         yield flat[start : start + most].astype(dtype, copy=False)
 
