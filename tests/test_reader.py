@@ -173,3 +173,68 @@ def test_read_header_reads_only_the_header(tmp_path: Path) -> None:
     assert hdr.shape == (3, 4, 5)
     assert isinstance(hdr.fields, np.void)
     assert hdr.dtype == np.float32
+
+
+def _chunk_sizes(path: Path) -> list[int]:
+    with MRCReader(path) as reader:
+        assert reader.index is not None
+        return [info.cbytes for info in reader.index.infos]
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 4])
+def test_compressed_read_needs_one_chunk_beyond_the_output(
+    tmp_path: Path, rng: np.random.Generator, n_threads: int
+) -> None:
+    import tracemalloc
+
+    data = rng.normal(size=(12, 128, 128)).astype(np.float32)
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, data, compressor="zstd")
+    largest = max(_chunk_sizes(path))
+    assert largest > 20_000  # large enough to tell one chunk from several
+    mrcio.read(path, n_threads=n_threads)  # first-use allocations outside the measurement
+    tracemalloc.start()
+    try:
+        got = mrcio.read(path, n_threads=n_threads)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, data)
+    assert largest < peak - data.nbytes < largest + 32_768  # one chunk (+ Python objects)
+
+
+@pytest.mark.parametrize(("frames", "n_threads"), [(1, 4), (3, 8), (7, 2), (40, 3)])
+def test_chunks_larger_than_a_frame_and_more_threads_than_frames(
+    tmp_path: Path, rng: np.random.Generator, frames: int, n_threads: int
+) -> None:
+    # random bytes do not compress: every chunk is stored (header + frame), a little larger
+    # than its frame's slot in the output, so it must go through the one spare buffer
+    data = rng.integers(-128, 128, size=(frames, 33, 47), dtype=np.int8)
+    mixed = data.copy()
+    mixed[::2] = 7  # and every other frame compresses well: both paths in one read
+    for name, array in [("noise.mrcz", data), ("mixed.mrcz", mixed)]:
+        mrcio.write(tmp_path / name, array, compressor="lz4")
+        if array is data:
+            assert min(_chunk_sizes(tmp_path / name)) > array[0].nbytes
+        for _ in range(5):
+            got = mrcio.read(tmp_path / name, n_threads=n_threads)
+            np.testing.assert_array_equal(got, array)
+        picked = [frames - 1, 0, frames // 2]
+        got = mrcio.read(tmp_path / name, frames=picked, n_threads=n_threads)
+        np.testing.assert_array_equal(got, array[picked])
+
+
+def test_corrupt_chunk_stops_a_threaded_read(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = rng.poisson(2.0, size=(30, 64, 64)).astype(np.int16)
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, data, compressor="zstd")
+    with MRCReader(path) as reader:
+        assert reader.index is not None
+        offset = reader.index.offsets[17]
+    raw = bytearray(path.read_bytes())
+    raw[offset + 40] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    for n_threads in (1, 2, 5):
+        with pytest.raises(mrcio.ChecksumError, match="frame 17") as caught:
+            mrcio.read(path, n_threads=n_threads)
+        assert caught.value.offset == offset

@@ -113,7 +113,7 @@ def _blosc2() -> Any:
     return blosc2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ChunkInfo:
     """The 16-byte header of one Blosc chunk."""
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,7 +261,8 @@ class MRCReader:
             raise
         self.permissive = permissive
         self.n_threads = n_threads or default_threads()
-        self._local = threading.local()
+        self._spares: list[Lender] = []
+        self._spares_lock = threading.Lock()
         self.sections = self._available_sections()
 
     def _available_sections(self) -> int:
@@ -346,7 +348,12 @@ class MRCReader:
         return frames[list(indices)]
 
     def read_sections_into(self, sections: Sequence[int], out: np.ndarray) -> None:
-        """Fill ``out`` (shape ``(len(sections), ny, nx)``, C-contiguous) with those sections."""
+        """Fill ``out`` (shape ``(len(sections), ny, nx)``, C-contiguous) with those sections.
+
+        Chunks (and sections needing conversion) are read into the output slots of sections
+        not yet decoded, so the call needs one chunk of memory beyond ``out``; if it fails,
+        the contents of ``out`` are undefined.
+        """
         if not sections:
             return
         if self.index is None and self.header.mode.direct:
@@ -354,11 +361,28 @@ class MRCReader:
             return
         # one section alone: the decoder's own threads share out its blocks
         threads = self.n_threads if len(sections) == 1 else 1
+        with self._spare() as spare:
+            lender = _SlotLender(out, spare)
 
-        def one(i: int) -> None:
-            self._read_one(sections[i], out[i], threads)
+            def one(i: int) -> None:
+                buffer, slot = lender.take(i, self._scratch_bytes(sections[i]))
+                try:
+                    self._read_one(sections[i], out[i], threads, lambda n: buffer[:n])
+                finally:
+                    lender.give_back(slot)
 
-        run_all(one, range(len(sections)), n_threads=self.n_threads)
+            run_all(one, range(len(sections)), n_threads=self.n_threads)
+
+    @contextmanager
+    def _spare(self) -> Iterator[Lender]:
+        """A reusable buffer for one call at a time (calls in other threads get their own)."""
+        with self._spares_lock:
+            spare = self._spares.pop() if self._spares else Lender()
+        try:
+            yield spare
+        finally:
+            with self._spares_lock:
+                self._spares.append(spare)
 
     def _read_plain(self, sections: Sequence[int], out: np.ndarray) -> None:
         """Uncompressed, stored as-is: read runs of consecutive sections straight into out."""
@@ -386,16 +410,19 @@ class MRCReader:
 
         run_all(fetch, jobs, n_threads=self.n_threads)
 
-    def _scratch(self, n: int) -> memoryview:
-        lender: Lender = self._local.__dict__.setdefault("lender", Lender())
-        return lender(n)
+    def _scratch_bytes(self, section: int) -> int:
+        """Size of the buffer :func:`read_section` borrows for ``section``."""
+        if self.index is not None:
+            return self.index.infos[section].cbytes
+        return self.header.section_nbytes
 
-    def _read_one(self, section: int, target: np.ndarray, threads: int) -> None:
+    def _read_one(self, section: int, target: np.ndarray, threads: int,
+                  scratch: Callable[[int], Any]) -> None:
         chunk = None
         if self.index is not None:
             crc = None if self.checksums is None else self.checksums[section]
             chunk = (self.index.offsets[section], self.index.infos[section], crc)
-        read_section(self.source, self.header, section, chunk, target, self._scratch, threads)
+        read_section(self.source, self.header, section, chunk, target, scratch, threads)
 
     def close(self) -> None:
         """Close the file if this reader opened it."""
@@ -407,6 +434,69 @@ class MRCReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _SlotLender:
+    """Buffers for the chunks of sections being decoded into ``out``, taken from ``out`` itself.
+
+    Sections are decoded in increasing order (each thread takes the next one). Until its
+    turn, a section's slot in ``out`` is free space: a chunk that fits is read into the
+    slot of the last section not yet taken (the far end, so the two rarely meet). The last
+    sections, and a chunk larger than a slot, use one ``spare`` buffer, which one thread at
+    a time may hold. A whole read then needs one chunk beyond the output, not one per
+    thread. A section lent as a buffer is taken for decoding only once it is given back.
+    """
+
+    def __init__(self, out: np.ndarray, spare: Lender) -> None:
+        self._slots = out.reshape(len(out), -1).view(np.uint8)
+        self._slot_bytes = self._slots.shape[1]
+        self._spare = spare
+        self._spare_lent = False
+        self._taken = 0  # sections below this have been taken for decoding
+        self._lent: set[int] = set()
+        self._last: dict[int, int] = {}  # thread -> slot it was last lent (still in its cache)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._waiting = 0
+
+    def take(self, section: int, n: int) -> tuple[memoryview, int]:
+        """Take ``section`` for decoding and lend ``n`` bytes: (buffer, slot, or -1 for the
+        spare). Give the buffer back with :meth:`give_back`."""
+        with self._lock:
+            self._taken = max(self._taken, section + 1)
+            while True:
+                if section not in self._lent:
+                    slot = self._free_slot() if n <= self._slot_bytes else -1
+                    if slot >= 0:
+                        self._lent.add(slot)
+                        self._last[threading.get_ident()] = slot
+                        return memoryview(self._slots[slot])[:n], slot
+                    if not self._spare_lent:
+                        self._spare_lent = True
+                        return self._spare(n), -1
+                self._waiting += 1
+                self._changed.wait()
+                self._waiting -= 1
+
+    def give_back(self, slot: int) -> None:
+        with self._lock:
+            if slot < 0:
+                self._spare_lent = False
+            else:
+                self._lent.discard(slot)
+            if self._waiting:
+                self._changed.notify_all()
+
+    def _free_slot(self) -> int:
+        """A slot not taken for decoding and not lent: the one this thread had last time if
+        it is still free, else the last one (-1 if there is none)."""
+        mine = self._last.get(threading.get_ident(), -1)
+        if mine >= self._taken and mine not in self._lent:
+            return mine
+        for slot in range(len(self._slots) - 1, self._taken - 1, -1):
+            if slot not in self._lent:
+                return slot
+        return -1
 
 
 def read_section(
