@@ -448,8 +448,7 @@ def run_memory(report: Report, scratch: Path, name: str, codec: str, paths: dict
     rows = []
     for who, how in (("mrcio", "mrcio"), ("mrcz", "mrcz")):
         with mrcio.open(paths[who]) as f:
-            infos = f._reader.index.infos
-            chunk = max(i.cbytes for i in infos)
+            chunk = f._reader.index.largest
         print(f"  memory: read {name} {codec} with {how}", file=sys.stderr)
         r = probe("bench_compressed", "probe_read", path=str(paths[who]), how=how,
                   threads=threads, codec=codec)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import mrcio
+from mrcio.codecs import parse_chunk_header
 from mrcio.header import new_header
 from mrcio.reader import MRCReader
 
@@ -58,9 +59,8 @@ def test_partial_reads_touch_only_their_frames(tmp_path: Path, rng: np.random.Ge
             if reader.index is None:
                 spans = [(hdr.data_offset + 2 * 120, len(raw))]
             else:
-                spans = [(reader.index.offsets[k] + 16,
-                          reader.index.offsets[k] + reader.index.infos[k].cbytes)
-                         for k in (2, 3)]
+                entries = [reader.index.entry(k) for k in (2, 3)]
+                spans = [(offset + 16, offset + info.cbytes) for offset, info in entries]
         for a, b in spans:
             raw[a:b] = b"\xff" * (b - a)
         assert np.array_equal(mrcio.read(bytes(raw), frames=[0, 1]), data[:2])
@@ -178,7 +178,7 @@ def test_read_header_reads_only_the_header(tmp_path: Path) -> None:
 def _chunk_sizes(path: Path) -> list[int]:
     with MRCReader(path) as reader:
         assert reader.index is not None
-        return [info.cbytes for info in reader.index.infos]
+        return [reader.index.entry(k)[1].cbytes for k in range(len(reader.index))]
 
 
 @pytest.mark.parametrize("n_threads", [1, 2, 4])
@@ -230,7 +230,7 @@ def test_corrupt_chunk_stops_a_threaded_read(tmp_path: Path, rng: np.random.Gene
     mrcio.write(path, data, compressor="zstd")
     with MRCReader(path) as reader:
         assert reader.index is not None
-        offset = reader.index.offsets[17]
+        offset = reader.index.entry(17)[0]
     raw = bytearray(path.read_bytes())
     raw[offset + 40] ^= 0xFF
     path.write_bytes(bytes(raw))
@@ -238,3 +238,44 @@ def test_corrupt_chunk_stops_a_threaded_read(tmp_path: Path, rng: np.random.Gene
         with pytest.raises(mrcio.ChecksumError, match="frame 17") as caught:
             mrcio.read(path, n_threads=n_threads)
         assert caught.value.offset == offset
+
+
+def test_index_of_many_chunks_is_compact(tmp_path: Path) -> None:
+    # more chunks than the index's first allocation (4096), so it grows while walking
+    data = np.arange(5000 * 2 * 3, dtype=np.int16).reshape(5000, 2, 3)
+    path = tmp_path / "many.mrcz"
+    mrcio.write(path, data, compressor="lz4")
+    raw = path.read_bytes()
+    with MRCReader(path) as reader:
+        index = reader.index
+        assert index is not None
+        assert len(index) == 5000
+        assert index.records.nbytes == 25 * 5000  # one packed record per chunk
+        offsets = [index.entry(k)[0] for k in (0, 1, 4999)]
+        for k, offset in zip((0, 1, 4999), offsets, strict=True):
+            assert index.entry(k)[1] == parse_chunk_header(raw[offset : offset + 16])
+        assert index.end == len(raw)
+        assert index.packed_bytes == len(raw) - offsets[0]
+        assert not index.blosc2
+        np.testing.assert_array_equal(reader.read(), data)
+        assert reader.checksums is not None
+        assert reader.checksums.dtype == np.uint32
+    cut = tmp_path / "cut.mrcz"
+    cut.write_bytes(raw[: index.entry(4200)[0] + 20])  # inside chunk 4200
+    with pytest.warns(mrcio.MRCWarning, match="4200 sections before it"):
+        np.testing.assert_array_equal(mrcio.read(cut, permissive=True), data[:4200])
+
+
+@pytest.mark.parametrize("bad", ["zz", "  ", "0x"])
+def test_stored_checksums_must_be_hex(tmp_path: Path, bad: str) -> None:
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, np.zeros((3, 4, 4), np.float32), compressor="zstd")
+    raw = path.read_bytes()
+    with MRCReader(path) as reader:
+        digits = "".join(f"{int(c):08x}" for c in reader.checksums)
+    assert raw.count(digits.encode()) == 1
+    damaged = digits[:4] + bad + digits[6:]  # same length, two characters replaced
+    path.write_bytes(raw.replace(digits.encode(), damaged.encode()))
+    with pytest.raises(mrcio.MetadataError, match="not hexadecimal"):
+        mrcio.read(path)
+    assert np.array_equal(mrcio.read(path, verify=False), np.zeros((3, 4, 4), np.float32))

@@ -280,7 +280,7 @@ def readMRC(
     convention = _check_convention(fileConvention)
     with MRCReader(MRCfilename, n_threads=n_threads, convention=convention) as reader:
         header = reader.header
-        version = reader.index.infos[0].version if reader.index and reader.index.infos else None
+        version = reader.index.entry(0)[1].version if reader.index else None
         meta = _header_dict(header, pixelunits, version)
         per = _classic_slices(header, slices)
         first, count = _classic_range(idx, reader.sections)

@@ -34,8 +34,7 @@ from __future__ import annotations
 import functools
 import struct
 import threading
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -63,7 +62,7 @@ CHUNK_HEADER_SIZE = 16
 _BLOSC2_HEADER_SIZE = 32
 _MAX_OVERHEAD = _BLOSC2_HEADER_SIZE
 _BLOSC1_VERSIONS = (1, 2)
-_BLOSC2_VERSIONS = (3, 4, 5)
+BLOSC2_VERSIONS = (3, 4, 5)
 _MEMCPYED = 0x02
 _BITSHUFFLE = 0x04
 _SHUFFLE = 0x01
@@ -113,8 +112,7 @@ def _blosc2() -> Any:
     return blosc2
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkInfo:
+class ChunkInfo(NamedTuple):
     """The 16-byte header of one Blosc chunk."""
 
     version: int
@@ -129,7 +127,7 @@ class ChunkInfo:
     @property
     def blosc2(self) -> bool:
         """True for Blosc2-format chunks (version 3-5)."""
-        return self.version in _BLOSC2_VERSIONS
+        return self.version in BLOSC2_VERSIONS
 
     @property
     def memcpyed(self) -> bool:
@@ -164,7 +162,7 @@ def parse_chunk_header(raw: bytes) -> ChunkInfo:
     )
     special = 0
     extended = flags & _EXTENDED_HEADER == _EXTENDED_HEADER
-    if version in _BLOSC2_VERSIONS and extended and len(raw) >= _BLOSC2_HEADER_SIZE:
+    if version in BLOSC2_VERSIONS and extended and len(raw) >= _BLOSC2_HEADER_SIZE:
         special = (raw[_BLOSC2_HEADER_SIZE - 1] >> 4) & 0x07
     return ChunkInfo(version, versionlz, flags, typesize, nbytes, blocksize, cbytes, special)
 
@@ -193,7 +191,7 @@ def check_chunk(
     def fail(problem: str, value: Any) -> ChunkError:
         return ChunkError(problem, path=path, frame=frame, offset=offset, value=value)
 
-    if info.version not in _BLOSC1_VERSIONS + _BLOSC2_VERSIONS:
+    if info.version not in _BLOSC1_VERSIONS + BLOSC2_VERSIONS:
         raise fail("not a Blosc chunk: unknown format version (expected 1-5)", info.version)
     if not info.blosc2 and info.flags & _EXTENDED_HEADER == _EXTENDED_HEADER:
         # c-blosc 1 never sets both shuffle flags; c-blosc 2 takes them for its own header

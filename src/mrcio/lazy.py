@@ -24,11 +24,11 @@ import numpy as np
 
 from ._fileio import AtomicFile, Lender, PathOrStream, copy_range, open_source, write_all
 from ._parallel import default_threads
-from .codecs import CHUNK_HEADER_SIZE, ChunkInfo, parse_chunk_header
+from .codecs import CHUNK_HEADER_SIZE, parse_chunk_header
 from .errors import ChunkError
 from .extheader import CHECKSUM_KEY, json_extended
 from .header import Header, Origin, VoxelSize
-from .reader import FrameSelection, MRCReader, read_section
+from .reader import ChunkIndex, FrameSelection, MRCReader, read_section
 from .writer import (
     DEFAULT_BLOCKSIZE,
     MRCZ_LABEL,
@@ -264,9 +264,11 @@ def _load_sections(
     return out.reshape(shape)
 
 
-def _info_bytes(info: ChunkInfo) -> bytes:
-    return struct.pack("<BBBBIII", info.version, info.versionlz, info.flags, info.typesize,
-                       info.nbytes, info.blocksize, info.cbytes)
+def _chunk_entry(index: ChunkIndex, k: int) -> tuple[int, bytes]:
+    """Offset and 16-byte header of chunk ``k``, as a Dask task carries them."""
+    offset, info = index.entry(k)
+    return offset, struct.pack("<BBBBIII", info.version, info.versionlz, info.flags,
+                               info.typesize, info.nbytes, info.blocksize, info.cbytes)
 
 
 def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
@@ -294,8 +296,7 @@ def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
         if reader.index is not None:
             crcs = reader.checksums
             chunks = tuple(
-                (reader.index.offsets[k], _info_bytes(reader.index.infos[k]),
-                 None if crcs is None else crcs[k])
+                (*_chunk_entry(reader.index, k), None if crcs is None else int(crcs[k]))
                 for k in range(first, first + count)
             )
         block_shape = shape if single else (n, *shape[1:])

@@ -10,11 +10,12 @@ decoded straight into it, in parallel.
 
 from __future__ import annotations
 
+import dataclasses
+import struct
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,29 +32,57 @@ __all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "
 _PARALLEL_READ_PIECE = 8 * 2**20
 
 
-@dataclass(frozen=True)
-class ChunkIndex:
-    """Where each z-section's Blosc chunk lies in a compressed file."""
+# One packed record per chunk: its header's fields (in ChunkInfo's order), then its offset.
+_RECORD = struct.Struct("<BBBBIIIBq")
+_RECORD_DTYPE = np.dtype([
+    ("version", "u1"), ("versionlz", "u1"), ("flags", "u1"), ("typesize", "u1"),
+    ("nbytes", "<u4"), ("blocksize", "<u4"), ("cbytes", "<u4"), ("special", "u1"),
+    ("offset", "<i8"),
+])
 
-    offsets: list[int]
-    infos: list[codecs.ChunkInfo]
+
+class ChunkIndex:
+    """Where each z-section's Blosc chunk lies in a compressed file, and its checked header.
+
+    Kept as one packed 25-byte record per chunk rather than Python objects (a particle
+    stack may hold millions of chunks); :meth:`entry` makes the
+    :class:`~mrcio.codecs.ChunkInfo`, and ``records`` views them as a numpy array.
+    """
+
+    def __init__(self, packed: bytes) -> None:
+        self._packed = packed
+        self.records: np.ndarray = np.frombuffer(packed, _RECORD_DTYPE)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def entry(self, k: int) -> tuple[int, codecs.ChunkInfo]:
+        """Offset and header of chunk ``k`` (0 <= k < len)."""
+        *fields, offset = _RECORD.unpack_from(self._packed, _RECORD.size * k)
+        return offset, codecs.ChunkInfo._make(fields)
 
     @property
     def end(self) -> int:
         """Byte offset just past the last chunk."""
-        if not self.offsets:
+        if not len(self.records):
             return 0
-        return self.offsets[-1] + self.infos[-1].cbytes
+        last = self.records[-1]
+        return int(last["offset"]) + int(last["cbytes"])
 
     @property
     def packed_bytes(self) -> int:
         """Total bytes of all chunks."""
-        return sum(info.cbytes for info in self.infos)
+        return int(self.records["cbytes"].sum(dtype=np.int64))
+
+    @property
+    def largest(self) -> int:
+        """Bytes of the largest chunk (0 if there is none)."""
+        return int(self.records["cbytes"].max(initial=0))
 
     @property
     def blosc2(self) -> bool:
         """True if any chunk is in the Blosc2 format."""
-        return any(info.blosc2 for info in self.infos)
+        return bool(np.isin(self.records["version"], codecs.BLOSC2_VERSIONS).any())
 
 
 def _load_header(source: Source, permissive: bool, convention: str = "ccpem") -> Header:
@@ -114,8 +143,8 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
         )
     section_nbytes = header.section_nbytes
     typesize = header.storage_dtype.itemsize if header.mode.direct else 1
-    offsets: list[int] = []
-    infos: list[codecs.ChunkInfo] = []
+    records = bytearray()
+    found = 0
     try:
         for k in range(nz):
             # 16 bytes, or Blosc2's 32 where the file has them (special-value chunks)
@@ -131,17 +160,17 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
                 frame=k,
                 path=source.name,
             )
-            offsets.append(pos)
-            infos.append(info)
+            records += _RECORD.pack(*info, pos)
+            found += 1
             pos += info.cbytes
     except (ChunkError, TruncatedFileError) as exc:
         if not permissive:
             raise
-        warnings.warn(f"{exc}; reading the {len(offsets)} sections before it", MRCWarning,
+        warnings.warn(f"{exc}; reading the {found} sections before it", MRCWarning,
                       stacklevel=3)
-    index = ChunkIndex(offsets, infos)
+    index = ChunkIndex(bytes(records))
     packed = int(header["packed_bytes"])
-    if len(offsets) == nz and packed > 0 and packed != index.packed_bytes:
+    if found == nz and packed > 0 and packed != index.packed_bytes:
         problem = (
             f"packedBytes says {packed:,} bytes of chunks, the {nz} chunks hold "
             f"{index.packed_bytes:,}"
@@ -150,7 +179,7 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
             raise ChunkError(problem, path=source.name, field="packed_bytes",
                              offset=field_offset("packed_bytes"), value=packed)
         warnings.warn(f"{source.name}: {problem}", MRCWarning, stacklevel=3)
-    elif len(offsets) == nz and index.end < size:
+    elif found == nz and index.end < size:
         warnings.warn(
             f"{source.name}: {size - index.end:,} bytes after the last of the {nz} chunks "
             f"(from byte {index.end:,}) are ignored",
@@ -160,8 +189,9 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     return index
 
 
-def stored_checksums(header: Header) -> list[int] | None:
-    """The crc32 of each chunk that mrcio stored in an MRCZ file's JSON, or None.
+def stored_checksums(header: Header) -> np.ndarray | None:
+    """The crc32 of each chunk that mrcio stored in an MRCZ file's JSON (uint32, one per
+    section), or None.
 
     Raises :class:`MetadataError` when the entry exists but does not hold 8 hex digits per
     section.
@@ -183,15 +213,18 @@ def stored_checksums(header: Header) -> list[int] | None:
             value=digits if not isinstance(digits, str) else f"{len(digits)} characters",
         )
     try:
-        return [int(digits[i : i + 8], 16) for i in range(0, len(digits), 8)]
+        packed = bytes.fromhex(digits)
     except ValueError:
+        packed = b""
+    if len(packed) != 4 * nz:  # not hexadecimal (fromhex would also skip spaces)
         raise MetadataError(
             f"chunk checksums ({CHECKSUM_KEY}.crc32) are not hexadecimal",
             path=header.path, field="extended header", offset=HEADER_SIZE,
-        ) from None
+        )
+    return np.frombuffer(packed, ">u4").astype(np.uint32)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class FrameSelection:
     """Which frames a caller asked for, resolved against the file's shape."""
 
@@ -268,7 +301,7 @@ class MRCReader:
     def _available_sections(self) -> int:
         header = self.header
         if self.index is not None:
-            return len(self.index.offsets)
+            return len(self.index)
         size = self.source.size
         if size is None or header.section_nbytes == 0:
             return header.nsections
@@ -365,9 +398,12 @@ class MRCReader:
             lender = _SlotLender(out, spare)
 
             def one(i: int) -> None:
-                buffer, slot = lender.take(i, self._scratch_bytes(sections[i]))
+                chunk = self._chunk(sections[i])
+                need = self.header.section_nbytes if chunk is None else chunk[1].cbytes
+                buffer, slot = lender.take(i, need)
                 try:
-                    self._read_one(sections[i], out[i], threads, lambda n: buffer[:n])
+                    read_section(self.source, self.header, sections[i], chunk, out[i],
+                                 lambda n: buffer[:n], threads)
                 finally:
                     lender.give_back(slot)
 
@@ -410,19 +446,13 @@ class MRCReader:
 
         run_all(fetch, jobs, n_threads=self.n_threads)
 
-    def _scratch_bytes(self, section: int) -> int:
-        """Size of the buffer :func:`read_section` borrows for ``section``."""
-        if self.index is not None:
-            return self.index.infos[section].cbytes
-        return self.header.section_nbytes
-
-    def _read_one(self, section: int, target: np.ndarray, threads: int,
-                  scratch: Callable[[int], Any]) -> None:
-        chunk = None
-        if self.index is not None:
-            crc = None if self.checksums is None else self.checksums[section]
-            chunk = (self.index.offsets[section], self.index.infos[section], crc)
-        read_section(self.source, self.header, section, chunk, target, scratch, threads)
+    def _chunk(self, section: int) -> tuple[int, codecs.ChunkInfo, int | None] | None:
+        """(offset, header, stored crc32 or None) of a section's chunk; None if uncompressed."""
+        if self.index is None:
+            return None
+        offset, info = self.index.entry(section)
+        crc = None if self.checksums is None else int(self.checksums[section])
+        return offset, info, crc
 
     def close(self) -> None:
         """Close the file if this reader opened it."""

@@ -932,7 +932,7 @@ def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) ->
                                               "data block", frame=section)
             convert_section(stored, header, pixels)
             return stored, Stats.of(pixels), None
-        offset, info = reader.index.offsets[section], reader.index.infos[section]
+        offset, info = reader.index.entry(section)
         chunk = reader.source.read_exact(info.cbytes, offset, "Blosc chunk", frame=section)
         if header.mode.direct:
             codecs.decode_into(chunk, info, pixels, frame=section, offset=offset,
