@@ -299,12 +299,12 @@ class Header:
     @property
     def base_mode(self) -> int:
         """MODE without the MRCZ codec part."""
-        return int(self["mode"]) % MRCZ_COMPRESSION_FACTOR
+        return int(self.fields["mode"]) % MRCZ_COMPRESSION_FACTOR
 
     @property
     def codec_id(self) -> int:
         """MRCZ codec id (0 for an uncompressed file)."""
-        return int(self["mode"]) // MRCZ_COMPRESSION_FACTOR
+        return int(self.fields["mode"]) // MRCZ_COMPRESSION_FACTOR
 
     @property
     def compressor(self) -> str | None:
