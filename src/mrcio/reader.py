@@ -392,6 +392,8 @@ class MRCReader:
         if self.index is None and self.header.mode.direct:
             self._read_plain(sections, out)
             return
+        # one section alone: the decoder's own threads share out its blocks
+        threads = self.n_threads if len(sections) == 1 else 1
         with self._spare() as spare:
             lender = _SlotLender(out, spare)
 
@@ -399,9 +401,6 @@ class MRCReader:
                 chunk = self._chunk(sections[i])
                 need = self.header.section_nbytes if chunk is None else chunk[1].cbytes
                 buffer, slot = lender.take(i, need)
-                # A section alone, or one in the spare buffer (the last ones, while other
-                # threads wait for the spare): the decoder's own threads share its blocks.
-                threads = self.n_threads if slot < 0 else 1
                 try:
                     read_section(self.source, self.header, sections[i], chunk, out[i],
                                  lambda n: buffer[:n], threads)
