@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -90,20 +91,28 @@ def test_streams_and_bytes(stack: tuple[Path, np.ndarray]) -> None:
         assert np.array_equal(mrcio.read(handle), data)
 
 
+def _failures_in_threads(check: Callable[[int], bool], count: int, repeats: int) -> list[int]:
+    """Run ``check(k)`` ``repeats`` times in each of ``count`` threads; the ks that failed."""
+    failed: list[int] = []
+
+    def work(k: int) -> None:
+        for _ in range(repeats):
+            if not check(k):
+                failed.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failed
+
+
 def test_threads_share_one_reader(stack: tuple[Path, np.ndarray]) -> None:
     path, data = stack
-    errors = []
     with MRCReader(path) as reader:
-        def work(k: int) -> None:
-            for _ in range(20):
-                if not np.array_equal(reader.read(k % 9), data[k % 9]):
-                    errors.append(k)
-        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    assert not errors
+        assert not _failures_in_threads(
+            lambda k: np.array_equal(reader.read(k % 9), data[k % 9]), 8, 20)
 
 
 def test_big_endian_file_keeps_its_byte_order(tmp_path: Path) -> None:
@@ -279,3 +288,15 @@ def test_stored_checksums_must_be_hex(tmp_path: Path, bad: str) -> None:
     with pytest.raises(mrcio.MetadataError, match="not hexadecimal"):
         mrcio.read(path)
     assert np.array_equal(mrcio.read(path, verify=False), np.zeros((3, 4, 4), np.float32))
+
+
+def test_whole_reads_from_threads_sharing_one_reader(tmp_path: Path,
+                                                     rng: np.random.Generator) -> None:
+    # each call lends out its own output's slots and takes a spare buffer of its own
+    data = rng.normal(size=(24, 40, 30)).astype(np.float32)
+    data[::3] = rng.integers(-128, 128, size=(8, 40, 30))  # some chunks larger, some smaller
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, data, compressor="lz4")
+    with MRCReader(path, n_threads=3) as reader:
+        assert not _failures_in_threads(lambda k: np.array_equal(reader.read(), data), 4, 15)
+        assert len(reader._spares) <= 4  # one per call that ran at the same time
