@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import mrcio
+from mrcio import reader as reader_module
 from mrcio.codecs import parse_chunk_header
 from mrcio.header import new_header
 from mrcio.reader import MRCReader
@@ -190,17 +191,10 @@ def _chunk_sizes(path: Path) -> list[int]:
         return [reader.index.entry(k)[1].cbytes for k in range(len(reader.index))]
 
 
-@pytest.mark.parametrize("n_threads", [1, 2, 4])
-def test_compressed_read_needs_one_chunk_beyond_the_output(
-    tmp_path: Path, rng: np.random.Generator, n_threads: int
-) -> None:
+def _read_heap_beyond_output(path: Path, n_threads: int) -> int:
+    """Peak Python heap of ``mrcio.read(path)`` beyond its output array."""
     import tracemalloc
 
-    data = rng.normal(size=(12, 128, 128)).astype(np.float32)
-    path = tmp_path / "a.mrcz"
-    mrcio.write(path, data, compressor="zstd")
-    largest = max(_chunk_sizes(path))
-    assert largest > 20_000  # large enough to tell one chunk from several
     mrcio.read(path, n_threads=n_threads)  # first-use allocations outside the measurement
     tracemalloc.start()
     try:
@@ -208,8 +202,44 @@ def test_compressed_read_needs_one_chunk_beyond_the_output(
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    np.testing.assert_array_equal(got, data)
-    assert largest < peak - data.nbytes < largest + 32_768  # one chunk (+ Python objects)
+    return int(peak - got.nbytes)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 4])
+def test_compressed_read_needs_one_chunk_beyond_the_output(
+    tmp_path: Path, rng: np.random.Generator, n_threads: int
+) -> None:
+    # chunks larger than half a batch are read one at a time
+    data = rng.normal(size=(12, 256, 256)).astype(np.float32)
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, data, compressor="zstd")
+    largest = max(_chunk_sizes(path))
+    assert largest > reader_module._BATCH_BYTES / 2  # one chunk per read
+    extra = _read_heap_beyond_output(path, n_threads)
+    assert largest < extra < largest + 32_768  # one chunk (+ Python objects)
+    np.testing.assert_array_equal(mrcio.read(path, n_threads=n_threads), data)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 4])
+def test_small_chunks_are_read_in_batches(
+    tmp_path: Path, rng: np.random.Generator, n_threads: int
+) -> None:
+    data = rng.normal(size=(3000, 16, 16)).astype(np.float32)  # ~1 KiB chunks
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, data, compressor="lz4")
+    with MRCReader(path, n_threads=n_threads) as reader:
+        batches = reader._batches(range(3000))
+        assert sum(stop - first for first, stop, _ in batches) == 3000
+        assert all(total <= reader_module._BATCH_BYTES for _, _, total in batches)
+        assert len(batches) <= 2 * 3000 * max(_chunk_sizes(path)) / reader_module._BATCH_BYTES + 1
+        picked = [5, 6, 7, 2999, 0, 1, 100]  # runs in the file: 5-7, 2999, 0-1, 100
+        assert [(a, b) for a, b, _ in reader._batches(picked)] == [
+            (0, 3), (3, 4), (4, 6), (6, 7)]
+        np.testing.assert_array_equal(reader.read(picked), data[picked])
+    extra = _read_heap_beyond_output(path, n_threads)
+    index_bytes = 3000 * (25 + 4)  # a record and a crc32 per chunk
+    assert extra < reader_module._BATCH_BYTES + index_bytes + 32_768  # one batch, the index
+    np.testing.assert_array_equal(mrcio.read(path, n_threads=n_threads), data)
 
 
 @pytest.mark.parametrize(("frames", "n_threads"), [(1, 4), (3, 8), (7, 2), (40, 3)])
@@ -300,3 +330,20 @@ def test_whole_reads_from_threads_sharing_one_reader(tmp_path: Path,
     with MRCReader(path, n_threads=3) as reader:
         assert not _failures_in_threads(lambda k: np.array_equal(reader.read(), data), 4, 15)
         assert len(reader._spares) <= 4  # one per call that ran at the same time
+
+
+@pytest.mark.parametrize("n_threads", [2, 3, 4])
+def test_batches_of_varied_size_from_several_threads(
+    tmp_path: Path, rng: np.random.Generator, n_threads: int
+) -> None:
+    # 40 KB sections whose chunks (20-40 KB) are read 3-7 at a time into the output's free
+    # space: ranges of different sizes lent to several threads must never overlap
+    data = rng.normal(size=(100, 100, 100)).astype(np.float32)
+    data[::3] = np.round(data[::3])  # some compress better than others
+    data[::7] = 0
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, data, compressor="zstd")
+    with MRCReader(path) as reader:
+        assert max(b - a for a, b, _ in reader._batches(range(100))) > 2
+    for _ in range(10):
+        np.testing.assert_array_equal(mrcio.read(path, n_threads=n_threads), data)

@@ -30,6 +30,17 @@ from .header import HEADER_SIZE, Header, check_data_fits, field_offset, parse_he
 __all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "read_section"]
 
 _PARALLEL_READ_PIECE = 8 * 2**20
+#: small chunks consecutive in the file are read together, up to this many bytes at once
+_BATCH_BYTES = 256 * 2**10
+
+
+def _runs(sections: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """(first, stop) indices of each run of consecutive section numbers in ``sections``."""
+    first = 0
+    for i in range(1, len(sections) + 1):
+        if i == len(sections) or sections[i] != sections[i - 1] + 1:
+            yield first, i
+            first = i
 
 
 # One packed record per chunk: its header's fields (in ChunkInfo's order), then its offset.
@@ -341,9 +352,11 @@ class MRCReader:
         shape = self.shape
         return shape if len(shape) == 2 else shape[1:]
 
-    def sections_of(self, frames: Sequence[int]) -> list[int]:
+    def sections_of(self, frames: Sequence[int]) -> Sequence[int]:
         """The z-sections that hold ``frames``."""
         per = self.header.channels
+        if per == 1:
+            return frames
         return [f * per + c for f in frames for c in range(per)]
 
     # --- reading ----------------------------------------------------------------------------
@@ -383,31 +396,71 @@ class MRCReader:
     def read_sections_into(self, sections: Sequence[int], out: np.ndarray) -> None:
         """Fill ``out`` (shape ``(len(sections), ny, nx)``, C-contiguous) with those sections.
 
-        Chunks (and sections needing conversion) are read into the output slots of sections
-        not yet decoded, so the call needs one chunk of memory beyond ``out``; if it fails,
-        the contents of ``out`` are undefined.
+        Chunks (and sections needing conversion) are read into the output space of sections
+        not yet decoded, so the call needs little memory beyond ``out``: one chunk, or one
+        batch of at most 256 KiB of small chunks read at once. If it fails, the contents of
+        ``out`` are undefined.
         """
         if not sections:
             return
         if self.index is None and self.header.mode.direct:
             self._read_plain(sections, out)
             return
+        batches = self._batches(sections)
         # one section alone: the decoder's own threads share out its blocks
         threads = self.n_threads if len(sections) == 1 else 1
+        header, source = self.header, self.source
         with self._spare() as spare:
-            lender = _SlotLender(out, spare)
+            lender = _OutputLender(out, spare)
 
-            def one(i: int) -> None:
-                chunk = self._chunk(sections[i])
-                need = self.header.section_nbytes if chunk is None else chunk[1].cbytes
-                buffer, slot = lender.take(i, need)
+            index, crcs = self.index, self.checksums
+
+            def one(batch: tuple[int, int, int]) -> None:
+                first, stop, nbytes = batch
+                buffer, at = lender.take(first, stop, nbytes)
                 try:
-                    read_section(self.source, self.header, sections[i], chunk, out[i],
-                                 lambda n: buffer[:n], threads)
+                    if stop - first == 1:
+                        read_section(source, header, sections[first], self._chunk(sections[first]),
+                                     out[first], lambda n: buffer[:n], threads)
+                        return
+                    assert index is not None  # several sections are read at once from chunks
+                    start = index.entry(sections[first])[0]
+                    source.read_exact_into(
+                        buffer, start, f"Blosc chunks of frames {sections[first]}-"
+                        f"{sections[stop - 1]}", frame=sections[first])
+                    for i in range(first, stop):
+                        offset, info = index.entry(sections[i])
+                        crc = None if crcs is None else int(crcs[sections[i]])
+                        chunk = buffer[offset - start : offset - start + info.cbytes]
+                        decode_section(chunk, info, crc, header, sections[i], offset, out[i],
+                                       source.name, threads)
                 finally:
-                    lender.give_back(slot)
+                    lender.give_back(at)
 
-            run_all(one, range(len(sections)), n_threads=self.n_threads)
+            run_all(one, batches, n_threads=self.n_threads)
+
+    def _batches(self, sections: Sequence[int]) -> list[tuple[int, int, int]]:
+        """(first, stop, bytes) of the reads: runs of chunks consecutive in the file, together
+        under ``_BATCH_BYTES`` (a chunk over half of it alone); one section per read without
+        an index."""
+        if self.index is None:
+            step = self.header.section_nbytes
+            return [(i, i + 1, step) for i in range(len(sections))]
+        numbers = np.asarray(sections, dtype=np.intp)
+        sizes = self.index.records["cbytes"][numbers].astype(np.int64)
+        ends = np.cumsum(sizes)
+        half = _BATCH_BYTES // 2
+        large = sizes > half
+        # A batch starts at a new run of sections, around a large chunk, and where the
+        # chunks' end passes a multiple of half a batch: chunks ending within the same half
+        # hold less than half a batch, plus at most half a batch for the first one.
+        new = np.ones(len(sizes), dtype=bool)
+        new[1:] = ((numbers[1:] != numbers[:-1] + 1) | large[1:] | large[:-1]
+                   | (ends[1:] // half != ends[:-1] // half))
+        firsts = np.flatnonzero(new)
+        stops = np.append(firsts[1:], len(sizes))
+        totals = ends[stops - 1] - ends[firsts] + sizes[firsts]
+        return list(zip(firsts.tolist(), stops.tolist(), totals.tolist(), strict=True))
 
     @contextmanager
     def _spare(self) -> Iterator[Lender]:
@@ -424,12 +477,8 @@ class MRCReader:
         """Uncompressed, stored as-is: read runs of consecutive sections straight into out."""
         step = self.header.section_nbytes
         base = self.header.data_offset
-        pieces: list[tuple[int, int, int]] = []  # (first output section, count, file offset)
-        start = 0
-        for i in range(1, len(sections) + 1):
-            if i == len(sections) or sections[i] != sections[i - 1] + 1:
-                pieces.append((start, i - start, base + sections[start] * step))
-                start = i
+        pieces = [(first, stop - first, base + sections[first] * step)
+                  for first, stop in _runs(sections)]  # (output section, count, file offset)
         flat = out.reshape(-1).view(np.uint8)
         jobs: list[tuple[int, int, int]] = []  # (output byte offset, length, file offset)
         for first, count, offset in pieces:
@@ -451,8 +500,7 @@ class MRCReader:
         if self.index is None:
             return None
         offset, info = self.index.entry(section)
-        crc = None if self.checksums is None else int(self.checksums[section])
-        return offset, info, crc
+        return offset, info, None if self.checksums is None else int(self.checksums[section])
 
     def close(self) -> None:
         """Close the file if this reader opened it."""
@@ -466,41 +514,49 @@ class MRCReader:
         self.close()
 
 
-class _SlotLender:
-    """Buffers for the chunks of sections being decoded into ``out``, taken from ``out`` itself.
+class _OutputLender:
+    """Buffers for the chunks being decoded into ``out``, taken from ``out`` itself.
 
-    Sections are decoded in increasing order (each thread takes the next one). Until its
-    turn, a section's slot in ``out`` is free space: a chunk that fits is read into the
-    slot of the last section not yet taken (the far end, so the two rarely meet). The last
-    sections, and a chunk larger than a slot, use one ``spare`` buffer, which one thread at
-    a time may hold. A whole read then needs one chunk beyond the output, not one per
-    thread. A section lent as a buffer is taken for decoding only once it is given back.
+    Sections are decoded in increasing order (each thread takes the next batch). Until its
+    turn, a section's space in ``out`` is free: a batch's chunks are read into free space at
+    the far end (each thread reuses the range it had if it is still free, as it is still in
+    that core's cache). The last batches, and any that do not fit, use one ``spare`` buffer,
+    which one thread at a time may hold. A section lent as a buffer is taken for decoding
+    only once it is given back.
     """
 
     def __init__(self, out: np.ndarray, spare: Lender) -> None:
-        self._slots = out.reshape(len(out), -1).view(np.uint8)
-        self._slot_bytes = self._slots.shape[1]
+        self._bytes = out.reshape(-1).view(np.uint8)
+        self._size = len(self._bytes)
+        self._step = out[0].nbytes if len(out) else 0  # bytes per section
         self._spare = spare
         self._spare_lent = False
-        self._taken = 0  # sections below this have been taken for decoding
-        self._lent: set[int] = set()
-        self._last: dict[int, int] = {}  # thread -> slot it was last lent (still in its cache)
+        self._taken = 0  # bytes of out taken for decoding, from the start
+        self._lent: dict[int, int] = {}  # start -> stop of each range lent
+        self._last: dict[int, int] = {}  # thread -> start of the range it was last lent
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._waiting = 0
 
-    def take(self, section: int, n: int) -> tuple[memoryview, int]:
-        """Take ``section`` for decoding and lend ``n`` bytes: (buffer, slot, or -1 for the
-        spare). Give the buffer back with :meth:`give_back`."""
+    def take(self, first: int, stop: int, n: int) -> tuple[memoryview, int]:
+        """Take sections ``first:stop`` for decoding and lend ``n`` bytes: (buffer, where
+        in ``out``, or -1 for the spare). Give the buffer back with :meth:`give_back`."""
+        begin, end = first * self._step, stop * self._step
+        thread = threading.get_ident()
         with self._lock:
-            self._taken = max(self._taken, section + 1)
+            self._taken = max(self._taken, end)
             while True:
-                if section not in self._lent:
-                    slot = self._free_slot() if n <= self._slot_bytes else -1
-                    if slot >= 0:
-                        self._lent.add(slot)
-                        self._last[threading.get_ident()] = slot
-                        return memoryview(self._slots[slot])[:n], slot
+                if self._free(begin, end):
+                    mine = self._last.get(thread, -1)  # still in this core's cache
+                    if self._taken <= mine and mine + n <= self._size and self._free(mine,
+                                                                                    mine + n):
+                        at = mine
+                    else:
+                        at = self._free_range(n)
+                    if at >= 0:
+                        self._lent[at] = at + n
+                        self._last[thread] = at
+                        return self._bytes[at : at + n].data, at
                     if not self._spare_lent:
                         self._spare_lent = True
                         return self._spare(n), -1
@@ -508,25 +564,33 @@ class _SlotLender:
                 self._changed.wait()
                 self._waiting -= 1
 
-    def give_back(self, slot: int) -> None:
+    def give_back(self, at: int) -> None:
         with self._lock:
-            if slot < 0:
+            if at < 0:
                 self._spare_lent = False
             else:
-                self._lent.discard(slot)
+                del self._lent[at]
             if self._waiting:
                 self._changed.notify_all()
 
-    def _free_slot(self) -> int:
-        """A slot not taken for decoding and not lent: the one this thread had last time if
-        it is still free, else the last one (-1 if there is none)."""
-        mine = self._last.get(threading.get_ident(), -1)
-        if mine >= self._taken and mine not in self._lent:
-            return mine
-        for slot in range(len(self._slots) - 1, self._taken - 1, -1):
-            if slot not in self._lent:
-                return slot
-        return -1
+    def _free_range(self, n: int) -> int:
+        """Start of ``n`` free bytes (not taken, not lent), as far up as they fit, at a
+        section's start (a range lent again keeps its place, and threads' ranges share no
+        cache line); -1 if nowhere."""
+        top = self._size
+        for a, b in sorted(self._lent.items(), reverse=True):  # disjoint ranges, top down
+            if b <= self._align(top - n):
+                break
+            top = min(top, a)
+        at = self._align(top - n)
+        return at if at >= self._taken else -1
+
+    def _align(self, at: int) -> int:
+        return at - at % self._step if self._step else at
+
+    def _free(self, begin: int, end: int) -> bool:
+        """True if no range lent overlaps bytes ``begin:end``."""
+        return not self._lent or all(b <= begin or end <= a for a, b in self._lent.items())
 
 
 def read_section(
@@ -545,8 +609,8 @@ def read_section(
     ``threads`` may decode a large chunk's blocks in parallel (pass 1 when decoding sections
     in parallel).
     """
-    direct = header.mode.direct
     if chunk is None:
+        direct = header.mode.direct
         raw = scratch(header.section_nbytes) if not direct else target
         source.read_exact_into(
             raw, header.data_offset + section * header.section_nbytes, "data block",
@@ -558,18 +622,27 @@ def read_section(
     offset, info, crc = chunk
     data = scratch(info.cbytes)
     source.read_exact_into(data, offset, "Blosc chunk", frame=section)
+    decode_section(data, info, crc, header, section, offset, target, source.name, threads)
+
+
+def decode_section(
+    data: Any, info: codecs.ChunkInfo, crc: int | None, header: Header, section: int,
+    offset: int, target: np.ndarray, path: str | None, threads: int = 1,
+) -> None:
+    """Check one section's chunk (``data``, read from ``offset``) against its stored crc32
+    (if not None) and decode it into ``target``."""
     if crc is not None and (found := codecs.crc32(data)) != crc:
         raise ChecksumError(
             "chunk does not match the crc32 stored when it was written (corrupted file)",
-            path=source.name, frame=section, offset=offset,
+            path=path, frame=section, offset=offset,
             value=f"{found:08x}, stored {crc:08x}",
         )
-    if direct:
-        codecs.decode_into(data, info, target, frame=section, offset=offset, path=source.name,
+    if header.mode.direct:
+        codecs.decode_into(data, info, target, frame=section, offset=offset, path=path,
                            threads=threads)
         return
     raw = np.empty(header.section_nbytes, np.uint8)
-    codecs.decode_into(data, info, raw, frame=section, offset=offset, path=source.name,
+    codecs.decode_into(data, info, raw, frame=section, offset=offset, path=path,
                        threads=threads)
     convert_section(raw, header, target)
 
