@@ -32,6 +32,8 @@ __all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "
 _PARALLEL_READ_PIECE = 8 * 2**20
 #: small chunks consecutive in the file are read together, up to this many bytes at once
 _BATCH_BYTES = 256 * 2**10
+#: sections smaller than this are decoded in one thread
+_THREADED_SECTION_BYTES = 64 * 2**10
 
 
 def _runs(sections: Sequence[int]) -> Iterator[tuple[int, int]]:
@@ -437,7 +439,11 @@ class MRCReader:
                 finally:
                     lender.give_back(at)
 
-            run_all(one, batches, n_threads=self.n_threads)
+            # Below ~64 KiB a section costs less to decode than the Python around it, which
+            # holds the GIL: a second thread only queues for it (16 KiB sections: 0.40 s in
+            # one thread, 0.53 s in two; 64 KiB: 0.26 against 0.23 s).
+            big = header.section_nbytes >= _THREADED_SECTION_BYTES
+            run_all(one, batches, n_threads=self.n_threads if big else 1)
 
     def _batches(self, sections: Sequence[int]) -> list[tuple[int, int, int]]:
         """(first, stop, bytes) of the reads: runs of chunks consecutive in the file, together
