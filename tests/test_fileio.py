@@ -154,3 +154,25 @@ def test_lender_reuses_one_buffer_and_grows_it() -> None:
     assert bytes(first) == b"0123456789"  # a view lent earlier stays valid
     assert lend(32).obj is bigger.obj
     assert lend(1).obj is bigger.obj
+
+
+@pytest.mark.parametrize("most", [None, 1000, 7])
+def test_writev_all_writes_every_part_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               most: int | None) -> None:
+    from mrcio._fileio import writev_all
+
+    rng = np.random.default_rng(3)
+    parts = [rng.integers(0, 256, int(n), dtype=np.uint8).tobytes()
+             for n in rng.integers(0, 300, 2500)]  # more parts than one writev call takes
+    parts[5] = b""
+    real = os.writev
+    if most is not None:  # the kernel may write fewer bytes than asked
+        def short(fd: int, buffers: list[memoryview]) -> int:
+            joined = b"".join(bytes(b) for b in buffers)[:most]
+            return real(fd, [joined])
+        monkeypatch.setattr(os, "writev", short)
+    path = tmp_path / "out"
+    with open(path, "wb", buffering=0) as f:
+        f.write(b"head")
+        writev_all(f.fileno(), parts, str(path))
+    assert path.read_bytes() == b"head" + b"".join(parts)
