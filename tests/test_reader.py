@@ -347,3 +347,25 @@ def test_batches_of_varied_size_from_several_threads(
         assert max(b - a for a, b, _ in reader._batches(range(100))) > 2
     for _ in range(10):
         np.testing.assert_array_equal(mrcio.read(path, n_threads=n_threads), data)
+
+
+def test_index_walk_switches_between_small_and_large_chunks(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    # runs of tiny chunks (their headers read 64 KiB at a time) between incompressible ones
+    data = np.zeros((60, 96, 96), np.float32)
+    data[10:14] = rng.normal(size=(4, 96, 96))
+    data[40] = rng.normal(size=(96, 96))
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, data, compressor="lz4")
+    raw = path.read_bytes()
+    with MRCReader(path) as reader:
+        assert reader.index is not None
+        sizes = [reader.index.entry(k)[1].cbytes for k in range(60)]
+        assert max(sizes) * 16 > reader_module._INDEX_WINDOW > min(sizes) * 16
+        for k in range(60):
+            offset, info = reader.index.entry(k)
+            assert info == parse_chunk_header(raw[offset : offset + 16])
+        np.testing.assert_array_equal(reader.read(), data)
+    with MRCReader(io.BytesIO(raw)) as reader:  # and from a stream
+        np.testing.assert_array_equal(reader.read(), data)

@@ -32,6 +32,8 @@ __all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "
 _PARALLEL_READ_PIECE = 8 * 2**20
 #: small chunks consecutive in the file are read together, up to this many bytes at once
 _BATCH_BYTES = 256 * 2**10
+#: bytes read at once while indexing runs of small chunks (one read per header otherwise)
+_INDEX_WINDOW = 64 * 2**10
 #: sections smaller than this are decoded in one thread
 _THREADED_SECTION_BYTES = 64 * 2**10
 
@@ -158,11 +160,19 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     typesize = header.storage_dtype.itemsize if header.mode.direct else 1
     records = bytearray()
     found = 0
+    window, window_at = b"", 0  # bytes read ahead from window_at, for runs of small chunks
+    known = source.size is not None  # read ahead only where the file's end is known
+    small = known
     try:
         for k in range(nz):
             # 16 bytes, or Blosc2's 32 where the file has them (special-value chunks)
             want = max(codecs.CHUNK_HEADER_SIZE, min(2 * codecs.CHUNK_HEADER_SIZE, size - pos))
-            raw = source.read_exact(want, pos, "Blosc chunk header", frame=k)
+            if not window_at <= pos <= window_at + len(window) - want:
+                ahead = _INDEX_WINDOW if small else want
+                window = source.read_exact(max(want, min(ahead, size - pos)), pos,
+                                           "Blosc chunk header", frame=k)
+                window_at = pos
+            raw = window[pos - window_at : pos - window_at + want]
             info = codecs.parse_chunk_header(raw)
             codecs.check_chunk(
                 info,
@@ -176,6 +186,8 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
             records += _RECORD.pack(*info, pos)
             found += 1
             pos += info.cbytes
+            # headers of chunks smaller than 1/16 of the window are read a window at a time
+            small = known and info.cbytes * 16 <= _INDEX_WINDOW
     except (ChunkError, TruncatedFileError) as exc:
         if not permissive:
             raise
