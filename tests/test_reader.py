@@ -293,6 +293,7 @@ def test_index_of_many_chunks_is_compact(tmp_path: Path) -> None:
         offsets = [index.entry(k)[0] for k in (0, 1, 4999)]
         for k, offset in zip((0, 1, 4999), offsets, strict=True):
             assert index.entry(k)[1] == parse_chunk_header(raw[offset : offset + 16])
+            assert index.header_bytes(k) == raw[offset : offset + 16]
         assert index.end == len(raw)
         assert index.packed_bytes == len(raw) - offsets[0]
         assert not index.blosc2

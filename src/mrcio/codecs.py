@@ -147,7 +147,7 @@ class ChunkInfo(NamedTuple):
         return _BLOSC1_FORMATS.get(self.flags >> 5)
 
 
-def parse_chunk_header(raw: bytes) -> ChunkInfo:
+def parse_chunk_header(raw: bytes | memoryview) -> ChunkInfo:
     """Decode a Blosc chunk header: the 16 bytes both formats share, and from Blosc2's
     32-byte extended header (when ``raw`` holds it) the special-value kind.
 

@@ -15,7 +15,6 @@ import builtins
 import dataclasses
 import os
 import re
-import struct
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from .codecs import CHUNK_HEADER_SIZE, parse_chunk_header
 from .errors import ChunkError
 from .extheader import CHECKSUM_KEY, json_extended
 from .header import Header, Origin, VoxelSize
-from .reader import ChunkIndex, FrameSelection, MRCReader, read_section
+from .reader import FrameSelection, MRCReader, read_section
 from .writer import (
     DEFAULT_BLOCKSIZE,
     MRCZ_LABEL,
@@ -264,13 +263,6 @@ def _load_sections(
     return out.reshape(shape)
 
 
-def _chunk_entry(index: ChunkIndex, k: int) -> tuple[int, bytes]:
-    """Offset and 16-byte header of chunk ``k``, as a Dask task carries them."""
-    offset, info = index.entry(k)
-    return offset, struct.pack("<BBBBIII", info.version, info.versionlz, info.flags,
-                               info.typesize, info.nbytes, info.blocksize, info.cbytes)
-
-
 def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
     import dask.array as da
     from dask.base import tokenize
@@ -296,7 +288,8 @@ def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
         if reader.index is not None:
             crcs = reader.checksums
             chunks = tuple(
-                (*_chunk_entry(reader.index, k), None if crcs is None else int(crcs[k]))
+                (reader.index.entry(k)[0], reader.index.header_bytes(k),
+                 None if crcs is None else int(crcs[k]))
                 for k in range(first, first + count)
             )
         block_shape = shape if single else (n, *shape[1:])

@@ -47,7 +47,8 @@ def _runs(sections: Sequence[int]) -> Iterator[tuple[int, int]]:
             first = i
 
 
-# One packed record per chunk: its header's fields (in ChunkInfo's order), then its offset.
+# One packed record per chunk: its header's fields (in ChunkInfo's order: the 16 bytes of the
+# header as in the file, then Blosc2's special-value kind), then its offset.
 _RECORD = struct.Struct("<BBBBIIIBq")
 _RECORD_DTYPE = np.dtype([
     ("version", "u1"), ("versionlz", "u1"), ("flags", "u1"), ("typesize", "u1"),
@@ -70,6 +71,11 @@ class ChunkIndex:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def header_bytes(self, k: int) -> bytes:
+        """The 16 bytes of chunk ``k``'s header as in the file (a record begins with them)."""
+        start = _RECORD.size * k
+        return self._packed[start : start + codecs.CHUNK_HEADER_SIZE]
 
     def entry(self, k: int) -> tuple[int, codecs.ChunkInfo]:
         """Offset and header of chunk ``k`` (0 <= k < len)."""
@@ -160,7 +166,8 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     typesize = header.storage_dtype.itemsize if header.mode.direct else 1
     records = bytearray()
     found = 0
-    window, window_at = b"", 0  # bytes read ahead from window_at, for runs of small chunks
+    buffer = memoryview(bytearray(_INDEX_WINDOW))
+    window, window_at = buffer[:0], 0  # bytes read ahead from window_at
     known = source.size is not None  # read ahead only where the file's end is known
     small = known
     try:
@@ -169,8 +176,8 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
             want = max(codecs.CHUNK_HEADER_SIZE, min(2 * codecs.CHUNK_HEADER_SIZE, size - pos))
             if not window_at <= pos <= window_at + len(window) - want:
                 ahead = _INDEX_WINDOW if small else want
-                window = source.read_exact(max(want, min(ahead, size - pos)), pos,
-                                           "Blosc chunk header", frame=k)
+                window = buffer[: max(want, min(ahead, size - pos))]
+                source.read_exact_into(window, pos, "Blosc chunk header", frame=k)
                 window_at = pos
             raw = window[pos - window_at : pos - window_at + want]
             info = codecs.parse_chunk_header(raw)
@@ -427,7 +434,7 @@ class MRCReader:
         with self._spare() as spare:
             lender = _OutputLender(out, spare)
 
-            index, crcs = self.index, self.checksums
+            index = self.index
 
             def one(batch: tuple[int, int, int]) -> None:
                 first, stop, nbytes = batch
@@ -443,8 +450,9 @@ class MRCReader:
                         buffer, start, f"Blosc chunks of frames {sections[first]}-"
                         f"{sections[stop - 1]}", frame=sections[first])
                     for i in range(first, stop):
-                        offset, info = index.entry(sections[i])
-                        crc = None if crcs is None else int(crcs[sections[i]])
+                        entry = self._chunk(sections[i])
+                        assert entry is not None
+                        offset, info, crc = entry
                         chunk = buffer[offset - start : offset - start + info.cbytes]
                         decode_section(chunk, info, crc, header, sections[i], offset, out[i],
                                        source.name, threads)
