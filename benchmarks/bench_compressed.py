@@ -71,10 +71,11 @@ PARTS = ("write", "read", "frame", "memory", "blocksize")
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def mrcio_blocksize() -> int:
-    from mrcio.writer import DEFAULT_BLOCKSIZE
+def mrcio_blocksize(frame: np.ndarray) -> int:
+    """mrcio's default ("auto") block size for such frames."""
+    from mrcio.codecs import auto_blocksize
 
-    return int(DEFAULT_BLOCKSIZE)
+    return auto_blocksize(frame.nbytes)
 
 
 def mrcz_blocksize(frame: np.ndarray, threads: int) -> int:
@@ -230,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{threads} threads each, {reps} interleaved rounds (median), warm page cache\n\n"
         + "\n".join(f"* {name}: {arr.shape} {arr.dtype} = {fmt_bytes(arr.nbytes)}"
                     for name, arr in data.items())
-        + f"\n* mrcio default block size {fmt_bytes(mrcio_blocksize())}; mrcz's rule "
-        "min(64 Ki, items per frame // threads)"
+        + "\n* mrcio default block size: "
+        + ", ".join(f"{name} {fmt_bytes(mrcio_blocksize(arr[0]))}" for name, arr in data.items())
+        + "; mrcz's rule min(64 Ki, items per frame // threads)"
     )
     files: list[Path] = []
     try:
@@ -297,7 +299,7 @@ def run_write(report: Report, scratch: Path, name: str, arr: np.ndarray, codec: 
            for k in ("mrcio", "mrcio-fsync", "mrcio-mrczbs", "mrcio-nostats", "mrcz")}
     frame = arr.reshape(-1, *arr.shape[-2:])[0]
     bs_mrcz = mrcz_blocksize(frame, threads)
-    ceil = Ceiling(arr, codec, mrcio_blocksize(), threads)
+    ceil = Ceiling(arr, codec, mrcio_blocksize(frame), threads)
     ceil_z = Ceiling(arr, codec, bs_mrcz, threads)
 
     def w(path: Path, **kw: Any) -> Any:
@@ -325,7 +327,8 @@ def run_write(report: Report, scratch: Path, name: str, arr: np.ndarray, codec: 
                                            "sizes": sizes}
     report.add(timing_table(t, ["mrcz", "ceiling", "ceiling mrcz-blocks"],
                             f"Write {name} {codec}-1 (outputs removed + os.sync() before "
-                            f"each run; ceiling = in-memory, {fmt_bytes(mrcio_blocksize())} "
+                            "each run; ceiling = in-memory, "
+                            f"{fmt_bytes(mrcio_blocksize(frame))} "
                             f"blocks; mrcz-blocks = {fmt_bytes(bs_mrcz)})"))
     rows = [["mrcio", fmt_bytes(sizes["mrcio"]), f"{arr.nbytes / sizes['mrcio']:.4f}"],
             ["mrcio mrcz-blocks", fmt_bytes(sizes["mrcio-mrczbs"]),
@@ -369,7 +372,7 @@ def run_read(report: Report, name: str, arr: np.ndarray, codec: str, paths: dict
     import mrcio
 
     frame = arr.reshape(-1, *arr.shape[-2:])[0]
-    ceil = Ceiling(arr, codec, mrcio_blocksize(), threads)
+    ceil = Ceiling(arr, codec, mrcio_blocksize(frame), threads)
     ceil_z = Ceiling(arr, codec, mrcz_blocksize(frame, threads), threads)
     contenders = [
         Contender("mrcio (own file)", lambda: mrcio.read(paths["mrcio"], n_threads=threads),
@@ -507,7 +510,7 @@ def run_blocksize(report: Report, movie: np.ndarray, codec: str, sizes: list[int
     t = interleave(comp + dec, reps, warmup=1)
     report.raw[f"blocksize {codec}"] = {k: v.times for k, v in t.items()}
     bound = entropy_bound(movie)
-    default = mrcio_blocksize()
+    default = mrcio_blocksize(movie[0])
     ref_c = t[f"{fmt_bytes(default)} compress"] if default in ceilings else None
     rows = []
     for bs, c in ceilings.items():

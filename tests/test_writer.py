@@ -14,6 +14,7 @@ import pytest
 import mrcio
 from mrcio import writer
 from mrcio.header import IMOD_STAMP
+from mrcio.reader import MRCReader
 from mrcio.writer import transcode
 
 MODES = {"i1": 0, "i2": 1, "f4": 2, "c8": 4, "u2": 6, "i4": 7, "u4": 8, "f2": 12}
@@ -436,3 +437,26 @@ def test_fsync_starts_with_the_data_before_the_header(
     calls.clear()
     mrcio.write(tmp_path / "b.mrc", data, fsync=False)
     assert calls == []
+
+
+@pytest.mark.parametrize(("shape", "block"), [
+    ((3, 256, 256), 2**17),  # 256 KiB float32 sections: two 128 KiB blocks each
+    ((2, 512, 512), 2**20),  # 1 MiB sections: one 1 MiB block
+    ((2, 16, 16), 1024),  # a section smaller than a block is one block
+])
+def test_default_block_size_follows_the_frame_size(shape: tuple[int, ...], block: int,
+                                                   rng: np.random.Generator) -> None:
+    data = rng.normal(size=shape).astype(np.float32)
+    buf = io.BytesIO()
+    mrcio.write(buf, data, compressor="zstd")
+    with MRCReader(buf.getvalue()) as reader:
+        assert reader.index is not None
+        assert set(reader.index.records["blocksize"].tolist()) == {block}
+        np.testing.assert_array_equal(reader.read(), data)
+
+
+@pytest.mark.parametrize("blocksize", ["large", -1, 2.5, True])
+def test_bad_block_size_is_refused(blocksize: object) -> None:
+    with pytest.raises(ValueError, match="blocksize must be"):
+        mrcio.write(io.BytesIO(), np.zeros((2, 4, 4), np.float32), compressor="lz4",
+                    blocksize=blocksize)

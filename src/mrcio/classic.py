@@ -419,7 +419,8 @@ def writeMRC(
     backend
         None, ``'blosc1'`` (version-2 chunks, readable by mrcz 0.5) or ``'blosc2'``.
     blocksize
-        Blosc block size in bytes, or ``"mrcz"`` for mrcz's rule (byte-identical chunks).
+        Blosc block size in bytes, ``"auto"`` (default: 1 MiB for frames of 1 MiB or more,
+        128 KiB for smaller ones), or ``"mrcz"`` for mrcz's rule (byte-identical chunks).
     fsync
         Flush to disk before renaming into place.
 

@@ -47,6 +47,7 @@ __all__ = [
     "CHUNK_HEADER_SIZE",
     "ChunkInfo",
     "ChunkStitcher",
+    "auto_blocksize",
     "check_chunk",
     "crc32",
     "crc32_combine",
@@ -283,6 +284,26 @@ def decode_into(
         raise ChunkError(
             f"corrupt Blosc chunk ({exc})", path=path, frame=frame, offset=offset
         ) from exc
+
+
+def auto_blocksize(frame_nbytes: int) -> int:
+    """mrcio's default block size (in bytes) for frames of ``frame_nbytes`` bytes.
+
+    Frames of 1 MiB or more (movie frames, micrographs, tomogram slices) are cut into 1 MiB
+    blocks, smaller ones (sections of maps up to 362^3 float32, particle images) into blocks
+    of 128 KiB. Measured with ``benchmarks/bench_compressed.py`` and sweeps: on counting
+    movies 1 MiB blocks compress 4 % better than 128 KiB ones (zstd) and decode as fast or
+    faster, but zstd sources over 128 KiB get parameters with a larger window, and on a
+    smooth float32 map with 256 KiB frames one block per frame decoded 1.4x slower than two
+    of 128 KiB (for 2 % more compression); on frames under 1 MiB, counting data lose under
+    0.3 % with 128 KiB blocks.
+
+    Examples
+    --------
+    >>> auto_blocksize(4096 * 4096), auto_blocksize(256 * 256 * 4)
+    (1048576, 131072)
+    """
+    return 2**20 if frame_nbytes >= 2**20 else 2**17
 
 
 def mrcz_blocksize(frame_items: int, n_threads: int) -> int:

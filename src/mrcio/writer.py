@@ -58,9 +58,8 @@ __all__ = [
 
 #: format version written in label 0 of MRCZ files (mrcz reads MZ as channels from 0.5.0 on)
 MRCZ_LABEL = "MRCZ0.6.0"
-#: default Blosc block size: 1 MiB, measured in benchmarks/bench_compressed.py (ratio within 1 % of
-#: larger blocks, faster than mrcz's 64 KiB blocks on counting movies)
-DEFAULT_BLOCKSIZE = 2**20
+#: default Blosc block size: by frame size (see :func:`mrcio.codecs.auto_blocksize`)
+DEFAULT_BLOCKSIZE = "auto"
 _BLOCK_BYTES = 8 * 2**20  # uncompressed data are handled in blocks of about this size
 _INFLIGHT_BYTES = 16 * 2**20  # input bytes queued for worker threads, beyond one task
 _PIECE_BYTES = 2**20  # converted data: summarised and written together while in cache
@@ -129,12 +128,23 @@ class Encoding:
         """Bytes of one stored section."""
         return MODES[self.mode].row_bytes(nx) * ny
 
+    def __post_init__(self) -> None:
+        size = self.blocksize
+        if size not in ("auto", "mrcz") and (
+            not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 0
+        ):
+            raise ValueError(f"blocksize must be 'auto', 'mrcz' or a number of bytes >= 0 "
+                             f"(0: Blosc chooses), got {size!r}")
+
     def blocksize_for(self, section: np.ndarray) -> int:
-        """Blosc block size for one section (``"mrcz"``: mrcz's rule, for identical bytes),
-        a multiple of the item size: c-blosc 1 rounds it so itself, and c-blosc 2 writes
-        chunks it cannot decode otherwise (0 still means "Blosc chooses")."""
+        """Blosc block size for one section (``"auto"``: by its size; ``"mrcz"``: mrcz's
+        rule, for identical bytes), a multiple of the item size: c-blosc 1 rounds it so
+        itself, and c-blosc 2 writes chunks it cannot decode otherwise (0 still means
+        "Blosc chooses")."""
         if self.blocksize == "mrcz":
             size = codecs.mrcz_blocksize(section.size * self.frame_sections, self.n_threads)
+        elif self.blocksize == "auto":
+            size = codecs.auto_blocksize(section.nbytes)
         else:
             size = min(int(self.blocksize), codecs.MAX_BLOCKSIZE)
         item = section.dtype.itemsize
@@ -831,7 +841,8 @@ def write(
     blosc2
         Write Blosc2-format (version 5) chunks, which mrcz < 0.6 cannot read.
     blocksize
-        Blosc block size in bytes (default 1 MiB), or ``"mrcz"`` for mrcz's rule.
+        Blosc block size in bytes; ``"auto"`` (default): 1 MiB for frames of 1 MiB or more,
+        128 KiB for smaller ones (faster decoding of map sections); ``"mrcz"``: mrcz's rule.
     checksums
         Store a crc32 of every chunk in the JSON extended header (MRCZ only).
     stats
