@@ -255,3 +255,31 @@ def test_crc32_is_zlibs(rng: np.random.Generator) -> None:
         expected = zlib.crc32(data)
         assert codecs.crc32(data) == codecs.crc32(memoryview(data)) == expected
         assert codecs.crc32(data.tobytes()) == expected
+
+
+def _records(chunks: list[bytes]) -> np.ndarray:
+    packed, offset = b"", 1024
+    for chunk in chunks:
+        packed += codecs.CHUNK_RECORD.pack(*codecs.parse_chunk_header(chunk), offset)
+        offset += len(chunk)
+    return np.frombuffer(packed, codecs.CHUNK_RECORD_DTYPE)
+
+
+def test_many_headers_checked_at_once_name_the_first_bad_one() -> None:
+    chunk, frame = good_chunk()
+    bad = bytearray(chunk)
+    bad[3] = 2  # typesize
+    bad[4:8] = (7).to_bytes(4, "little")  # and nbytes: the earlier rule is the one reported
+    records = _records([chunk, chunk, bytes(bad), bytes(bad)])
+    codecs.check_chunks(records[:2], nbytes=frame.nbytes, typesize=4, end=10**6, path=None)
+    with pytest.raises(mrcio.ChunkError, match="typesize is not") as caught:
+        codecs.check_chunks(records, nbytes=frame.nbytes, typesize=4, end=10**6,
+                            path="m.mrcz", first_frame=10)
+    assert caught.value.frame == 12
+    assert caught.value.offset == int(records[2]["offset"])
+    assert caught.value.value == 2
+    # the file ending inside a chunk is reported after every other rule of that chunk
+    end = int(records[1]["offset"]) + 5
+    with pytest.raises(mrcio.TruncatedFileError, match=r"frame 1 .* truncated"):
+        codecs.check_chunks(records[:2], nbytes=frame.nbytes, typesize=4, end=end, path=None)
+    codecs.check_chunks(records[:0], nbytes=frame.nbytes, typesize=4, end=0, path=None)

@@ -370,3 +370,27 @@ def test_index_walk_switches_between_small_and_large_chunks(
         np.testing.assert_array_equal(reader.read(), data)
     with MRCReader(io.BytesIO(raw)) as reader:  # and from a stream
         np.testing.assert_array_equal(reader.read(), data)
+
+
+def test_bad_chunk_reported_before_a_later_missing_header(tmp_path: Path,
+                                                          rng: np.random.Generator) -> None:
+    data = rng.normal(size=(4, 40, 50)).astype(np.float32)
+    mrcio.write(tmp_path / "a.mrcz", data, compressor="lz4", checksums=False)
+    raw = bytearray((tmp_path / "a.mrcz").read_bytes())
+    with MRCReader(tmp_path / "a.mrcz") as reader:
+        assert reader.index is not None
+        second = reader.index.entry(1)[0]
+        third = reader.index.entry(2)[0]
+    raw[second + 3] = 9  # chunk 1: a typesize that is not the data's
+    cut = tmp_path / "cut.mrcz"
+    cut.write_bytes(bytes(raw[: third + 8]))  # and the file ends inside chunk 2's header
+    with pytest.raises(mrcio.ChunkError, match=r"frame 1 at byte .* typesize"):
+        mrcio.read(cut)
+    with pytest.warns(mrcio.MRCWarning, match="reading the 1 sections before it"):
+        assert np.array_equal(mrcio.read(cut, permissive=True), data[:1])
+    raw[second + 3] = 4
+    cut.write_bytes(bytes(raw[: third + 8]))
+    with pytest.raises(mrcio.TruncatedFileError, match="frame 2"):
+        mrcio.read(cut)
+    with pytest.warns(mrcio.MRCWarning, match="reading the 2 sections before it"):
+        assert np.array_equal(mrcio.read(cut, permissive=True), data[:2])

@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import struct
 import threading
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -45,10 +46,13 @@ from .header import CODEC_IDS
 __all__ = [
     "BLOSC1_CODECS",
     "CHUNK_HEADER_SIZE",
+    "CHUNK_RECORD",
+    "CHUNK_RECORD_DTYPE",
     "ChunkInfo",
     "ChunkStitcher",
     "auto_blocksize",
     "check_chunk",
+    "check_chunks",
     "crc32",
     "crc32_combine",
     "decode_into",
@@ -168,6 +172,16 @@ def parse_chunk_header(raw: bytes | memoryview) -> ChunkInfo:
     return ChunkInfo(version, versionlz, flags, typesize, nbytes, blocksize, cbytes, special)
 
 
+#: one chunk per record: its header's fields (in ChunkInfo's order: the 16 bytes of the
+#: header as in the file, then Blosc2's special-value kind), then its offset in the file
+CHUNK_RECORD = struct.Struct("<BBBBIIIBq")
+CHUNK_RECORD_DTYPE = np.dtype([
+    ("version", "u1"), ("versionlz", "u1"), ("flags", "u1"), ("typesize", "u1"),
+    ("nbytes", "<u4"), ("blocksize", "<u4"), ("cbytes", "<u4"), ("special", "u1"),
+    ("offset", "<i8"),
+])
+
+
 def check_chunk(
     info: ChunkInfo,
     *,
@@ -179,67 +193,94 @@ def check_chunk(
     path: str | None,
 ) -> None:
     """Raise :class:`ChunkError` unless ``info`` can hold exactly one frame within the file
-    (:class:`TruncatedFileError` if the file ends inside it).
+    (:class:`TruncatedFileError` if the file ends inside it); see :func:`check_chunks`."""
+    record = np.frombuffer(CHUNK_RECORD.pack(*info, offset), CHUNK_RECORD_DTYPE)
+    check_chunks(record, nbytes=nbytes, typesize=typesize, end=end, path=path,
+                 first_frame=frame)
+
+
+def check_chunks(
+    records: np.ndarray,
+    *,
+    nbytes: int,
+    typesize: int,
+    end: int,
+    path: str | None,
+    first_frame: int = 0,
+) -> None:
+    """Check the headers of consecutive frames' chunks (records of
+    :data:`CHUNK_RECORD_DTYPE`, the first for frame ``first_frame``), all at once; raise for
+    the first chunk that cannot hold exactly one frame within the file.
 
     Checked: a known format version (and for Blosc1, not both shuffle flags), the frame's
     typesize, nbytes equal to the frame's size (and within c-blosc 1's limit for Blosc1
-    chunks), cbytes between the header size and nbytes plus the format's overhead, a compression ratio below :data:`MAX_RATIO` (so that
-    a tiny chunk cannot make the reader allocate gigabytes), a block size in 1..nbytes, room
-    for the block offset table, and the chunk ending by ``end``. Blosc2 special-value chunks
+    chunks), cbytes between the header size and nbytes plus the format's overhead, a
+    compression ratio below :data:`MAX_RATIO` (so that a tiny chunk cannot make the reader
+    allocate gigabytes), a block size in 1..nbytes, room for the block offset table, and the
+    chunk ending by ``end`` (else :class:`TruncatedFileError`). Blosc2 special-value chunks
     (a frame of zeros, say) hold no blocks.
     """
-
-    def fail(problem: str, value: Any) -> ChunkError:
-        return ChunkError(problem, path=path, frame=frame, offset=offset, value=value)
-
-    if info.version not in _BLOSC1_VERSIONS + BLOSC2_VERSIONS:
-        raise fail("not a Blosc chunk: unknown format version (expected 1-5)", info.version)
-    if not info.blosc2 and info.flags & _EXTENDED_HEADER == _EXTENDED_HEADER:
-        # c-blosc 1 never sets both shuffle flags; c-blosc 2 takes them for its own header
-        raise fail("Blosc1 chunk with both shuffle flags set (the mark of a Blosc2 header)",
-                   info.flags)
-    if info.typesize != typesize:
-        raise fail(f"Blosc chunk typesize is not the data's item size {typesize}", info.typesize)
-    if info.nbytes != nbytes:
-        raise fail(
-            f"Blosc chunk holds {info.nbytes:,} bytes, but a frame is {nbytes:,} bytes",
-            info.nbytes,
-        )
-    if not info.blosc2 and nbytes > _BLOSC1_MAX_NBYTES:
-        raise fail(f"a Blosc1 chunk holds at most {_BLOSC1_MAX_NBYTES:,} bytes", nbytes)
-    header_size = _BLOSC2_HEADER_SIZE if info.blosc2 else CHUNK_HEADER_SIZE
-    if not header_size <= info.cbytes <= max(nbytes, typesize) + _MAX_OVERHEAD:
-        raise fail(
-            f"Blosc chunk size (cbytes) outside {header_size}..{nbytes + _MAX_OVERHEAD}",
-            info.cbytes,
-        )
-    if not info.special and not info.memcpyed and nbytes > info.cbytes * MAX_RATIO:
-        raise fail(
-            f"Blosc chunk of {info.cbytes:,} bytes claims {nbytes:,}: a compression ratio "
-            f"above {MAX_RATIO:,}:1 is impossible",
-            info.cbytes,
-        )
-    if info.special:
-        if info.special > 4:
-            raise fail("unknown Blosc2 special-value kind (expected 1-4)", info.special)
-    elif nbytes and not 0 < info.blocksize <= max(nbytes, 1):
-        raise fail(f"Blosc block size outside 1..{nbytes:,}", info.blocksize)
-    if nbytes and not info.memcpyed and not info.special:
-        blocks = -(-nbytes // info.blocksize)
-        if header_size + 4 * blocks > info.cbytes:
-            raise fail(
-                f"Blosc chunk of {info.cbytes:,} bytes cannot hold the offsets of its "
-                f"{blocks:,} blocks",
-                info.blocksize,
-            )
-    if offset + info.cbytes > end:
-        raise TruncatedFileError(
-            f"Blosc chunk truncated (expected {info.cbytes:,} bytes, "
-            f"file ends after {max(end - offset, 0):,})",
-            path=path,
-            frame=frame,
-            offset=offset,
-        )
+    if not len(records):
+        return
+    version, flags, special = records["version"], records["flags"], records["special"]
+    cbytes = records["cbytes"].astype(np.int64)
+    blocksize = records["blocksize"].astype(np.int64)
+    offset = records["offset"]
+    blosc2 = np.isin(version, BLOSC2_VERSIONS)
+    header_size = np.where(blosc2, _BLOSC2_HEADER_SIZE, CHUNK_HEADER_SIZE)
+    memcpyed = flags & _MEMCPYED != 0
+    blocks = -(-nbytes // np.maximum(blocksize, 1))
+    most = max(nbytes, typesize) + _MAX_OVERHEAD
+    # (which chunks break the rule, the problem, the field whose value is shown), in order
+    rules: list[tuple[np.ndarray, Callable[[Any], str], str]] = [
+        (~np.isin(version, _BLOSC1_VERSIONS + BLOSC2_VERSIONS),
+         lambda r: "not a Blosc chunk: unknown format version (expected 1-5)", "version"),
+        (~blosc2 & (flags & _EXTENDED_HEADER == _EXTENDED_HEADER),
+         # c-blosc 1 never sets both shuffle flags; c-blosc 2 takes them for its own header
+         lambda r: "Blosc1 chunk with both shuffle flags set (the mark of a Blosc2 header)",
+         "flags"),
+        (records["typesize"] != typesize,
+         lambda r: f"Blosc chunk typesize is not the data's item size {typesize}",
+         "typesize"),
+        (records["nbytes"] != nbytes,
+         lambda r: f"Blosc chunk holds {r['nbytes']:,} bytes, but a frame is {nbytes:,} bytes",
+         "nbytes"),
+        (~blosc2 & (nbytes > _BLOSC1_MAX_NBYTES),
+         lambda r: f"a Blosc1 chunk holds at most {_BLOSC1_MAX_NBYTES:,} bytes", "nbytes"),
+        ((cbytes < header_size) | (cbytes > most),
+         lambda r: f"Blosc chunk size (cbytes) outside "
+                   f"{_BLOSC2_HEADER_SIZE if r['version'] in BLOSC2_VERSIONS else CHUNK_HEADER_SIZE}"
+                   f"..{nbytes + _MAX_OVERHEAD}", "cbytes"),
+        ((special == 0) & ~memcpyed & (nbytes > cbytes * MAX_RATIO),
+         lambda r: f"Blosc chunk of {r['cbytes']:,} bytes claims {nbytes:,}: a compression "
+                   f"ratio above {MAX_RATIO:,}:1 is impossible", "cbytes"),
+        (special > 4, lambda r: "unknown Blosc2 special-value kind (expected 1-4)", "special"),
+        ((special == 0) & (nbytes > 0) & ((blocksize < 1) | (blocksize > max(nbytes, 1))),
+         lambda r: f"Blosc block size outside 1..{nbytes:,}", "blocksize"),
+        ((special == 0) & ~memcpyed & (nbytes > 0) & (header_size + 4 * blocks > cbytes),
+         lambda r: f"Blosc chunk of {r['cbytes']:,} bytes cannot hold the offsets of its "
+                   f"{-(-nbytes // max(int(r['blocksize']), 1)):,} blocks", "blocksize"),
+    ]
+    truncated = offset + cbytes > end
+    bad = truncated.copy()
+    for broken, _, _ in rules:
+        bad |= broken
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    record = records[i]
+    at = int(record["offset"])
+    for broken, problem, field in rules:
+        if broken[i]:
+            raise ChunkError(problem(record), path=path, frame=first_frame + i, offset=at,
+                             value=int(record[field]))
+    raise TruncatedFileError(
+        f"Blosc chunk truncated (expected {int(record['cbytes']):,} bytes, "
+        f"file ends after {max(end - at, 0):,})",
+        path=path,
+        frame=first_frame + i,
+        offset=at,
+    )
 
 
 def decode_into(

@@ -11,7 +11,6 @@ decoded straight into it, in parallel.
 from __future__ import annotations
 
 import dataclasses
-import struct
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -47,16 +46,6 @@ def _runs(sections: Sequence[int]) -> Iterator[tuple[int, int]]:
             first = i
 
 
-# One packed record per chunk: its header's fields (in ChunkInfo's order: the 16 bytes of the
-# header as in the file, then Blosc2's special-value kind), then its offset.
-_RECORD = struct.Struct("<BBBBIIIBq")
-_RECORD_DTYPE = np.dtype([
-    ("version", "u1"), ("versionlz", "u1"), ("flags", "u1"), ("typesize", "u1"),
-    ("nbytes", "<u4"), ("blocksize", "<u4"), ("cbytes", "<u4"), ("special", "u1"),
-    ("offset", "<i8"),
-])
-
-
 class ChunkIndex:
     """Where each z-section's Blosc chunk lies in a compressed file, and its checked header.
 
@@ -67,19 +56,20 @@ class ChunkIndex:
 
     def __init__(self, packed: bytes) -> None:
         self._packed = packed
-        self.records: np.ndarray = np.frombuffer(packed, _RECORD_DTYPE)
+        self.records: np.ndarray = np.frombuffer(packed, codecs.CHUNK_RECORD_DTYPE)
 
     def __len__(self) -> int:
         return len(self.records)
 
     def header_bytes(self, k: int) -> bytes:
         """The 16 bytes of chunk ``k``'s header as in the file (a record begins with them)."""
-        start = _RECORD.size * k
+        start = codecs.CHUNK_RECORD.size * k
         return self._packed[start : start + codecs.CHUNK_HEADER_SIZE]
 
     def entry(self, k: int) -> tuple[int, codecs.ChunkInfo]:
         """Offset and header of chunk ``k`` (0 <= k < len)."""
-        *fields, offset = _RECORD.unpack_from(self._packed, _RECORD.size * k)
+        *fields, offset = codecs.CHUNK_RECORD.unpack_from(self._packed,
+                                                         codecs.CHUNK_RECORD.size * k)
         return offset, codecs.ChunkInfo._make(fields)
 
     @property
@@ -165,41 +155,48 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     section_nbytes = header.section_nbytes
     typesize = header.storage_dtype.itemsize if header.mode.direct else 1
     records = bytearray()
-    found = 0
     buffer = memoryview(bytearray(_INDEX_WINDOW))
     window, window_at = buffer[:0], 0  # bytes read ahead from window_at
     known = source.size is not None  # read ahead only where the file's end is known
     small = known
-    try:
-        for k in range(nz):
-            # 16 bytes, or Blosc2's 32 where the file has them (special-value chunks)
-            want = max(codecs.CHUNK_HEADER_SIZE, min(2 * codecs.CHUNK_HEADER_SIZE, size - pos))
-            if not window_at <= pos <= window_at + len(window) - want:
-                ahead = _INDEX_WINDOW if small else want
-                window = buffer[: max(want, min(ahead, size - pos))]
+    unread: TruncatedFileError | None = None  # the file ended before a chunk's header
+    # Walk the chunks (each header gives the next one's place), then check all the headers
+    # at once; the walk stops where a chunk cannot be followed (its size is below a
+    # header's, or it runs past the file's end), which the check then reports.
+    for k in range(nz):
+        # 16 bytes, or Blosc2's 32 where the file has them (special-value chunks)
+        want = max(codecs.CHUNK_HEADER_SIZE, min(2 * codecs.CHUNK_HEADER_SIZE, size - pos))
+        if not window_at <= pos <= window_at + len(window) - want:
+            ahead = _INDEX_WINDOW if small else want
+            window = buffer[: max(want, min(ahead, size - pos))]
+            try:
                 source.read_exact_into(window, pos, "Blosc chunk header", frame=k)
-                window_at = pos
-            raw = window[pos - window_at : pos - window_at + want]
-            info = codecs.parse_chunk_header(raw)
-            codecs.check_chunk(
-                info,
-                nbytes=section_nbytes,
-                typesize=typesize,
-                offset=pos,
-                end=size,
-                frame=k,
-                path=source.name,
-            )
-            records += _RECORD.pack(*info, pos)
-            found += 1
-            pos += info.cbytes
-            # headers of chunks smaller than 1/16 of the window are read a window at a time
-            small = known and info.cbytes * 16 <= _INDEX_WINDOW
+            except TruncatedFileError as exc:
+                unread = exc
+                break
+            window_at = pos
+        info = codecs.parse_chunk_header(window[pos - window_at : pos - window_at + want])
+        records += codecs.CHUNK_RECORD.pack(*info, pos)
+        if info.cbytes < codecs.CHUNK_HEADER_SIZE or pos + info.cbytes > size:
+            break
+        pos += info.cbytes
+        # headers of chunks smaller than 1/16 of the window are read a window at a time
+        small = known and info.cbytes * 16 <= _INDEX_WINDOW
+    found = len(records) // codecs.CHUNK_RECORD.size
+    try:
+        codecs.check_chunks(
+            np.frombuffer(records, codecs.CHUNK_RECORD_DTYPE), nbytes=section_nbytes,
+            typesize=typesize, end=size, path=source.name,
+        )
+        if unread is not None:  # every chunk before the missing header is sound
+            raise unread
     except (ChunkError, TruncatedFileError) as exc:
         if not permissive:
             raise
+        found = exc.frame or 0
         warnings.warn(f"{exc}; reading the {found} sections before it", MRCWarning,
                       stacklevel=3)
+        records = records[: found * codecs.CHUNK_RECORD.size]
     index = ChunkIndex(bytes(records))
     packed = int(header["packed_bytes"])
     if found == nz and packed > 0 and packed != index.packed_bytes:
