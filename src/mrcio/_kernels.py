@@ -79,9 +79,10 @@ def exact_summary(x: Any) -> tuple[Any, Any, int, int]:
 
     Exact while the sum of squares stays below 2**63 (more than 2**31 values of 16 bits:
     callers split larger arrays). Integer additions may be reordered, so each loop is
-    vectorised as written. Each block is read twice: the extremes, a light loop, bring it
-    from memory at full speed, and the widening sums then run on it in cache (one loop
-    doing both ran at a third of that speed on frames that were not in cache).
+    vectorised as written. Each block is read twice, by the widening sums and then, in
+    cache, by the extremes (one loop doing both ran at a third of that speed on frames that
+    were not in cache; on frames from memory, sums first took 0.73x the time of extremes
+    first, int8 and int16 alike, on an AMD EPYC).
     """
     lo = x[0]
     hi = x[0]
@@ -89,12 +90,12 @@ def exact_summary(x: Any) -> tuple[Any, Any, int, int]:
     squares = 0
     for start in range(0, x.size, BLOCK):
         part = x[start : start + BLOCK]
-        a, b = _extremes(part)
-        lo = min(lo, a)
-        hi = max(hi, b)
         s, q = _byte_power_sums(part) if x.itemsize == 1 else _power_sums(part)
         total += s
         squares += q
+        a, b = _extremes(part)
+        lo = min(lo, a)
+        hi = max(hi, b)
     return lo, hi, total, squares
 
 
