@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import pytest
 
@@ -55,33 +54,35 @@ def test_run_all_in_a_worker_runs_inline() -> None:
     assert inner_threads <= outer_threads
 
 
-def test_run_all_interrupted_stops_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Ctrl-C while the calling thread waits: the threads stop after their current item and
-    # none is still running when the interrupt is raised
-    import concurrent.futures
-
+def test_run_all_interrupted_stops_the_threads() -> None:
+    # Ctrl-C arrives in the calling thread, which works on items too: the other threads
+    # stop after their current item and none is still running when the interrupt is raised
     done: list[int] = []
-    running = threading.Event()
+    mine = 0
 
     def work(item: int) -> None:
-        running.set()
+        nonlocal mine
+        if threading.current_thread() is threading.main_thread():
+            mine += 1
+            if mine == 3:
+                raise KeyboardInterrupt
         time.sleep(0.002)
         done.append(item)
 
-    calls = 0
-    real = concurrent.futures.Future.exception
-
-    def interrupted(self: concurrent.futures.Future[None], timeout: float | None = None) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            running.wait()
-            raise KeyboardInterrupt
-        return real(self, timeout)
-
-    monkeypatch.setattr(concurrent.futures.Future, "exception", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run_all(work, range(1000), n_threads=2)
     settled = len(done)
     time.sleep(0.02)
     assert len(done) == settled < 100
+
+
+def test_run_all_works_in_the_calling_thread_too() -> None:
+    seen: set[int] = set()
+
+    def work(item: int) -> None:
+        seen.add(threading.get_ident())
+        time.sleep(0.001)
+
+    run_all(work, range(40), n_threads=2)
+    assert threading.get_ident() in seen
+    assert len(seen) == 2
