@@ -60,6 +60,7 @@ __all__ = [
     "mrcz_blocksize",
     "parse_chunk_header",
     "piece_bounds",
+    "special_kind",
     "stitch_blocksize",
 ]
 
@@ -165,11 +166,18 @@ def parse_chunk_header(raw: bytes | memoryview) -> ChunkInfo:
     version, versionlz, flags, typesize, nbytes, blocksize, cbytes = struct.unpack(
         "<BBBBIII", raw[:CHUNK_HEADER_SIZE]
     )
-    special = 0
-    extended = flags & _EXTENDED_HEADER == _EXTENDED_HEADER
-    if version in BLOSC2_VERSIONS and extended and len(raw) >= _BLOSC2_HEADER_SIZE:
-        special = (raw[_BLOSC2_HEADER_SIZE - 1] >> 4) & 0x07
-    return ChunkInfo(version, versionlz, flags, typesize, nbytes, blocksize, cbytes, special)
+    return ChunkInfo(version, versionlz, flags, typesize, nbytes, blocksize, cbytes,
+                     special_kind(raw))
+
+
+def special_kind(raw: bytes | memoryview) -> int:
+    """Blosc2's special-value kind of a chunk (0: none) from its header bytes ``raw``: set
+    only in a Blosc2 32-byte extended header, when ``raw`` holds it."""
+    if raw[0] in BLOSC2_VERSIONS and raw[2] & _EXTENDED_HEADER == _EXTENDED_HEADER and len(
+        raw
+    ) >= _BLOSC2_HEADER_SIZE:
+        return (raw[_BLOSC2_HEADER_SIZE - 1] >> 4) & 0x07
+    return 0
 
 
 #: one chunk per record: its header's fields (in ChunkInfo's order: the 16 bytes of the

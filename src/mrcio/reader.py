@@ -163,25 +163,31 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     # Walk the chunks (each header gives the next one's place), then check all the headers
     # at once; the walk stops where a chunk cannot be followed (its size is below a
     # header's, or it runs past the file's end), which the check then reports.
+    header_size = codecs.CHUNK_HEADER_SIZE
+    special_kind, read = codecs.special_kind, source.read_exact_into
     for k in range(nz):
         # 16 bytes, or Blosc2's 32 where the file has them (special-value chunks)
-        want = max(codecs.CHUNK_HEADER_SIZE, min(2 * codecs.CHUNK_HEADER_SIZE, size - pos))
+        want = max(header_size, min(2 * header_size, size - pos))
         if not window_at <= pos <= window_at + len(window) - want:
             ahead = _INDEX_WINDOW if small else want
             window = buffer[: max(want, min(ahead, size - pos))]
             try:
-                source.read_exact_into(window, pos, "Blosc chunk header", frame=k)
+                read(window, pos, "Blosc chunk header", frame=k)
             except TruncatedFileError as exc:
                 unread = exc
                 break
             window_at = pos
-        info = codecs.parse_chunk_header(window[pos - window_at : pos - window_at + want])
-        records += codecs.CHUNK_RECORD.pack(*info, pos)
-        if info.cbytes < codecs.CHUNK_HEADER_SIZE or pos + info.cbytes > size:
+        raw = window[pos - window_at : pos - window_at + want]
+        # a record begins with the 16 header bytes as in the file
+        records += raw[:header_size]
+        records.append(special_kind(raw))
+        records += pos.to_bytes(8, "little")
+        cbytes = int.from_bytes(raw[12:header_size], "little")
+        if cbytes < header_size or pos + cbytes > size:
             break
-        pos += info.cbytes
+        pos += cbytes
         # headers of chunks smaller than 1/16 of the window are read a window at a time
-        small = known and info.cbytes * 16 <= _INDEX_WINDOW
+        small = known and cbytes * 16 <= _INDEX_WINDOW
     found = len(records) // codecs.CHUNK_RECORD.size
     try:
         codecs.check_chunks(
