@@ -190,6 +190,13 @@ CHUNK_RECORD_DTYPE = np.dtype([
 ])
 
 
+@functools.cache
+def _version_table(versions: tuple[int, ...]) -> np.ndarray:
+    """Which of the 256 possible format version bytes are in ``versions`` (a lookup table:
+    faster than ``np.isin`` on the few chunks of a small file)."""
+    return np.isin(np.arange(256), versions)
+
+
 def check_chunk(
     info: ChunkInfo,
     *,
@@ -234,14 +241,14 @@ def check_chunks(
     cbytes = records["cbytes"].astype(np.int64)
     blocksize = records["blocksize"].astype(np.int64)
     offset = records["offset"]
-    blosc2 = np.isin(version, BLOSC2_VERSIONS)
+    blosc2 = _version_table(BLOSC2_VERSIONS)[version]
     header_size = np.where(blosc2, _BLOSC2_HEADER_SIZE, CHUNK_HEADER_SIZE)
     memcpyed = flags & _MEMCPYED != 0
     blocks = -(-nbytes // np.maximum(blocksize, 1))
     most = max(nbytes, typesize) + _MAX_OVERHEAD
     # (which chunks break the rule, the problem, the field whose value is shown), in order
     rules: list[tuple[np.ndarray, Callable[[Any], str], str]] = [
-        (~np.isin(version, _BLOSC1_VERSIONS + BLOSC2_VERSIONS),
+        (~_version_table(_BLOSC1_VERSIONS + BLOSC2_VERSIONS)[version],
          lambda r: "not a Blosc chunk: unknown format version (expected 1-5)", "version"),
         (~blosc2 & (flags & _EXTENDED_HEADER == _EXTENDED_HEADER),
          # c-blosc 1 never sets both shuffle flags; c-blosc 2 takes them for its own header

@@ -8,6 +8,7 @@ SerialEM and MRCZ put into the spare bytes named where they live.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import warnings
@@ -311,7 +312,7 @@ class Header:
         """Codec name of an MRCZ file, or None when the data are not compressed."""
         return CODECS.get(self.codec_id) if self.codec_id else None
 
-    @property
+    @functools.cached_property
     def mode(self) -> Mode:
         """The data mode (see :data:`MODES`)."""
         return (EMAN2_MODES if self.convention == "eman2" else MODES)[self.base_mode]
@@ -325,7 +326,7 @@ class Header:
             and not self["imod_flags"] & IMOD_SIGNED_BYTES
         )
 
-    @property
+    @functools.cached_property
     def dtype(self) -> np.dtype[Any]:
         """dtype of the array read from this file (in the file's byte order where the bytes
         are used as stored)."""
@@ -335,28 +336,28 @@ class Header:
             return self.mode.dtype
         return in_order(self.mode.dtype, self.byteorder)
 
-    @property
+    @functools.cached_property
     def storage_dtype(self) -> np.dtype[Any]:
         """dtype of one stored item, in the file's byte order."""
         base = np.dtype("u1") if self.imod_unsigned else self.mode.storage
         return in_order(base, self.byteorder)
 
-    @property
+    @functools.cached_property
     def nsections(self) -> int:
         """Number of z-sections (NZ)."""
         return int(self["nz"])
 
-    @property
+    @functools.cached_property
     def section_shape(self) -> tuple[int, int]:
         """(ny, nx) of one z-section."""
         return int(self["ny"]), int(self["nx"])
 
-    @property
+    @functools.cached_property
     def section_nbytes(self) -> int:
         """Bytes of one z-section as stored uncompressed (rows of 4-bit data padded)."""
         return self.mode.row_bytes(int(self["nx"])) * int(self["ny"])
 
-    @property
+    @functools.cached_property
     def data_offset(self) -> int:
         """Byte offset of the data block (1024 + NSYMBT)."""
         return HEADER_SIZE + int(self["nsymbt"])
@@ -399,7 +400,7 @@ class Header:
         """Sections per frame: MZ for 4-D files (see :attr:`four_d`), else 1."""
         return int(self["mz"]) if self.four_d else 1
 
-    @property
+    @functools.cached_property
     def shape(self) -> tuple[int, ...]:
         """Shape of the array :func:`mrcio.read` returns.
 
