@@ -6,11 +6,13 @@ import io
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 import mrcio
+from mrcio import _fileio
 from mrcio import reader as reader_module
 from mrcio.codecs import parse_chunk_header
 from mrcio.header import new_header
@@ -394,3 +396,27 @@ def test_bad_chunk_reported_before_a_later_missing_header(tmp_path: Path,
         mrcio.read(cut)
     with pytest.warns(mrcio.MRCWarning, match="reading the 2 sections before it"):
         assert np.array_equal(mrcio.read(cut, permissive=True), data[:2])
+
+
+def test_file_shrinking_during_the_index_walk(tmp_path: Path, rng: np.random.Generator,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # large chunks: each header is read alone; a read coming back short (the file was cut
+    # after its size was taken) is reported as a truncation at that chunk
+    data = rng.normal(size=(4, 128, 256)).astype(np.float32)
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, data, compressor="lz4")
+    with MRCReader(path) as reader:
+        assert reader.index is not None
+        third = reader.index.entry(2)[0]
+    real = _fileio._FileSource.readinto
+
+    def cut(self: Any, buf: memoryview, offset: int) -> int:
+        return 0 if offset >= third else real(self, buf, offset)
+
+    monkeypatch.setattr(_fileio._FileSource, "readinto", cut)
+    with pytest.raises(mrcio.TruncatedFileError, match=r"frame 2 at byte [\d,]+: Blosc chunk "
+                       r"header truncated"):
+        MRCReader(path)
+    with pytest.warns(mrcio.MRCWarning, match="reading the 2 sections before it"), \
+            MRCReader(path, permissive=True) as reader:
+        assert reader.shape == (2, 128, 256)

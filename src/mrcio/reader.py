@@ -164,20 +164,25 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     # at once; the walk stops where a chunk cannot be followed (its size is below a
     # header's, or it runs past the file's end), which the check then reports.
     header_size = codecs.CHUNK_HEADER_SIZE
+    longest = 2 * header_size  # Blosc2's header, where the file has room for it
+    alone = buffer[:longest]
     special_kind, readinto = codecs.special_kind, source.readinto
     for k in range(nz):
-        # 16 bytes, or Blosc2's 32 where the file has them (special-value chunks)
-        want = max(header_size, min(2 * header_size, size - pos))
-        if not window_at <= pos <= window_at + len(window) - want:
-            ahead = _INDEX_WINDOW if small else want
-            window = buffer[: max(want, min(ahead, size - pos))]
-            if readinto(window, pos) < len(window):  # the file ended: say where
-                try:
-                    source.read_exact_into(window, pos, "Blosc chunk header", frame=k)
-                except TruncatedFileError as exc:
-                    unread = exc
-                    break
-            window_at = pos
+        if not small and pos + longest <= size:  # a large chunk's header: read alone
+            window, window_at, want, fresh = alone, pos, longest, True
+        else:
+            # 16 bytes, or Blosc2's 32 where the file has them (special-value chunks)
+            want = max(header_size, min(longest, size - pos))
+            fresh = not window_at <= pos <= window_at + len(window) - want
+            if fresh:
+                ahead = _INDEX_WINDOW if small else want
+                window, window_at = buffer[: max(want, min(ahead, size - pos))], pos
+        if fresh and readinto(window, pos) < len(window):  # the file ended: say where
+            try:
+                source.read_exact_into(window, pos, "Blosc chunk header", frame=k)
+            except TruncatedFileError as exc:
+                unread = exc
+                break
         raw = window[pos - window_at : pos - window_at + want]
         # a record begins with the 16 header bytes as in the file
         records += raw[:header_size]
