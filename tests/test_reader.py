@@ -420,3 +420,16 @@ def test_file_shrinking_during_the_index_walk(tmp_path: Path, rng: np.random.Gen
     with pytest.warns(mrcio.MRCWarning, match="reading the 2 sections before it"), \
             MRCReader(path, permissive=True) as reader:
         assert reader.shape == (2, 128, 256)
+
+
+def test_volume_larger_than_any_array_is_refused(tmp_path: Path) -> None:
+    # a volume stack whose header claims volumes no array can hold: even a permissive read
+    # (which reads the whole volumes present: none) says so, instead of numpy failing
+    path = tmp_path / "vols.mrc"
+    mrcio.write(path, np.zeros((1, 4, 4, 4), np.float32))
+    raw = bytearray(path.read_bytes())
+    raw[0:8] = np.array([2**30, 2**30], "<i4").tobytes()  # nx, ny: a 4 GiB-row section
+    path.write_bytes(bytes(raw))
+    with pytest.raises(mrcio.TruncatedFileError,
+                       match=r"field mz .* frame of 4 sections .* larger than any array"):
+        mrcio.read(path, permissive=True)

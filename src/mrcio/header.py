@@ -644,6 +644,13 @@ def check_data_fits(header: Header, file_size: int, *, permissive: bool = False)
             f"a section of {header.section_nbytes:,} bytes is larger than any array",
             path=header.path, field="nx", offset=field_offset("nx"), value=header["nx"],
         )
+    frame = header.channels * header.section_nbytes  # a volume of a volume stack
+    if frame > _MAX_ARRAY_BYTES:
+        raise TruncatedFileError(
+            f"a frame of {header.channels:,} sections of {header.section_nbytes:,} bytes is "
+            "larger than any array",
+            path=header.path, field="mz", offset=field_offset("mz"), value=header["mz"],
+        )
 
 
 def new_header(byteorder: str) -> np.void:
