@@ -173,9 +173,8 @@ def parse_chunk_header(raw: bytes | memoryview) -> ChunkInfo:
 def special_kind(raw: bytes | memoryview) -> int:
     """Blosc2's special-value kind of a chunk (0: none) from its header bytes ``raw``: set
     only in a Blosc2 32-byte extended header, when ``raw`` holds it."""
-    if raw[0] in BLOSC2_VERSIONS and raw[2] & _EXTENDED_HEADER == _EXTENDED_HEADER and len(
-        raw
-    ) >= _BLOSC2_HEADER_SIZE:
+    extended = raw[2] & _EXTENDED_HEADER == _EXTENDED_HEADER
+    if raw[0] in BLOSC2_VERSIONS and extended and len(raw) >= _BLOSC2_HEADER_SIZE:
         return (raw[_BLOSC2_HEADER_SIZE - 1] >> 4) & 0x07
     return 0
 
