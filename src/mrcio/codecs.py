@@ -307,20 +307,22 @@ def decode_into(
     may decode the blocks of a large chunk (one decoded alone) in parallel; callers that
     decode chunks in parallel pass 1.
     """
-    if out.nbytes != info.nbytes or len(memoryview(chunk)) != info.cbytes:
+    if (out.nbytes != info.nbytes or not out.flags.c_contiguous
+            or len(memoryview(chunk)) != info.cbytes):
         raise ChunkError(
             "internal: chunk or destination size does not match the checked header",
             path=path,
             frame=frame,
             offset=offset,
         )
-    target = out.reshape(-1).view(np.uint8)
     try:
-        if info.blosc2 or info.memcpyed or info.blosc1_codec in _BLOSC2_READS_BLOSC1:
+        if info.blosc2 or info.memcpyed or (
+            _BLOSC1_FORMATS.get(info.flags >> 5) in _BLOSC2_READS_BLOSC1
+        ):
             # python-blosc2 would use all cores for every chunk: a 256 KiB chunk then took
             # 1.6x as long. Its threads pay only on large chunks of several blocks.
             several = info.nbytes >= _THREADED_DECODE_BYTES and info.blocksize < info.nbytes
-            _blosc2().decompress2(chunk, dst=target, nthreads=threads if several else 1)
+            _blosc2().decompress2(chunk, dst=out, nthreads=threads if several else 1)
         elif info.blosc1_codec not in _numcodecs_blosc().list_compressors():
             raise CodecError(
                 f"Blosc1 chunk needs codec {info.blosc1_codec or 'unknown'!s}, which the "
@@ -332,7 +334,7 @@ def decode_into(
                 value=info.flags >> 5,
             )
         else:
-            _numcodecs_blosc().decompress(chunk, target)
+            _numcodecs_blosc().decompress(chunk, out.reshape(-1).view(np.uint8))
     except (RuntimeError, ValueError) as exc:
         if isinstance(exc, CodecError):
             raise
