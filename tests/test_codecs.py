@@ -27,8 +27,9 @@ def test_round_trip(codec: str, dtype: str, blosc2_format: bool, rng: np.random.
     assert info.typesize == frame.dtype.itemsize
     assert info.nbytes == frame.nbytes
     assert info.cbytes == len(chunk)
-    codecs.check_chunk(info, nbytes=frame.nbytes, typesize=frame.dtype.itemsize, offset=0,
-                       end=len(chunk), frame=0, path=None)
+    assert codecs.chunk_record(chunk[:32], 0) == (codecs.CHUNK_RECORD.pack(*info, 0), len(chunk))
+    check_one(info, nbytes=frame.nbytes, typesize=frame.dtype.itemsize, offset=0,
+              end=len(chunk), frame=0, path=None)
     out = np.empty_like(frame)
     codecs.decode_into(chunk, info, out, frame=0, offset=0, path=None)
     assert np.array_equal(out, frame)
@@ -70,6 +71,14 @@ def test_bad_codec_and_level() -> None:
         codecs.encode(frame, codec="ndlz", clevel=1, blocksize=0, blosc2_format=False)
 
 
+def check_one(info: codecs.ChunkInfo, *, nbytes: int, typesize: int, offset: int, end: int,
+              frame: int, path: str | None) -> None:
+    """codecs.check_chunks on one chunk's header."""
+    record = np.frombuffer(codecs.CHUNK_RECORD.pack(*info, offset), codecs.CHUNK_RECORD_DTYPE)
+    codecs.check_chunks(record, nbytes=nbytes, typesize=typesize, end=end, path=path,
+                        first_frame=frame)
+
+
 def good_chunk() -> tuple[bytes, np.ndarray]:
     frame = np.arange(1024, dtype=np.float32).reshape(32, 32)
     return codecs.encode(frame, codec="lz4", clevel=1, blocksize=1024,
@@ -94,8 +103,8 @@ def test_checks_reject_bad_headers(byte: int, value: int, words: str) -> None:
         bad[byte + 1 : byte + 4] = bytes(3)
     info = codecs.parse_chunk_header(bytes(bad))
     with pytest.raises(mrcio.ChunkError, match=words) as caught:
-        codecs.check_chunk(info, nbytes=frame.nbytes, typesize=4, offset=4096, end=10**6,
-                           frame=3, path="m.mrcz")
+        check_one(info, nbytes=frame.nbytes, typesize=4, offset=4096, end=10**6, frame=3,
+                  path="m.mrcz")
     assert "m.mrcz: frame 3 at byte 4,096" in str(caught.value)
 
 
@@ -103,8 +112,8 @@ def test_chunk_past_the_end() -> None:
     chunk, frame = good_chunk()
     info = codecs.parse_chunk_header(chunk)
     with pytest.raises(mrcio.TruncatedFileError, match=r"truncated .* file ends after 10"):
-        codecs.check_chunk(info, nbytes=frame.nbytes, typesize=4, offset=100, end=110,
-                           frame=0, path="m.mrcz")
+        check_one(info, nbytes=frame.nbytes, typesize=4, offset=100, end=110, frame=0,
+                  path="m.mrcz")
 
 
 def test_block_offsets_must_fit() -> None:
@@ -113,8 +122,8 @@ def test_block_offsets_must_fit() -> None:
     tiny = codecs.ChunkInfo(info.version, info.versionlz, info.flags & ~0x02, 4,
                             frame.nbytes, 4, 64)
     with pytest.raises(mrcio.ChunkError, match="cannot hold the offsets of its 1,024 blocks"):
-        codecs.check_chunk(tiny, nbytes=frame.nbytes, typesize=4, offset=0, end=10**6,
-                           frame=0, path=None)
+        check_one(tiny, nbytes=frame.nbytes, typesize=4, offset=0, end=10**6, frame=0,
+                  path=None)
 
 
 def test_corrupt_data_is_a_chunk_error() -> None:
@@ -260,7 +269,9 @@ def test_crc32_is_zlibs(rng: np.random.Generator) -> None:
 def _records(chunks: list[bytes]) -> np.ndarray:
     packed, offset = b"", 1024
     for chunk in chunks:
-        packed += codecs.CHUNK_RECORD.pack(*codecs.parse_chunk_header(chunk), offset)
+        record = codecs.CHUNK_RECORD.pack(*codecs.parse_chunk_header(chunk), offset)
+        assert codecs.chunk_record(chunk[:32], offset) == (record, len(chunk))
+        packed += record
         offset += len(chunk)
     return np.frombuffer(packed, codecs.CHUNK_RECORD_DTYPE)
 

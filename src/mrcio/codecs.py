@@ -51,8 +51,8 @@ __all__ = [
     "ChunkInfo",
     "ChunkStitcher",
     "auto_blocksize",
-    "check_chunk",
     "check_chunks",
+    "chunk_record",
     "crc32",
     "crc32_combine",
     "decode_into",
@@ -182,6 +182,15 @@ def special_kind(raw: bytes | memoryview) -> int:
 #: one chunk per record: its header's fields (in ChunkInfo's order: the 16 bytes of the
 #: header as in the file, then Blosc2's special-value kind), then its offset in the file
 CHUNK_RECORD = struct.Struct("<BBBBIIIBq")
+
+
+def chunk_record(raw: bytes | memoryview, offset: int) -> tuple[bytes, int]:
+    """The :data:`CHUNK_RECORD` of a chunk at ``offset`` whose header bytes are ``raw``
+    (16, or Blosc2's 32 where the file has them), and its cbytes; made from the bytes as
+    read, without unpacking every field (indexing walks make one per chunk)."""
+    header = bytes(raw[:CHUNK_HEADER_SIZE])
+    record = header + bytes((special_kind(raw),)) + offset.to_bytes(8, "little")
+    return record, int.from_bytes(header[12:], "little")
 CHUNK_RECORD_DTYPE = np.dtype([
     ("version", "u1"), ("versionlz", "u1"), ("flags", "u1"), ("typesize", "u1"),
     ("nbytes", "<u4"), ("blocksize", "<u4"), ("cbytes", "<u4"), ("special", "u1"),
@@ -194,23 +203,6 @@ def _version_table(versions: tuple[int, ...]) -> np.ndarray:
     """Which of the 256 possible format version bytes are in ``versions`` (a lookup table:
     faster than ``np.isin`` on the few chunks of a small file)."""
     return np.isin(np.arange(256), versions)
-
-
-def check_chunk(
-    info: ChunkInfo,
-    *,
-    nbytes: int,
-    typesize: int,
-    offset: int,
-    end: int,
-    frame: int,
-    path: str | None,
-) -> None:
-    """Raise :class:`ChunkError` unless ``info`` can hold exactly one frame within the file
-    (:class:`TruncatedFileError` if the file ends inside it); see :func:`check_chunks`."""
-    record = np.frombuffer(CHUNK_RECORD.pack(*info, offset), CHUNK_RECORD_DTYPE)
-    check_chunks(record, nbytes=nbytes, typesize=typesize, end=end, path=path,
-                 first_frame=frame)
 
 
 def check_chunks(
@@ -246,34 +238,34 @@ def check_chunks(
     blocks = -(-nbytes // np.maximum(blocksize, 1))
     most = max(nbytes, typesize) + _MAX_OVERHEAD
     # (which chunks break the rule, the problem, the field whose value is shown), in order
-    rules: list[tuple[np.ndarray, Callable[[Any], str], str]] = [
+    rules: list[tuple[np.ndarray, Callable[[int], str], str]] = [
         (~_version_table(_BLOSC1_VERSIONS + BLOSC2_VERSIONS)[version],
-         lambda r: "not a Blosc chunk: unknown format version (expected 1-5)", "version"),
+         lambda i: "not a Blosc chunk: unknown format version (expected 1-5)", "version"),
         (~blosc2 & (flags & _EXTENDED_HEADER == _EXTENDED_HEADER),
          # c-blosc 1 never sets both shuffle flags; c-blosc 2 takes them for its own header
-         lambda r: "Blosc1 chunk with both shuffle flags set (the mark of a Blosc2 header)",
+         lambda i: "Blosc1 chunk with both shuffle flags set (the mark of a Blosc2 header)",
          "flags"),
         (records["typesize"] != typesize,
-         lambda r: f"Blosc chunk typesize is not the data's item size {typesize}",
+         lambda i: f"Blosc chunk typesize is not the data's item size {typesize}",
          "typesize"),
         (records["nbytes"] != nbytes,
-         lambda r: f"Blosc chunk holds {r['nbytes']:,} bytes, but a frame is {nbytes:,} bytes",
+         lambda i: f"Blosc chunk holds {records['nbytes'][i]:,} bytes, but a frame is "
+                   f"{nbytes:,} bytes",
          "nbytes"),
         (~blosc2 & (nbytes > _BLOSC1_MAX_NBYTES),
-         lambda r: f"a Blosc1 chunk holds at most {_BLOSC1_MAX_NBYTES:,} bytes", "nbytes"),
+         lambda i: f"a Blosc1 chunk holds at most {_BLOSC1_MAX_NBYTES:,} bytes", "nbytes"),
         ((cbytes < header_size) | (cbytes > most),
-         lambda r: f"Blosc chunk size (cbytes) outside "
-                   f"{_BLOSC2_HEADER_SIZE if r['version'] in BLOSC2_VERSIONS else CHUNK_HEADER_SIZE}"
-                   f"..{nbytes + _MAX_OVERHEAD}", "cbytes"),
+         lambda i: f"Blosc chunk size (cbytes) outside {header_size[i]}.."
+                   f"{nbytes + _MAX_OVERHEAD}", "cbytes"),
         ((special == 0) & ~memcpyed & (nbytes > cbytes * MAX_RATIO),
-         lambda r: f"Blosc chunk of {r['cbytes']:,} bytes claims {nbytes:,}: a compression "
+         lambda i: f"Blosc chunk of {cbytes[i]:,} bytes claims {nbytes:,}: a compression "
                    f"ratio above {MAX_RATIO:,}:1 is impossible", "cbytes"),
-        (special > 4, lambda r: "unknown Blosc2 special-value kind (expected 1-4)", "special"),
+        (special > 4, lambda i: "unknown Blosc2 special-value kind (expected 1-4)", "special"),
         ((special == 0) & (nbytes > 0) & ((blocksize < 1) | (blocksize > max(nbytes, 1))),
-         lambda r: f"Blosc block size outside 1..{nbytes:,}", "blocksize"),
+         lambda i: f"Blosc block size outside 1..{nbytes:,}", "blocksize"),
         ((special == 0) & ~memcpyed & (nbytes > 0) & (header_size + 4 * blocks > cbytes),
-         lambda r: f"Blosc chunk of {r['cbytes']:,} bytes cannot hold the offsets of its "
-                   f"{-(-nbytes // max(int(r['blocksize']), 1)):,} blocks", "blocksize"),
+         lambda i: f"Blosc chunk of {cbytes[i]:,} bytes cannot hold the offsets of its "
+                   f"{blocks[i]:,} blocks", "blocksize"),
     ]
     truncated = offset + cbytes > end
     bad = truncated.copy()
@@ -286,7 +278,7 @@ def check_chunks(
     at = int(record["offset"])
     for broken, problem, field in rules:
         if broken[i]:
-            raise ChunkError(problem(record), path=path, frame=first_frame + i, offset=at,
+            raise ChunkError(problem(i), path=path, frame=first_frame + i, offset=at,
                              value=int(record[field]))
     raise TruncatedFileError(
         f"Blosc chunk truncated (expected {int(record['cbytes']):,} bytes, "
@@ -316,9 +308,7 @@ def decode_into(
             offset=offset,
         )
     try:
-        if info.blosc2 or info.memcpyed or (
-            _BLOSC1_FORMATS.get(info.flags >> 5) in _BLOSC2_READS_BLOSC1
-        ):
+        if info.blosc2 or info.memcpyed or info.blosc1_codec in _BLOSC2_READS_BLOSC1:
             # python-blosc2 would use all cores for every chunk: a 256 KiB chunk then took
             # 1.6x as long. Its threads pay only on large chunks of several blocks.
             several = info.nbytes >= _THREADED_DECODE_BYTES and info.blocksize < info.nbytes

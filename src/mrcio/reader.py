@@ -166,7 +166,7 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     header_size = codecs.CHUNK_HEADER_SIZE
     longest = 2 * header_size  # Blosc2's header, where the file has room for it
     alone = buffer[:longest]
-    special_kind, readinto = codecs.special_kind, source.readinto
+    chunk_record, readinto = codecs.chunk_record, source.readinto
     for k in range(nz):
         if not small and pos + longest <= size:  # a large chunk's header: read alone
             window, window_at, want, fresh = alone, pos, longest, True
@@ -183,12 +183,8 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
             except TruncatedFileError as exc:
                 unread = exc
                 break
-        raw = window[pos - window_at : pos - window_at + want]
-        # a record begins with the 16 header bytes as in the file
-        records += raw[:header_size]
-        records.append(special_kind(raw))
-        records += pos.to_bytes(8, "little")
-        cbytes = int.from_bytes(raw[12:header_size], "little")
+        record, cbytes = chunk_record(window[pos - window_at : pos - window_at + want], pos)
+        records += record
         if cbytes < header_size or pos + cbytes > size:
             break
         pos += cbytes
