@@ -27,14 +27,31 @@ Libraries, imported on first use only:
   threads decode a zstd movie with 1 MiB blocks). Used only through ``compress2`` /
   ``decompress2(src, dst=...)`` after the header check (``blosc2.decompress`` crashes on
   corrupt chunks, and ``decompress2`` writes past a short ``dst``).
+
+**Writing Blosc1 chunks fast.** Where numcodecs' extension exports c-blosc 1's
+``blosc_compress_ctx`` (its Linux and macOS wheels do; Windows DLLs export nothing but the
+module's entry point), :func:`encode` calls it through ctypes (which releases the GIL) into
+buffers the writer reuses: numcodecs' ``compress`` returns each chunk in new memory, whose
+pages the kernel faults in afresh (11,700 page faults writing the 40-frame lz4 movie). And
+where the C-Blosc2 library that python-blosc2's wheels ship for linking is found, the frame
+is bit-shuffled block by block with its ``blosc2_bitshuffle`` (compiled for AVX2 and AVX-512,
+chosen at run time; numcodecs' c-blosc 1 is built with SSE2 only, and its bit shuffle took
+two thirds of lz4's compression time) and compressed by c-blosc 1 without shuffle; the
+chunk's flags then say "bit-shuffled". The bytes are c-blosc 1's own: it bit-shuffles each
+block on its own, exactly so (blocks whose item count is not a multiple of 8 it leaves as
+they are, and so does :func:`encode`), and compresses the result the same way; every chunk
+is checked (block size as planned, not stored raw) and otherwise compressed again the
+ordinary way. Writing the movie: 1.3-1.6x as fast.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import struct
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -57,6 +74,8 @@ __all__ = [
     "crc32_combine",
     "decode_into",
     "encode",
+    "encode_room",
+    "encodes_into",
     "mrcz_blocksize",
     "parse_chunk_header",
     "piece_bounds",
@@ -69,6 +88,7 @@ _BLOSC2_HEADER_SIZE = 32
 _MAX_OVERHEAD = _BLOSC2_HEADER_SIZE
 _BLOSC1_VERSIONS = (1, 2)
 BLOSC2_VERSIONS = (3, 4, 5)
+_NOSHUFFLE = 0
 _MEMCPYED = 0x02
 _BITSHUFFLE = 0x04
 _SHUFFLE = 0x01
@@ -93,6 +113,67 @@ def _numcodecs_blosc() -> Any:
     import numcodecs.blosc
 
     return numcodecs.blosc
+
+
+@functools.cache
+def _blosc1_compress_ctx() -> Any:
+    """c-blosc 1's ``blosc_compress_ctx`` in numcodecs' extension, or None where it is not
+    exported (or is not c-blosc 1's: its signature is checked against the version)."""
+    try:
+        library = ctypes.CDLL(_numcodecs_blosc().__file__)
+        version = library.blosc_get_version_string
+        function = library.blosc_compress_ctx
+    except (OSError, AttributeError):
+        return None
+    version.restype = ctypes.c_char_p
+    version.argtypes = []
+    if not version().startswith(b"1."):
+        return None
+    # int blosc_compress_ctx(int clevel, int doshuffle, size_t typesize, size_t nbytes,
+    #     const void *src, void *dest, size_t destsize, const char *compressor,
+    #     size_t blocksize, int numinternalthreads)
+    size, pointer = ctypes.c_size_t, ctypes.c_void_p
+    function.argtypes = [ctypes.c_int, ctypes.c_int, size, size, pointer, pointer, size,
+                         ctypes.c_char_p, size, ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+@functools.cache
+def _blosc2_bitshuffle() -> Any:
+    """C-Blosc2's ``blosc2_bitshuffle`` (public API) from the library python-blosc2 ships, or
+    from its extension where that links C-Blosc2 as a shared library; None if neither."""
+    import blosc2
+
+    package = Path(blosc2.__file__).parent
+    candidates = sorted((package / "lib").glob("*blosc2*"))
+    candidates.append(Path(_blosc2().blosc2_ext.__file__))
+    for path in candidates:
+        if path.suffix not in (".so", ".dylib", ".dll", ".pyd") and ".so." not in path.name:
+            continue
+        try:
+            function = ctypes.CDLL(str(path)).blosc2_bitshuffle
+        except (OSError, AttributeError):
+            continue
+        # int32_t blosc2_bitshuffle(int32_t typesize, int32_t blocksize, const void *src,
+        #     void *dest): returns blocksize, or a negative error
+        function.argtypes = [ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p]
+        function.restype = ctypes.c_int32
+        probe = np.arange(64, dtype=np.uint8)  # also picks the SIMD code, in one thread
+        shuffled = np.empty_like(probe)
+        if function(1, 64, probe.ctypes.data, shuffled.ctypes.data) == 64:
+            return function
+    return None
+
+
+def encode_room(nbytes: int) -> int:
+    """Bytes of buffer :func:`encode` needs to write the Blosc1 chunk of ``nbytes`` bytes."""
+    return nbytes + CHUNK_HEADER_SIZE
+
+
+def encodes_into(blosc2_format: bool) -> bool:
+    """Whether :func:`encode` writes chunks of this format into buffers it is given."""
+    return not blosc2_format and _blosc1_compress_ctx() is not None
 
 
 @functools.cache
@@ -360,12 +441,17 @@ def mrcz_blocksize(frame_items: int, n_threads: int) -> int:
 
 
 def encode(
-    frame: np.ndarray, *, codec: str, clevel: int, blocksize: int, blosc2_format: bool
-) -> bytes:
+    frame: np.ndarray, *, codec: str, clevel: int, blocksize: int, blosc2_format: bool,
+    out: np.ndarray | None = None, work: np.ndarray | None = None,
+) -> bytes | memoryview:
     """Compress one C-contiguous frame into one bit-shuffled Blosc chunk.
 
     ``blosc2_format`` selects a Blosc2 (version 5) chunk instead of Blosc1 (version 2).
     Codecs other than blosclz, lz4, lz4hc, zlib and zstd need Blosc2 and a plugin.
+    ``out`` and ``work``: C-contiguous uint8 arrays of at least :func:`encode_room` and
+    ``frame.nbytes`` bytes. Where :func:`encodes_into` says so, the chunk is written at the
+    start of ``out`` and a view of it is returned (elsewhere, or without them, new bytes);
+    ``work`` holds the bit-shuffled frame meanwhile.
     """
     if codec not in CODEC_IDS:
         raise ValueError(f"compressor must be one of {sorted(CODEC_IDS)}, got {codec!r}")
@@ -382,6 +468,9 @@ def encode(
                 f"{'it needs Blosc2 chunks' if codec not in BLOSC1_CODECS else 'not built in'}",
                 value=codec,
             )
+        direct = _blosc1_compress_ctx()
+        if out is not None and work is not None and direct is not None:
+            return _encode_into(direct, data, typesize, codec, clevel, blocksize, out, work)
         args = (data, codec.encode(), clevel, blosc.BITSHUFFLE, blocksize)
         if threading.current_thread() is threading.main_thread():
             # numcodecs uses c-blosc's global, multi-threaded context in the main thread, and
@@ -390,9 +479,9 @@ def encode(
             chunk: bytes = get_executor(1).submit(
                 lambda: blosc.compress(*args, typesize=typesize)
             ).result()
-            return chunk
-        out: bytes = blosc.compress(*args, typesize=typesize)
-        return out
+        else:
+            chunk = blosc.compress(*args, typesize=typesize)
+        return chunk
     blosc2 = _blosc2()
     try:
         result: bytes = blosc2.compress2(
@@ -411,6 +500,53 @@ def encode(
             value=codec,
         ) from exc
     return result
+
+
+def _encode_into(direct: Any, data: np.ndarray, typesize: int, codec: str, clevel: int,
+                 blocksize: int, out: np.ndarray, work: np.ndarray) -> memoryview:
+    nbytes = data.nbytes
+    room = encode_room(nbytes)
+    for label, buffer, least in (("out", out, room), ("work", work, nbytes)):
+        if buffer.dtype != np.uint8 or buffer.ndim != 1 or not buffer.flags.c_contiguous or (
+            buffer.size < least
+        ):
+            raise ValueError(f"{label} must be a contiguous uint8 array of at least {least} "
+                             "bytes")
+    # the room given is exactly numcodecs' (c-blosc stores incompressible data raw when
+    # the chunk would not fit in it): a larger one could change the bytes
+    name = codec.encode()
+    block = min(stitch_blocksize(codec, clevel, typesize, blocksize), nbytes)
+    shuffle = _blosc2_bitshuffle() if block else None
+    if shuffle is not None and _bitshuffle_blocks(shuffle, data, work, typesize, block):
+        size = direct(clevel, _NOSHUFFLE, typesize, nbytes, work.ctypes.data,
+                      out.ctypes.data, room, name, blocksize, 1)
+        if size > 0 and not out[2] & (_MEMCPYED | _SHUFFLE | _BITSHUFFLE) and (
+            struct.unpack_from("<I", out.data, 8)[0] == block
+        ):
+            out[2] |= _BITSHUFFLE
+            return out.data[:size]
+    size = direct(clevel, _numcodecs_blosc().BITSHUFFLE, typesize, nbytes, data.ctypes.data,
+                  out.ctypes.data, room, name, blocksize, 1)
+    if size <= 0:
+        limit = (f"; a Blosc1 chunk holds at most {_BLOSC1_MAX_NBYTES:,} bytes"
+                 if data.nbytes > _BLOSC1_MAX_NBYTES else "")
+        raise CodecError(f"c-blosc 1 could not compress {data.nbytes:,} bytes with {codec} "
+                         f"(error {size}){limit}", value=codec)
+    return out.data[:size]
+
+
+def _bitshuffle_blocks(shuffle: Any, data: np.ndarray, work: np.ndarray, typesize: int,
+                      block: int) -> bool:
+    """Bit-shuffle ``data`` into ``work`` block by block as c-blosc 1 does (a block whose
+    item count is not a multiple of 8 stays as it is); False if blosc2 refused a block."""
+    source, target = data.ctypes.data, work.ctypes.data
+    for start in range(0, data.nbytes, block):
+        size = min(block, data.nbytes - start)
+        if size // typesize % 8:
+            ctypes.memmove(target + start, source + start, size)
+        elif shuffle(typesize, size, source + start, target + start) != size:
+            return False
+    return True
 
 
 # --- one large frame, compressed in pieces --------------------------------------------------
@@ -502,7 +638,7 @@ class ChunkStitcher:
         self._lead: bytes | None = None  # version, codec version, flags, typesize
         self.ok = True
 
-    def add(self, piece: bytes, streams_crc: int) -> memoryview | None:
+    def add(self, piece: bytes | memoryview, streams_crc: int) -> memoryview | None:
         """Take the next piece's chunk and the crc32 of its block streams (everything after
         its offsets); return those streams, to be written after the ones before."""
         if not self.ok:
@@ -538,7 +674,7 @@ class ChunkStitcher:
         self._size += streams
         return memoryview(piece)[head:]
 
-    def _streams_fit(self, piece: bytes, start: int, end: int, block_bytes: int, *,
+    def _streams_fit(self, piece: bytes | memoryview, start: int, end: int, block_bytes: int, *,
                      own: int, whole: int) -> bool:
         """Whether a block's streams (``piece[start:end]``) came out as they would in the
         whole frame's chunk.

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -230,13 +230,18 @@ class SectionWriter:
         self.packed = 0
         self.crcs: list[int] = []
         self._submitted = 0
-        self._pending: deque[tuple[Future[tuple[Any, Stats, int, list[int] | None]], int]] = deque()
+        self._pending: deque[tuple[Future[_Done], int]] = deque()
         self._pending_bytes = 0
         self._reserved = False
         self._trim = False  # bytes past the end to cut off on finish
         self._stitch: tuple[codecs.ChunkStitcher, int] | None = None  # a section in pieces
         self._fd = handle.fileno() if isinstance(handle, io.FileIO) else None
         self._crc_slot: tuple[int, int] | None = None  # (file offset, sections) reserved
+        # buffers for compressed chunks and for bit-shuffled frames, reused while the writer
+        # lives (see _take)
+        self._direct = encoding.compressor is not None and codecs.encodes_into(encoding.blosc2)
+        self._outs: list[np.ndarray] = []
+        self._works: list[np.ndarray] = []
         if meta is not None and extended is not None:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
         compressed = encoding.compressor is not None
@@ -388,13 +393,29 @@ class SectionWriter:
             if not future.cancel():
                 future.exception()
 
-    def _store(self, result: tuple[Any, Stats, int, list[int] | None]) -> None:
-        stored, stats, count, crcs = result
-        if isinstance(stored, _Piece):
-            self._store_piece(stored)
-            self._count(count, stats)
+    def _store(self, done: _Done) -> None:
+        if isinstance(done.stored, _Piece):
+            self._store_piece(done.stored)
+            self._count(done.sections, done.stats)
         else:
-            self.write_stored(stored, count, stats, crcs)
+            self.write_stored(done.stored, done.sections, done.stats, done.crcs)
+        if done.scratch is not None:
+            self._outs.append(done.scratch)
+
+    def _take(self, pool: list[np.ndarray], nbytes: int) -> np.ndarray | None:
+        """A buffer of at least ``nbytes`` from ``pool`` (or new), or None where
+        :func:`~mrcio.codecs.encode` cannot use one. Compressed chunks' buffers come back
+        to :attr:`_outs` once written, bit-shuffled frames' to :attr:`_works` at the end of
+        their task, so their pages stay resident (a new buffer's pages are faulted in afresh
+        by the kernel, for every chunk); there are never more than results alive at once,
+        plus one work buffer per thread (list.pop and append are atomic: no lock)."""
+        if not self._direct:
+            return None
+        try:
+            buffer = pool.pop()
+        except IndexError:
+            return np.empty(nbytes, np.uint8)
+        return buffer if buffer.size >= nbytes else np.empty(nbytes, np.uint8)
 
     def _store_piece(self, piece: _Piece) -> None:
         """Write a piece's block streams after the previous piece's; after the last, the
@@ -446,13 +467,13 @@ class SectionWriter:
                 f"({accepted}) without loss"
             )
 
-    def _plain_task(self, item: tuple[int, np.ndarray, int]) -> tuple[Any, Stats, int, None]:
+    def _plain_task(self, item: tuple[int, np.ndarray, int]) -> _Done:
         """Sections ``(k, rows, nx)`` from ``first``, or rows from ``row`` of one section."""
         first, block, row = item
         stored = _to_storage(block, self.enc, first)
         complete = len(block) if row + block.shape[1] == self.layout.ny else 0
         if self._fd is None:
-            return stored, self._summary(block), complete, None
+            return _Done(stored, self._summary(block), complete)
         # converted data to a file: the worker writes them at their place, a cache-sized
         # piece at a time (converted, written, then summarised while still in cache)
         row_bytes = MODES[self.enc.mode].row_bytes(self.layout.nx)
@@ -470,35 +491,60 @@ class SectionWriter:
             pwrite_all(self._fd, piece, offset + (k * size if per < values.size else 0),
                        self.name)
             stats.merge(self._summary(values[k : k + per]))
-        return None, stats, complete, None
+        return _Done(None, stats, complete)
 
-    def _summary_task(self, item: tuple[np.ndarray, int]) -> tuple[None, Stats, int, None]:
+    def _summary_task(self, item: tuple[np.ndarray, int]) -> _Done:
         """Statistics of values already written; ``done`` sections complete with them."""
         values, done = item
-        return None, self._summary(values), done, None
+        return _Done(None, self._summary(values), done)
 
-    def _chunk_task(self, item: tuple[int, np.ndarray]
-                    ) -> tuple[list[bytes], Stats, int, list[int]]:
+    def _chunk_task(self, item: tuple[int, np.ndarray]) -> _Done:
+        """Sections ``(k, ny, nx)`` from ``first``, one chunk each, back to back in one
+        scratch buffer where they can be. The statistics come first: the data they bring
+        into the cache are then bit-shuffled from it (writing the lz4 movie ~1.07x faster)."""
         first, block = item
-        chunks = [self._encode(section) for section in _to_storage(block, self.enc, first)]
-        return chunks, self._summary(block), len(block), [codecs.crc32(c) for c in chunks]
+        summary = self._summary(block)
+        stored = _to_storage(block, self.enc, first)
+        nbytes = stored[0].nbytes if len(stored) else 0
+        scratch = self._take(self._outs, codecs.encode_room(nbytes) * len(stored))
+        work = self._take(self._works, nbytes)
+        chunks: list[bytes | memoryview] = []
+        at = 0
+        for section in stored:
+            chunks.append(self._encode(section, out=None if scratch is None else scratch[at:],
+                                       work=work))
+            at += len(chunks[-1])
+        if work is not None:
+            self._works.append(work)
+        return _Done(chunks, summary, len(block), [codecs.crc32(c) for c in chunks], scratch)
 
-    def _piece_task(self, piece: _Piece) -> tuple[_Piece, Stats, int, None]:
+    def _piece_task(self, piece: _Piece) -> _Done:
         values = piece.section.reshape(-1)[piece.start : piece.stop]
+        summary = self._summary(values)  # first, as for _chunk_task
         stored = _to_storage(values.reshape(1, 1, -1), self.enc, piece.index).reshape(-1)
-        piece.chunk = self._encode(stored, self.enc.blocksize_for(piece.section))
+        scratch = self._take(self._outs, codecs.encode_room(stored.nbytes))
+        work = self._take(self._works, stored.nbytes)
+        piece.chunk = self._encode(stored, self.enc.blocksize_for(piece.section), out=scratch,
+                                   work=work)
+        if work is not None:
+            self._works.append(work)
         offsets = codecs.CHUNK_HEADER_SIZE + 4 * -(-stored.nbytes // piece.blocksize)
         piece.crc = codecs.crc32(memoryview(piece.chunk)[offsets:])
-        return piece, self._summary(values), int(piece.last), None
+        return _Done(piece, summary, int(piece.last), None, scratch)
 
-    def _encode(self, stored: np.ndarray, blocksize: int | None = None) -> bytes:
-        """One Blosc chunk of stored data (block size: the section's, unless given)."""
+    def _encode(self, stored: np.ndarray, blocksize: int | None = None, *,
+                out: np.ndarray | None = None, work: np.ndarray | None = None
+                ) -> bytes | memoryview:
+        """One Blosc chunk of stored data (block size: the section's, unless given), in
+        ``out`` (with ``work``) where it can be."""
         return codecs.encode(
             stored,
             codec=self.enc.compressor or "",
             clevel=self.enc.clevel,
             blocksize=self.enc.blocksize_for(stored) if blocksize is None else blocksize,
             blosc2_format=self.enc.blosc2,
+            out=out,
+            work=work,
         )
 
     def _summary(self, data: np.ndarray) -> Stats:
@@ -579,6 +625,18 @@ class SectionWriter:
         self.handle.seek(end)
 
 
+class _Done(NamedTuple):
+    """A task's result: what to write (raw bytes, a list of chunks, a :class:`_Piece`, or
+    None when the task wrote it), the statistics, how many sections it completes, the
+    chunks' crc32s, and the scratch buffer the chunks are in (reused once they are written)."""
+
+    stored: Any
+    stats: Stats
+    sections: int
+    crcs: list[int] | None = None
+    scratch: np.ndarray | None = None
+
+
 @dataclass
 class _Piece:
     """Items ``start:stop`` of a large section, compressed on their own as one chunk."""
@@ -588,7 +646,7 @@ class _Piece:
     start: int
     stop: int
     blocksize: int  # c-blosc's block size, at whose multiples the section is cut
-    chunk: bytes = b""
+    chunk: bytes | memoryview = b""
     crc: int = 0  # crc32 of the chunk's block streams
 
     @property
