@@ -56,6 +56,114 @@ def test_output_is_deterministic(rng: np.random.Generator) -> None:
     assert len(chunks) == 1
 
 
+# --- Blosc1 chunks written into the caller's buffers (c-blosc 1 through ctypes, blocks
+# bit-shuffled by C-Blosc2): the same bytes as numcodecs' compress ----------------------------
+def _into(frame: np.ndarray, codec: str, clevel: int, blocksize: int) -> bytes:
+    out = np.empty(codecs.encode_room(frame.nbytes), np.uint8)
+    work = np.empty(frame.nbytes, np.uint8)
+    chunk = codecs.encode(frame, codec=codec, clevel=clevel, blocksize=blocksize,
+                          blosc2_format=False, out=out, work=work)
+    assert isinstance(chunk, memoryview)  # written into out: not new bytes
+    assert np.shares_memory(np.frombuffer(chunk, np.uint8), out)
+    return bytes(chunk)
+
+
+def _numcodecs(frame: np.ndarray, codec: str, clevel: int, blocksize: int) -> bytes:
+    chunk = codecs.encode(frame, codec=codec, clevel=clevel, blocksize=blocksize,
+                          blosc2_format=False)
+    assert isinstance(chunk, bytes)
+    return chunk
+
+
+def test_this_platform_writes_into_buffers_with_blosc2s_bitshuffle() -> None:
+    # Linux wheels of numcodecs and python-blosc2 (what CI installs) have both; elsewhere
+    # encode falls back on numcodecs' compress (tested below) and nothing else changes
+    assert codecs.encodes_into(blosc2_format=False)
+    assert not codecs.encodes_into(blosc2_format=True)
+    assert codecs._blosc2_bitshuffle() is not None
+
+
+def _frames(rng: np.random.Generator) -> list[np.ndarray]:
+    counts = rng.poisson(0.8, (300, 1000))
+    return [
+        counts.astype(np.int8),
+        rng.poisson(5, (129, 77)).astype(np.uint8),  # 9933 items: a last block of odd length
+        (counts * 50).astype(np.int16),
+        (counts + rng.normal(0, 0.1, counts.shape)).astype(np.float32),
+        (counts + 1j * rng.poisson(2, counts.shape)).astype(np.complex64),
+        rng.integers(0, 2**16, (257, 255)).astype(np.uint16),  # incompressible: stored raw
+        np.zeros((3, 5), np.float32),  # smaller than any block
+        np.zeros((0, 7), np.int8),
+    ]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("blocksize", [2**20, 2**17, 4096, 98760, 200])
+def test_chunks_written_into_buffers_are_numcodecs_bytes(
+    codec: str, blocksize: int, rng: np.random.Generator
+) -> None:
+    for frame in _frames(rng):
+        assert _into(frame, codec, 1, blocksize) == _numcodecs(frame, codec, 1, blocksize), (
+            frame.dtype, frame.shape)
+
+
+@pytest.mark.parametrize("clevel", [0, 5, 9])
+def test_chunks_written_into_buffers_at_every_level(clevel: int,
+                                                    rng: np.random.Generator) -> None:
+    frame = (rng.poisson(0.8, (200, 300)) * 7).astype(np.int16)
+    for codec in ("zstd", "lz4hc", "blosclz"):
+        assert _into(frame, codec, clevel, 2**14) == _numcodecs(frame, codec, clevel, 2**14)
+
+
+def test_bitshuffle_refused_or_blocks_misjudged_fall_back_to_cblosc(
+    monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator
+) -> None:
+    frame = rng.poisson(0.8, (256, 512)).astype(np.int8)
+    expected = _numcodecs(frame, "lz4", 1, 2**15)
+    monkeypatch.setattr(codecs, "_blosc2_bitshuffle", lambda: lambda *args: -1)
+    assert _into(frame, "lz4", 1, 2**15) == expected
+    monkeypatch.undo()
+    real = codecs.stitch_blocksize
+    monkeypatch.setattr(codecs, "stitch_blocksize", lambda *args: real(*args) // 2)
+    assert _into(frame, "lz4", 1, 2**15) == expected
+    monkeypatch.setattr(codecs, "_blosc2_bitshuffle", lambda: None)
+    assert _into(frame, "lz4", 1, 2**15) == expected
+
+
+def test_without_cblosc_symbols_encode_returns_new_bytes(monkeypatch: pytest.MonkeyPatch,
+                                                         rng: np.random.Generator) -> None:
+    frame = rng.poisson(0.8, (64, 64)).astype(np.int8)
+    expected = _numcodecs(frame, "zstd", 1, 2**12)
+    monkeypatch.setattr(codecs, "_blosc1_compress_ctx", lambda: None)
+    assert not codecs.encodes_into(blosc2_format=False)
+    chunk = codecs.encode(frame, codec="zstd", clevel=1, blocksize=2**12, blosc2_format=False,
+                          out=np.empty(frame.nbytes + 16, np.uint8),
+                          work=np.empty(frame.nbytes, np.uint8))
+    assert chunk == expected
+
+
+def test_cblosc_failure_is_a_codec_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = np.zeros((64, 64), np.int8)
+    monkeypatch.setattr(codecs, "_blosc1_compress_ctx", lambda: lambda *args: -1)
+    with pytest.raises(mrcio.CodecError, match=r"c-blosc 1 could not compress 4,096 bytes "
+                       r"with lz4 \(error -1\)"):
+        _into(frame, "lz4", 1, 2**12)
+
+
+def test_buffers_must_be_large_enough(rng: np.random.Generator) -> None:
+    frame = rng.poisson(0.8, (64, 64)).astype(np.int8)
+    room = codecs.encode_room(frame.nbytes)
+    for out, work, name in [(np.empty(room - 1, np.uint8), np.empty(frame.nbytes, np.uint8),
+                             "out"),
+                            (np.empty(room, np.uint8), np.empty(frame.nbytes - 1, np.uint8),
+                             "work"),
+                            (np.empty(room, np.int16), np.empty(frame.nbytes, np.uint8),
+                             "out")]:
+        with pytest.raises(ValueError, match=f"{name} must be a contiguous uint8 array"):
+            codecs.encode(frame, codec="lz4", clevel=1, blocksize=2**12, blosc2_format=False,
+                          out=out, work=work)
+
+
 def test_mrcz_blocksize_rule() -> None:
     assert codecs.mrcz_blocksize(2048 * 2048, 1) == 2**16
     assert codecs.mrcz_blocksize(1000, 4) == 250

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import math
 import os
+import time
 from pathlib import Path
+from typing import Any
 
 import mrcfile
 import numpy as np
@@ -308,6 +310,49 @@ def test_large_sections_in_pieces_give_the_same_bytes(
     assert (tmp_path / "pieces2.mrcz").read_bytes() == whole
     assert np.array_equal(mrcio.read(tmp_path / "pieces2.mrcz"), data)
     assert mrcio.validate(tmp_path / "pieces2.mrcz", deep=True) == []
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_chunks_in_reused_buffers_give_numcodecs_bytes(
+    codec: str, tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks compressed into the writer's reused buffers (bit-shuffled by C-Blosc2) make
+    the file numcodecs' compress makes: many frames (more than are ever in flight, so every
+    buffer is reused), small sections in runs, large ones in pieces, every frame its own
+    content, and results written late (a buffer reused before its chunk was written would
+    show)."""
+    from mrcio import codecs
+
+    cases = {
+        "movie": (rng.poisson(0.8, (24, 512, 1024)) + np.arange(24)[:, None, None] % 3
+                  ).astype(np.int8),
+        "runs": (rng.poisson(3, (300, 16, 24)) * 40).astype(np.int16),
+        "pieces": (rng.poisson(2, (3, 211, 500)) * 1.5).astype(np.float32),
+    }
+    store = writer.SectionWriter._store
+
+    def late_store(self: writer.SectionWriter, done: Any) -> None:
+        time.sleep(0.003)  # the workers run ahead: a buffer reused too early is overwritten
+        store(self, done)
+
+    def write_all(suffix: str) -> None:
+        for name, data in cases.items():
+            with monkeypatch.context() as patch:
+                patch.setattr(writer.SectionWriter, "_store", late_store)
+                if name == "pieces":
+                    patch.setattr(writer, "_SPLIT_BYTES", 2**16)
+                    patch.setattr(writer, "_SPLIT_PIECE", 24 * 2**10)
+                mrcio.write(tmp_path / f"{name}{suffix}.mrcz", data, compressor=codec,
+                            n_threads=2, blocksize=2**13, meta={"k": 1})
+
+    write_all("")
+    monkeypatch.setattr(codecs, "_blosc1_compress_ctx", lambda: None)
+    write_all("-numcodecs")
+    for name, data in cases.items():
+        fast = tmp_path / f"{name}.mrcz"
+        assert fast.read_bytes() == (tmp_path / f"{name}-numcodecs.mrcz").read_bytes(), name
+        assert np.array_equal(mrcio.read(fast), data)
+        assert mrcio.validate(fast, deep=True) == []
 
 
 def test_incompressible_sections_in_pieces_are_compressed_whole(
