@@ -58,6 +58,12 @@ def test_output_is_deterministic(rng: np.random.Generator) -> None:
 
 # --- Blosc1 chunks written into the caller's buffers (c-blosc 1 through ctypes, blocks
 # bit-shuffled by C-Blosc2): the same bytes as numcodecs' compress ----------------------------
+@pytest.fixture
+def any_size_into(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Frames of any size are written into the buffers (not only those of 64 KiB or more)."""
+    monkeypatch.setattr(codecs, "INTO_MIN_BYTES", 0)
+
+
 def _into(frame: np.ndarray, codec: str, clevel: int, blocksize: int) -> bytes:
     out = np.empty(codecs.encode_room(frame.nbytes), np.uint8)
     work = np.empty(frame.nbytes, np.uint8)
@@ -78,9 +84,18 @@ def _numcodecs(frame: np.ndarray, codec: str, clevel: int, blocksize: int) -> by
 def test_this_platform_writes_into_buffers_with_blosc2s_bitshuffle() -> None:
     # Linux wheels of numcodecs and python-blosc2 (what CI installs) have both; elsewhere
     # encode falls back on numcodecs' compress (tested below) and nothing else changes
-    assert codecs.encodes_into(blosc2_format=False)
-    assert not codecs.encodes_into(blosc2_format=True)
+    assert codecs.encodes_into(False, 2**16)
+    assert not codecs.encodes_into(True, 2**16)
     assert codecs._blosc2_bitshuffle() is not None
+
+
+def test_small_frames_are_left_to_numcodecs(rng: np.random.Generator) -> None:
+    frame = rng.poisson(0.8, (64, 64)).astype(np.int8)
+    assert not codecs.encodes_into(False, frame.nbytes)
+    chunk = codecs.encode(frame, codec="lz4", clevel=1, blocksize=2**12, blosc2_format=False,
+                          out=np.empty(frame.nbytes + 16, np.uint8),
+                          work=np.empty(frame.nbytes, np.uint8))
+    assert chunk == _numcodecs(frame, "lz4", 1, 2**12)
 
 
 def _frames(rng: np.random.Generator) -> list[np.ndarray]:
@@ -100,7 +115,7 @@ def _frames(rng: np.random.Generator) -> list[np.ndarray]:
 @pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("blocksize", [2**20, 2**17, 4096, 98760, 200])
 def test_chunks_written_into_buffers_are_numcodecs_bytes(
-    codec: str, blocksize: int, rng: np.random.Generator
+    codec: str, blocksize: int, rng: np.random.Generator, any_size_into: None
 ) -> None:
     for frame in _frames(rng):
         assert _into(frame, codec, 1, blocksize) == _numcodecs(frame, codec, 1, blocksize), (
@@ -108,21 +123,22 @@ def test_chunks_written_into_buffers_are_numcodecs_bytes(
 
 
 @pytest.mark.parametrize("clevel", [0, 5, 9])
-def test_chunks_written_into_buffers_at_every_level(clevel: int,
-                                                    rng: np.random.Generator) -> None:
+def test_chunks_written_into_buffers_at_every_level(
+    clevel: int, rng: np.random.Generator, any_size_into: None
+) -> None:
     frame = (rng.poisson(0.8, (200, 300)) * 7).astype(np.int16)
     for codec in ("zstd", "lz4hc", "blosclz"):
         assert _into(frame, codec, clevel, 2**14) == _numcodecs(frame, codec, clevel, 2**14)
 
 
 def test_bitshuffle_refused_or_blocks_misjudged_fall_back_to_cblosc(
-    monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator
+    monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator, any_size_into: None
 ) -> None:
     frame = rng.poisson(0.8, (256, 512)).astype(np.int8)
     expected = _numcodecs(frame, "lz4", 1, 2**15)
-    monkeypatch.setattr(codecs, "_blosc2_bitshuffle", lambda: lambda *args: -1)
-    assert _into(frame, "lz4", 1, 2**15) == expected
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(codecs, "_blosc2_bitshuffle", lambda: lambda *args: -1)
+        assert _into(frame, "lz4", 1, 2**15) == expected
     real = codecs.stitch_blocksize
     monkeypatch.setattr(codecs, "stitch_blocksize", lambda *args: real(*args) // 2)
     assert _into(frame, "lz4", 1, 2**15) == expected
@@ -130,19 +146,21 @@ def test_bitshuffle_refused_or_blocks_misjudged_fall_back_to_cblosc(
     assert _into(frame, "lz4", 1, 2**15) == expected
 
 
-def test_without_cblosc_symbols_encode_returns_new_bytes(monkeypatch: pytest.MonkeyPatch,
-                                                         rng: np.random.Generator) -> None:
+def test_without_cblosc_symbols_encode_returns_new_bytes(
+    monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator, any_size_into: None
+) -> None:
     frame = rng.poisson(0.8, (64, 64)).astype(np.int8)
     expected = _numcodecs(frame, "zstd", 1, 2**12)
     monkeypatch.setattr(codecs, "_blosc1_compress_ctx", lambda: None)
-    assert not codecs.encodes_into(blosc2_format=False)
+    assert not codecs.encodes_into(False, 2**20)
     chunk = codecs.encode(frame, codec="zstd", clevel=1, blocksize=2**12, blosc2_format=False,
                           out=np.empty(frame.nbytes + 16, np.uint8),
                           work=np.empty(frame.nbytes, np.uint8))
     assert chunk == expected
 
 
-def test_cblosc_failure_is_a_codec_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cblosc_failure_is_a_codec_error(monkeypatch: pytest.MonkeyPatch,
+                                         any_size_into: None) -> None:
     frame = np.zeros((64, 64), np.int8)
     monkeypatch.setattr(codecs, "_blosc1_compress_ctx", lambda: lambda *args: -1)
     with pytest.raises(mrcio.CodecError, match=r"c-blosc 1 could not compress 4,096 bytes "
@@ -150,7 +168,7 @@ def test_cblosc_failure_is_a_codec_error(monkeypatch: pytest.MonkeyPatch) -> Non
         _into(frame, "lz4", 1, 2**12)
 
 
-def test_buffers_must_be_large_enough(rng: np.random.Generator) -> None:
+def test_buffers_must_be_large_enough(rng: np.random.Generator, any_size_into: None) -> None:
     frame = rng.poisson(0.8, (64, 64)).astype(np.int8)
     room = codecs.encode_room(frame.nbytes)
     for out, work, name in [(np.empty(room - 1, np.uint8), np.empty(frame.nbytes, np.uint8),
@@ -158,8 +176,12 @@ def test_buffers_must_be_large_enough(rng: np.random.Generator) -> None:
                             (np.empty(room, np.uint8), np.empty(frame.nbytes - 1, np.uint8),
                              "work"),
                             (np.empty(room, np.int16), np.empty(frame.nbytes, np.uint8),
-                             "out")]:
-        with pytest.raises(ValueError, match=f"{name} must be a contiguous uint8 array"):
+                             "out"),
+                            (np.empty(room, np.uint8), np.empty(2 * frame.nbytes, np.uint8)[::2],
+                             "work"),
+                            (np.frombuffer(bytes(room), np.uint8),
+                             np.empty(frame.nbytes, np.uint8), "out")]:
+        with pytest.raises(ValueError, match=f"{name} must be a writable, contiguous uint8"):
             codecs.encode(frame, codec="lz4", clevel=1, blocksize=2**12, blosc2_format=False,
                           out=out, work=work)
 

@@ -238,8 +238,7 @@ class SectionWriter:
         self._fd = handle.fileno() if isinstance(handle, io.FileIO) else None
         self._crc_slot: tuple[int, int] | None = None  # (file offset, sections) reserved
         # buffers for compressed chunks and for bit-shuffled frames, reused while the writer
-        # lives (see _take)
-        self._direct = encoding.compressor is not None and codecs.encodes_into(encoding.blosc2)
+        # lives (see _buffers)
         self._outs: list[np.ndarray] = []
         self._works: list[np.ndarray] = []
         if meta is not None and extended is not None:
@@ -402,20 +401,19 @@ class SectionWriter:
         if done.scratch is not None:
             self._outs.append(done.scratch)
 
-    def _take(self, pool: list[np.ndarray], nbytes: int) -> np.ndarray | None:
-        """A buffer of at least ``nbytes`` from ``pool`` (or new), or None where
-        :func:`~mrcio.codecs.encode` cannot use one. Compressed chunks' buffers come back
-        to :attr:`_outs` once written, bit-shuffled frames' to :attr:`_works` at the end of
-        their task, so their pages stay resident (a new buffer's pages are faulted in afresh
-        by the kernel, for every chunk); there are never more than results alive at once,
-        plus one work buffer per thread (list.pop and append are atomic: no lock)."""
-        if not self._direct:
-            return None
-        try:
-            buffer = pool.pop()
-        except IndexError:
-            return np.empty(nbytes, np.uint8)
-        return buffer if buffer.size >= nbytes else np.empty(nbytes, np.uint8)
+    def _buffers(self, nbytes: int, sections: int
+                 ) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+        """(out, work) buffers for a task compressing ``sections`` of ``nbytes`` each, or
+        (None, None) where :func:`~mrcio.codecs.encode` cannot use them. Out buffers come
+        back to :attr:`_outs` once their chunks are written, work buffers to :attr:`_works`
+        at the end of their task, so their pages stay resident (a new buffer's pages are
+        faulted in afresh by the kernel, for every chunk); there are never more than
+        results alive at once, plus one work buffer per thread (list.pop and append are
+        atomic: no lock)."""
+        if self.enc.compressor is None or not codecs.encodes_into(self.enc.blosc2, nbytes):
+            return None, None
+        return (_reuse(self._outs, codecs.encode_room(nbytes) * sections),
+                _reuse(self._works, nbytes))
 
     def _store_piece(self, piece: _Piece) -> None:
         """Write a piece's block streams after the previous piece's; after the last, the
@@ -505,9 +503,7 @@ class SectionWriter:
         first, block = item
         summary = self._summary(block)
         stored = _to_storage(block, self.enc, first)
-        nbytes = stored[0].nbytes if len(stored) else 0
-        scratch = self._take(self._outs, codecs.encode_room(nbytes) * len(stored))
-        work = self._take(self._works, nbytes)
+        scratch, work = self._buffers(stored[0].nbytes if len(stored) else 0, len(stored))
         chunks: list[bytes | memoryview] = []
         at = 0
         for section in stored:
@@ -522,8 +518,7 @@ class SectionWriter:
         values = piece.section.reshape(-1)[piece.start : piece.stop]
         summary = self._summary(values)  # first, as for _chunk_task
         stored = _to_storage(values.reshape(1, 1, -1), self.enc, piece.index).reshape(-1)
-        scratch = self._take(self._outs, codecs.encode_room(stored.nbytes))
-        work = self._take(self._works, stored.nbytes)
+        scratch, work = self._buffers(stored.nbytes, 1)
         piece.chunk = self._encode(stored, self.enc.blocksize_for(piece.section), out=scratch,
                                    work=work)
         if work is not None:
@@ -623,6 +618,15 @@ class SectionWriter:
             self.handle.seek(at)
             self._write_all("".join(f"{c:08x}" for c in self.crcs).encode("ascii"))
         self.handle.seek(end)
+
+
+def _reuse(pool: list[np.ndarray], nbytes: int) -> np.ndarray:
+    """A buffer of at least ``nbytes`` from ``pool``, else a new one."""
+    try:
+        buffer = pool.pop()
+    except IndexError:
+        return np.empty(nbytes, np.uint8)
+    return buffer if buffer.size >= nbytes else np.empty(nbytes, np.uint8)
 
 
 class _Done(NamedTuple):
