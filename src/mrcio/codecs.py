@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib.util
 import struct
 import threading
 from collections.abc import Callable
@@ -146,12 +147,13 @@ def _blosc1_compress_ctx() -> Any:
 @functools.cache
 def _blosc2_bitshuffle() -> Any:
     """C-Blosc2's ``blosc2_bitshuffle`` (public API) from the library python-blosc2 ships, or
-    from its extension where that links C-Blosc2 as a shared library; None if neither."""
-    import blosc2
-
-    package = Path(blosc2.__file__).parent
-    candidates = sorted((package / "lib").glob("*blosc2*"))
-    candidates.append(Path(_blosc2().blosc2_ext.__file__))
+    from its extension where that links C-Blosc2 as a shared library; None if neither.
+    Found without importing blosc2 (0.35 s, 14 MiB of Python objects)."""
+    spec = importlib.util.find_spec("blosc2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    candidates = sorted((package / "lib").glob("*blosc2*")) + sorted(package.glob("blosc2_ext*"))
     for path in candidates:
         if path.suffix not in (".so", ".dylib", ".dll", ".pyd") and ".so." not in path.name:
             continue

@@ -311,7 +311,7 @@ class SectionWriter:
             per = max(1, _TASK_BYTES // max(block[0].nbytes, 1)) if len(block) else 1
             for i in range(0, len(block), per):
                 part = block[i : i + per]
-                self._queue(self._chunk_task, (first + i, part), part.nbytes)
+                self._queue(self._chunk_task, (first + i, part), self._footprint(part))
 
     def _write_direct(self, fd: int, first: int, block: np.ndarray, held: bool) -> None:
         """Write sections stored as they are: this thread writes them at their place in one
@@ -349,12 +349,15 @@ class SectionWriter:
         block = 0 if enc.blosc2 else codecs.stitch_blocksize(
             enc.compressor, enc.clevel, typesize, enc.blocksize_for(section))
         if not block:  # Blosc2 chunks, or Blosc chooses the blocks: one call
-            self._queue(self._chunk_task, (index, section[np.newaxis]), section.nbytes)
+            self._queue(self._chunk_task, (index, section[np.newaxis]),
+                        self._footprint(section[np.newaxis]))
             return
         cuts = codecs.piece_bounds(section.size * typesize, block, _SPLIT_PIECE)
         for a, z in itertools.pairwise(cuts):
             piece = _Piece(section, index, a // typesize, z // typesize, block)
-            self._queue(self._piece_task, piece, (z - a) // typesize * section.itemsize)
+            size = (z - a) // typesize * section.itemsize
+            self._queue(self._piece_task, piece, size + (
+                codecs.encode_room(z - a) if codecs.encodes_into(enc.blosc2, z - a) else 0))
 
     def _queue(self, task: Any, item: Any, nbytes: int, *, bounded: bool = True) -> None:
         if in_worker():
@@ -400,6 +403,13 @@ class SectionWriter:
             self.write_stored(done.stored, done.sections, done.stats, done.crcs)
         if done.scratch is not None:
             self._outs.append(done.scratch)
+
+    def _footprint(self, block: np.ndarray) -> int:
+        """Bytes a compression task holds until written: its sections and, where chunks are
+        compressed into buffers (:meth:`_buffers`), their room."""
+        stored = self.enc.section_nbytes(self.layout.ny, self.layout.nx)
+        room = codecs.encode_room(stored) if codecs.encodes_into(self.enc.blosc2, stored) else 0
+        return block.nbytes + room * len(block)
 
     def _buffers(self, nbytes: int, sections: int
                  ) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
