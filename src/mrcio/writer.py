@@ -302,7 +302,8 @@ class SectionWriter:
                                held and block.flags.c_contiguous)
         elif len(block) and block[0].nbytes >= _SPLIT_BYTES:
             for i, section in enumerate(block):
-                self._submit_pieces(first + i, np.ascontiguousarray(section))
+                self._submit_pieces(first + i, np.ascontiguousarray(section),
+                                    held and section.flags.c_contiguous)
         elif self.enc.compressor is None:
             self._queue(self._plain_task, (first, block, 0), block.nbytes)
         else:
@@ -312,8 +313,8 @@ class SectionWriter:
             for i in range(0, len(block), per):
                 part = block[i : i + per]
                 self._queue(self._chunk_task, (first + i, part), self._footprint(
-                    part.nbytes, self.enc.section_nbytes(self.layout.ny, self.layout.nx),
-                    len(part)))
+                    0 if held else part.nbytes,
+                    self.enc.section_nbytes(self.layout.ny, self.layout.nx), len(part)))
 
     def _write_direct(self, fd: int, first: int, block: np.ndarray, held: bool) -> None:
         """Write sections stored as they are: this thread writes them at their place in one
@@ -334,12 +335,12 @@ class SectionWriter:
         """:meth:`submit` a block that the caller may change as soon as this returns: a large
         block is written before returning (without a copy), a small one is copied."""
         if block.nbytes >= _SPLIT_BYTES:
-            self.submit(block)
+            self.submit(block, held=True)
             self.flush()
         else:
             self.submit(np.array(block, copy=True))
 
-    def _submit_pieces(self, index: int, section: np.ndarray) -> None:
+    def _submit_pieces(self, index: int, section: np.ndarray, held: bool) -> None:
         enc = self.enc
         if enc.compressor is None:
             rows = max(1, _SPLIT_PIECE // max(section[0].nbytes, 1))
@@ -352,13 +353,14 @@ class SectionWriter:
             enc.compressor, enc.clevel, typesize, enc.blocksize_for(section))
         if not block:  # Blosc2 chunks, or Blosc chooses the blocks: one call
             self._queue(self._chunk_task, (index, section[np.newaxis]),
-                        self._footprint(section.nbytes, section.size * typesize, 1))
+                        self._footprint(0 if held else section.nbytes,
+                                        section.size * typesize, 1))
             return
         cuts = codecs.piece_bounds(section.size * typesize, block, _SPLIT_PIECE)
         for a, z in itertools.pairwise(cuts):
             piece = _Piece(section, index, a // typesize, z // typesize, block)
-            self._queue(self._piece_task, piece,
-                        self._footprint((z - a) // typesize * section.itemsize, z - a, 1))
+            self._queue(self._piece_task, piece, self._footprint(
+                0 if held else (z - a) // typesize * section.itemsize, z - a, 1))
 
     def _queue(self, task: Any, item: Any, nbytes: int, *, bounded: bool = True) -> None:
         if in_worker():
@@ -406,9 +408,9 @@ class SectionWriter:
             self._outs.append(done.scratch)
 
     def _footprint(self, nbytes: int, stored: int, chunks: int) -> int:
-        """Bytes a compression task holds until written: its ``nbytes`` of input and, where
-        its ``chunks`` of ``stored`` bytes are compressed into buffers (:meth:`_buffers`),
-        their room."""
+        """Bytes a compression task holds until written: ``nbytes`` of input that the writer
+        holds (not the caller's blocks: ``held``) and, where its ``chunks`` of ``stored``
+        bytes are compressed into buffers (:meth:`_buffers`), their room."""
         if not codecs.encodes_into(self.enc.blosc2, stored):
             return nbytes
         return nbytes + codecs.encode_room(stored) * chunks
