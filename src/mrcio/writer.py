@@ -273,6 +273,9 @@ class SectionWriter:
         try:
             for block in blocks:
                 self.submit(block, held=held)
+                # not held while the next block is made (a Dask chunk is computed then): a
+                # block is kept only by its tasks, until they are written
+                del block
             if sync and self._fd is not None:
                 getattr(os, "fdatasync", os.fsync)(self._fd)
             self.flush()
