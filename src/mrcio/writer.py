@@ -288,7 +288,9 @@ class SectionWriter:
         compression in worker threads; finished results are written in order, with at most
         two tasks per thread in flight. The block must not change until :meth:`flush`.
         ``held`` says that the caller keeps the block until then anyway: uncompressed data
-        written as they are may then be written ahead of their statistics without bound.
+        written as they are may then be written ahead of their statistics without bound,
+        and the queue's byte bound counts only what the writer itself holds (chunk buffers,
+        copies), not the block.
 
         Sections of :data:`_SPLIT_BYTES` or more are cut into pieces, so that all threads
         work on one section and only a few pieces are held at once (see
