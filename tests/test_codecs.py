@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,6 +87,29 @@ def test_this_platform_writes_into_buffers_with_blosc2s_bitshuffle() -> None:
     # encode falls back on numcodecs' compress (tested below) and nothing else changes
     assert codecs.encodes_into(False, 2**16)
     assert not codecs.encodes_into(True, 2**16)
+    assert codecs._blosc2_bitshuffle() is not None
+
+
+def test_blosc2_library_looked_for_in_the_package_without_importing_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libblosc2.so").write_bytes(b"not a library")
+    spec = importlib.machinery.ModuleSpec("blosc2", None, is_package=True)
+    spec.submodule_search_locations = [str(tmp_path)]
+    imported = "blosc2" in sys.modules
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    codecs._blosc2_bitshuffle.cache_clear()
+    try:
+        assert codecs._blosc2_bitshuffle() is None  # nothing loadable: c-blosc 1 shuffles
+        assert ("blosc2" in sys.modules) == imported
+    finally:
+        monkeypatch.undo()
+        codecs._blosc2_bitshuffle.cache_clear()
     assert codecs._blosc2_bitshuffle() is not None
 
 
