@@ -356,6 +356,21 @@ def test_chunks_in_reused_buffers_give_numcodecs_bytes(
         assert mrcio.validate(fast, deep=True) == []
 
 
+def test_read_only_and_memory_mapped_input_compressed_into_buffers(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """The fast path reads the caller's frames through their address: read-only arrays and
+    read-only memory maps work (only mrcio's own buffers must be writable)."""
+    data = rng.poisson(0.8, (3, 512, 512)).astype(np.int8)
+    frozen = np.frombuffer(data.tobytes(), np.int8).reshape(data.shape)
+    np.save(tmp_path / "movie.npy", data)
+    mapped = np.load(tmp_path / "movie.npy", mmap_mode="r")
+    for name, given in (("frozen", frozen), ("mapped", mapped)):
+        assert not given.flags.writeable
+        mrcio.write(tmp_path / f"{name}.mrcz", given, compressor="lz4")
+        assert np.array_equal(mrcio.read(tmp_path / f"{name}.mrcz"), data)
+
+
 def test_incompressible_sections_in_pieces_are_compressed_whole(
     tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch,
     small_pieces: None,
