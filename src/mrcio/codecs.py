@@ -273,6 +273,12 @@ def special_kind(raw: bytes | memoryview) -> int:
 #: one chunk per record: its header's fields (in ChunkInfo's order: the 16 bytes of the
 #: header as in the file, then Blosc2's special-value kind), then its offset in the file
 CHUNK_RECORD = struct.Struct("<BBBBIIIBq")
+#: the same records as a numpy dtype (fields named as ChunkInfo's, then "offset"; the struct
+#: codes B, I, q are numpy's uint8, uint32, int64)
+CHUNK_RECORD_DTYPE = np.dtype({
+    "names": [*ChunkInfo._fields, "offset"],
+    "formats": [CHUNK_RECORD.format[0] + code for code in CHUNK_RECORD.format[1:]],
+})
 
 
 def chunk_record(raw: bytes | memoryview, offset: int) -> tuple[bytes, int]:
@@ -282,11 +288,6 @@ def chunk_record(raw: bytes | memoryview, offset: int) -> tuple[bytes, int]:
     header = bytes(raw[:CHUNK_HEADER_SIZE])
     record = header + bytes((special_kind(raw),)) + offset.to_bytes(8, "little")
     return record, int.from_bytes(header[12:], "little")
-CHUNK_RECORD_DTYPE = np.dtype([
-    ("version", "u1"), ("versionlz", "u1"), ("flags", "u1"), ("typesize", "u1"),
-    ("nbytes", "<u4"), ("blocksize", "<u4"), ("cbytes", "<u4"), ("special", "u1"),
-    ("offset", "<i8"),
-])
 
 
 @functools.cache

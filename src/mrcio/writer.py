@@ -238,7 +238,7 @@ class SectionWriter:
         self._fd = handle.fileno() if isinstance(handle, io.FileIO) else None
         self._crc_slot: tuple[int, int] | None = None  # (file offset, sections) reserved
         # buffers for compressed chunks and for bit-shuffled frames, reused while the writer
-        # lives (see _buffers)
+        # lives (see _room, _encode)
         self._outs: list[np.ndarray] = []
         self._works: list[np.ndarray] = []
         if meta is not None and extended is not None:
@@ -414,25 +414,20 @@ class SectionWriter:
 
     def _footprint(self, nbytes: int, stored: int, chunks: int) -> int:
         """Bytes a compression task holds until written: ``nbytes`` of input that the writer
-        holds (not the caller's blocks: ``held``) and, where its ``chunks`` of ``stored``
-        bytes are compressed into buffers (:meth:`_buffers`), their room."""
-        if not codecs.encodes_into(self.enc.blosc2, stored):
-            return nbytes
-        return nbytes + codecs.encode_room(stored) * chunks
+        holds (not the caller's blocks: ``held``) and its chunk buffer (:meth:`_room`)."""
+        return nbytes + self._room(stored, chunks)
 
-    def _buffers(self, nbytes: int, sections: int
-                 ) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
-        """(out, work) buffers for a task compressing ``sections`` of ``nbytes`` each, or
-        (None, None) where :func:`~mrcio.codecs.encode` cannot use them. Out buffers come
-        back to :attr:`_outs` once their chunks are written, work buffers to :attr:`_works`
-        at the end of their task, so their pages stay resident (a new buffer's pages are
-        faulted in afresh by the kernel, for every chunk); there are never more than
-        results alive at once, plus one work buffer per thread (list.pop and append are
-        atomic: no lock)."""
-        if not codecs.encodes_into(self.enc.blosc2, nbytes):
-            return None, None
-        return (_reuse(self._outs, codecs.encode_room(nbytes) * sections),
-                _reuse(self._works, nbytes))
+    def _room(self, stored: int, chunks: int) -> int:
+        """Bytes of chunk buffer a task compressing ``chunks`` of ``stored`` bytes each takes
+        from :attr:`_outs`, 0 where :func:`~mrcio.codecs.encode` cannot write into one. Such
+        buffers come back once their chunks are written (and bit-shuffled frames' buffers,
+        :attr:`_works`, after each call: see :meth:`_encode`), so their pages stay resident
+        (a new buffer's pages are faulted in afresh by the kernel, for every chunk); there
+        are never more than results alive at once, plus one work buffer per thread
+        (list.pop and append are atomic: no lock)."""
+        if not codecs.encodes_into(self.enc.blosc2, stored):
+            return 0
+        return codecs.encode_room(stored) * chunks
 
     def _store_piece(self, piece: _Piece) -> None:
         """Write a piece's block streams after the previous piece's; after the last, the
@@ -523,44 +518,44 @@ class SectionWriter:
         first, block = item
         summary = self._summary(block)
         stored = _to_storage(block, self.enc, first)
-        scratch, work = self._buffers(stored[0].nbytes if len(stored) else 0, len(stored))
+        room = self._room(stored[0].nbytes if len(stored) else 0, len(stored))
+        scratch = _reuse(self._outs, room) if room else None
         chunks: list[bytes | memoryview] = []
         at = 0
         for section in stored:
-            chunks.append(self._encode(section, out=None if scratch is None else scratch[at:],
-                                       work=work))
+            chunks.append(self._encode(section, out=None if scratch is None else scratch[at:]))
             at += len(chunks[-1])
-        if work is not None:
-            self._works.append(work)
         return _Done(chunks, summary, len(block), [codecs.crc32(c) for c in chunks], scratch)
 
     def _piece_task(self, piece: _Piece) -> _Done:
         values = piece.section.reshape(-1)[piece.start : piece.stop]
         summary = self._summary(values)  # first, as for _chunk_task
         stored = _to_storage(values.reshape(1, 1, -1), self.enc, piece.index).reshape(-1)
-        scratch, work = self._buffers(stored.nbytes, 1)
-        piece.chunk = self._encode(stored, self.enc.blocksize_for(piece.section), out=scratch,
-                                   work=work)
-        if work is not None:
-            self._works.append(work)
+        room = self._room(stored.nbytes, 1)
+        scratch = _reuse(self._outs, room) if room else None
+        piece.chunk = self._encode(stored, self.enc.blocksize_for(piece.section), out=scratch)
         offsets = codecs.CHUNK_HEADER_SIZE + 4 * -(-stored.nbytes // piece.blocksize)
         piece.crc = codecs.crc32(memoryview(piece.chunk)[offsets:])
         return _Done(piece, summary, int(piece.last), None, scratch)
 
     def _encode(self, stored: np.ndarray, blocksize: int | None = None, *,
-                out: np.ndarray | None = None, work: np.ndarray | None = None
-                ) -> bytes | memoryview:
+                out: np.ndarray | None = None) -> bytes | memoryview:
         """One Blosc chunk of stored data (block size: the section's, unless given), in
-        ``out`` (with ``work``) where it can be."""
-        return codecs.encode(
-            stored,
-            codec=self.enc.compressor or "",
-            clevel=self.enc.clevel,
-            blocksize=self.enc.blocksize_for(stored) if blocksize is None else blocksize,
-            blosc2_format=self.enc.blosc2,
-            out=out,
-            work=work,
-        )
+        ``out`` where it can be, with a work buffer from :attr:`_works` for the call."""
+        work = None if out is None else _reuse(self._works, stored.nbytes)
+        try:
+            return codecs.encode(
+                stored,
+                codec=self.enc.compressor or "",
+                clevel=self.enc.clevel,
+                blocksize=self.enc.blocksize_for(stored) if blocksize is None else blocksize,
+                blosc2_format=self.enc.blosc2,
+                out=out,
+                work=work,
+            )
+        finally:
+            if work is not None:
+                self._works.append(work)
 
     def _summary(self, data: np.ndarray) -> Stats:
         return Stats.of(data) if self.enc.stats else Stats()
