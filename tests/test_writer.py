@@ -6,6 +6,7 @@ import io
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +231,62 @@ def test_transcode_drops_a_checksum_only_json(tmp_path: Path) -> None:
     mrcio.write(tmp_path / "a.mrcz", np.zeros((2, 8, 8), np.float32), compressor="zstd")
     transcode(tmp_path / "a.mrcz", tmp_path / "a.mrc", compressor=None)
     assert mrcio.read_header(tmp_path / "a.mrc")["nsymbt"] == 0
+
+
+def _peer_view(path: Path) -> tuple[tuple[float, float, float], tuple[int, ...], int]:
+    """What mrcfile sees: voxel size, data shape, ISPG."""
+    with mrcfile.open(path, permissive=True) as m:
+        vox = m.voxel_size
+        return (float(vox.x), float(vox.y), float(vox.z)), m.data.shape, int(m.header.ispg)
+
+
+def test_decompressed_stack_gets_mrc2014_geometry_back(tmp_path: Path) -> None:
+    # an MRCZ image stack keeps mrcz's rule (CELLA = voxel x NZ, MZ = 1); decompressed with
+    # no metadata left, it must read the same in mrcfile as a stack written plain
+    data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
+    mrcio.write(tmp_path / "s.mrcz", data, stack=True, voxel_size=3, compressor="zstd")
+    mrcio.write(tmp_path / "plain.mrc", data, stack=True, voxel_size=3)
+    transcode(tmp_path / "s.mrcz", tmp_path / "s.mrc", compressor=None)
+    header = mrcio.read_header(tmp_path / "s.mrc")
+    assert header.mrcz_version is None
+    assert not any(t.startswith("MRCZ") for t in header.labels)
+    assert _peer_view(tmp_path / "s.mrc") == _peer_view(tmp_path / "plain.mrc") == (
+        (3.0, 3.0, 3.0), (4, 5, 6), 0)
+    assert np.array_equal(mrcio.read(tmp_path / "s.mrc"), data)
+    assert mrcfile.validate(str(tmp_path / "s.mrc"), print_file=io.StringIO())
+
+
+def test_decompressed_mrcz_channels_become_a_volume_stack(tmp_path: Path) -> None:
+    import mrcz
+
+    frames = np.arange(2 * 3 * 4 * 5, dtype=np.int16).reshape(2, 3, 4, 5)
+    mrcz.writeMRC(list(frames), str(tmp_path / "c.mrcz"), compressor="zstd",
+                  pixelsize=[2.0, 2.0, 2.0])  # mrcz: MZ = 3 sections per frame, ISPG 0
+    transcode(tmp_path / "c.mrcz", tmp_path / "c.mrc", compressor=None)
+    assert np.array_equal(mrcio.read(tmp_path / "c.mrc"), frames)
+    assert _peer_view(tmp_path / "c.mrc") == ((2.0, 2.0, 2.0), (2, 3, 4, 5), 401)
+
+
+def test_compress_decompress_keeps_a_volume_for_peers(tmp_path: Path, real_dir: Path) -> None:
+    original = real_dir / "relion/ref_model.mrc"  # ISPG 0, MZ = NZ, ten blank labels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # blank labels make no room problem
+        transcode(original, tmp_path / "r.mrcz", compressor="zstd")
+    transcode(tmp_path / "r.mrcz", tmp_path / "r.mrc", compressor=None)
+    assert _peer_view(tmp_path / "r.mrc")[:2] == _peer_view(original)[:2]
+    assert np.array_equal(mrcio.read(tmp_path / "r.mrc"), mrcio.read(original))
+
+
+def test_compressing_ten_labels_says_which_one_gives_way(tmp_path: Path) -> None:
+    path = tmp_path / "ten.mrc"
+    with mrcfile.new(path) as m:
+        m.set_data(np.zeros((2, 4, 4), np.float32))
+        m.header.label = [f"label {k}".encode() for k in range(10)]
+        m.header.nlabl = 10
+    with pytest.warns(mrcio.MRCWarning, match="label 10 .'label 9'. dropped"):
+        transcode(path, tmp_path / "ten.mrcz", compressor="zstd")
+    labels = mrcio.read_header(tmp_path / "ten.mrcz").labels
+    assert labels == ["MRCZ0.6.0"] + [f"label {k}" for k in range(9)]
 
 
 @pytest.mark.parametrize("blocksize", ["mrcz", 17, 1])

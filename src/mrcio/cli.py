@@ -856,7 +856,8 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
                        "cannot read them back); convert with --mode 0 or 6 first")
     meta, extended, exttyp = frames.meta, None, None
     if frames.header is not None:
-        layout = converted_layout(frames.header, compressed=compressor is not None)
+        layout = converted_layout(frames.header,
+                                  mrcz=compressor is not None or meta is not None)
         byteorder = frames.header.byteorder
         if not isinstance(frames.header.extended, dict) and frames.header.extended_bytes:
             extended = frames.header.extended_bytes

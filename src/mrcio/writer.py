@@ -16,6 +16,7 @@ import errno
 import io
 import itertools
 import os
+import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -28,6 +29,7 @@ from . import codecs
 from ._fileio import AtomicFile, pwrite_all, write_all, writev_all
 from ._parallel import default_threads, get_executor, imap_ordered, in_worker
 from ._version import __version__
+from .errors import MRCWarning
 from .extheader import CHECKSUM_KEY, json_extended
 from .header import (
     CODEC_IDS,
@@ -1086,20 +1088,41 @@ def rewrite_sections(
             writer.finish()
 
 
-def converted_layout(header: Header, *, compressed: bool) -> Layout:
-    """The layout of an existing file (:func:`layout_of`) for rewriting it, compressed or not.
+def converted_layout(header: Header, *, mrcz: bool) -> Layout:
+    """The layout of an existing file (:func:`layout_of`) for rewriting it in MRCZ form
+    (``mrcz``: compressed, or with JSON metadata) or as plain MRC2014.
 
-    A file becoming MRCZ gets the ``MRCZ0.6.0`` first label and, if it is an image stack
-    (ISPG 0), mrcz's convention that such files are read by: MZ = 1, MX, MY = NX, NY and
-    CELLA = voxel size x (NX, NY, NZ). The voxel size stays the same.
+    A file entering MRCZ form gets the ``MRCZ0.6.0`` first label (the last of ten labels
+    gives way, with a warning) and, if it is an image stack (ISPG 0), mrcz's convention
+    that such files are read by: MZ = 1, MX, MY = NX, NY and CELLA = voxel size x (NX, NY,
+    NZ). A file leaving it (decompressed, no metadata left) loses that label and gets
+    MRC2014's geometry back: MX, MY = NX, NY and MZ = 1 for an image stack, or ISPG 401
+    with MZ = sections per frame for mrcz's multi-channel frames, CELLA = voxel size x
+    (MX, MY, MZ), so that other readers (mrcfile, gemmi) see the same voxel size and shape.
+    The voxel size stays the same.
     """
     layout = layout_of(header)
-    layout.labels = [label.encode("ascii", "replace").decode() for label in layout.labels]
-    if compressed and header.mrcz_version is None:
+    labels = [label.encode("ascii", "replace").decode() for label in layout.labels]
+    while labels and not labels[-1].strip():  # blank labels counted in NLABL
+        labels.pop()
+    layout.labels = labels
+    if mrcz and header.mrcz_version is None:
+        if len(layout.labels) == 10:
+            warnings.warn(f"{header.path or '<stream>'}: label 10 ({layout.labels[-1]!r}) "
+                          f"dropped: MRCZ files begin with the label {MRCZ_LABEL!r}",
+                          MRCWarning, stacklevel=3)
         layout.labels = [MRCZ_LABEL, *layout.labels][:10]
         if header["ispg"] == 0:
             layout.cell_from_dims = True
             layout.mx, layout.my, layout.mz = layout.nx, layout.ny, 1
+    elif not mrcz and header.mrcz_version is not None:
+        layout.labels = layout.labels[1:]
+        if layout.cell_from_dims:  # mrcz's ISPG 0 convention
+            layout.cell_from_dims = False
+            channels = header.channels
+            layout.mx, layout.my, layout.mz = layout.nx, layout.ny, channels
+            layout.ispg = 401 if channels > 1 else 0
+            layout.fields.pop("ispg", None)  # not kept: the header's 0 meant mrcz's rule
     return layout
 
 
@@ -1120,7 +1143,8 @@ def transcode(
 
     Header fields (voxel size, origin, space group, labels, ...), and the extended header
     (JSON metadata included) are kept; data are streamed a few megabytes at a time. Files
-    compressed get the ``MRCZ0.6.0`` first label that mrcz looks for.
+    compressed get the ``MRCZ0.6.0`` first label that mrcz looks for; files decompressed
+    get MRC2014's geometry back (see :func:`converted_layout`).
 
     Examples
     --------
@@ -1135,14 +1159,14 @@ def transcode(
     """
     with MRCReader(src, n_threads=n_threads) as reader:
         header = reader.header
-        layout = converted_layout(header, compressed=compressor is not None)
+        meta, extended, exttyp = kept_extended(header)
+        layout = converted_layout(header, mrcz=compressor is not None or meta is not None)
         encoding = Encoding(
             mode=header.base_mode, byteorder=resolve_byteorder(byteorder, header.dtype)
             if byteorder else header.byteorder, compressor=compressor, clevel=clevel,
             blocksize=blocksize, blosc2=blosc2, n_threads=n_threads or default_threads(),
             imod_unsigned=header.imod_unsigned,
         )
-        meta, extended, exttyp = kept_extended(header)
         ny, nx = header.section_shape
         per_block = max(1, _BLOCK_BYTES // max(header.section_nbytes, 1))
 
