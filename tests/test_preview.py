@@ -156,10 +156,20 @@ def test_stretch() -> None:
     (0.1, 100, 2.0, "2 Å"),
     (200.0, 1000, 40000.0, "4 µm"),
     (3.54, 400, 200.0, "20 nm"),
+    (0.02, 128, 0.5, "50 pm"),
+    (0.05, 64, 0.5, "50 pm"),
+    (1e-6, 100, 1e-5, "0.001 pm"),
 ])
 def test_scale_bar_length(pixel: float, width: int, length: float, label: str) -> None:
     assert scale_bar_length(pixel, width) == (length, label)
     assert length <= 0.2 * width * pixel
+
+
+@pytest.mark.parametrize("pixel", [1e-7, 0.003, 0.05, 0.49, 1.0, 7.5, 3e5, 2e9])
+def test_every_scale_bar_label_can_be_drawn(pixel: float) -> None:
+    image = np.random.default_rng(0).normal(size=(64, 64)).astype(np.float32)
+    picture = render(image, size=64, pixel_size=pixel)
+    assert picture.shape == (64, 64)
 
 
 def test_render_bins_and_draws_a_scale_bar() -> None:

@@ -49,6 +49,12 @@ _FONT: dict[str, tuple[str, ...]] = {
     "m": ("     ", "     ", "## # ", "# # #", "# # #", "#   #", "#   #"),
     "µ": ("     ", "#   #", "#   #", "#   #", "#  ##", "### #", "#    "),
     "Å": ("  #  ", "     ", " ### ", "#   #", "#####", "#   #", "#   #"),
+    "p": ("     ", "     ", "#### ", "#   #", "#### ", "#    ", "#    "),
+    # whatever else a number formatted with "g" holds
+    ".": ("     ", "     ", "     ", "     ", "     ", " ##  ", " ##  "),
+    "e": ("     ", "     ", " ### ", "#   #", "#####", "#    ", " ### "),
+    "-": ("     ", "     ", "     ", "#####", "     ", "     ", "     "),
+    "+": ("     ", "  #  ", "  #  ", "#####", "  #  ", "  #  ", "     "),
 }
 _GLYPHS = {
     char: np.array([[c == "#" for c in row] for row in rows], dtype=bool)
@@ -149,6 +155,8 @@ def scale_bar_length(pixel_size: float, width: int) -> tuple[float, str]:
     (10.0, '1 nm')
     >>> scale_bar_length(200.0, 1000)
     (40000.0, '4 µm')
+    >>> scale_bar_length(0.02, 128)
+    (0.5, '50 pm')
     """
     target = 0.2 * width * pixel_size
     power = 10.0 ** math.floor(math.log10(target))
@@ -157,8 +165,10 @@ def scale_bar_length(pixel_size: float, width: int) -> tuple[float, str]:
         value, unit = length / 1e4, "µm"
     elif length >= 10:
         value, unit = length / 10, "nm"
-    else:
+    elif length >= 1:
         value, unit = length, "Å"
+    else:  # sub-ångström pixels (STEM)
+        value, unit = length * 100, "pm"
     return length, f"{value:g} {unit}"
 
 
