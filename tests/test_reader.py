@@ -433,3 +433,21 @@ def test_volume_larger_than_any_array_is_refused(tmp_path: Path) -> None:
     with pytest.raises(mrcio.TruncatedFileError,
                        match=r"field mz .* frame of 4 sections .* larger than any array"):
         mrcio.read(path, permissive=True)
+
+
+@pytest.mark.parametrize("dtype", ["i1", "f4"])
+def test_nearly_empty_blosc2_frames_read_back(tmp_path: Path, dtype: str) -> None:
+    # Blosc2 codes a block of one value in 8 bytes: such frames in 1 MiB blocks come to
+    # ratios of 70000-130000:1 (Blosc1 stays below 20000:1), which the chunk check allows
+    import mrcz
+
+    frames = np.zeros((2, 4096, 4096), dtype)
+    frames[0, 100, 100] = 1
+    ours, theirs = tmp_path / "ours.mrcz", tmp_path / "theirs.mrcz"
+    mrcio.write(ours, frames, stack=True, compressor="zstd", blosc2=True)
+    mrcz.writeMRC(frames, str(theirs), compressor="zstd", backend="blosc2", n_threads=1)
+    with mrcio.open(ours) as f:
+        info = f._reader.index.entry(0)[1]
+        assert info.nbytes > 70_000 * info.cbytes
+    for path in (ours, theirs):
+        assert np.array_equal(mrcio.read(path), frames)

@@ -96,9 +96,13 @@ _MEMCPYED = 0x02
 _BITSHUFFLE = 0x04
 _SHUFFLE = 0x01
 _EXTENDED_HEADER = _SHUFFLE | _BITSHUFFLE  # both set: a Blosc2 32-byte header follows
-#: largest compression ratio a chunk may claim: zstd, the strongest codec, stops near 32768:1
-#: (all-zero data); Blosc2 "special value" chunks, which store no data, are exempt
+#: largest compression ratio a Blosc1 chunk may claim: zstd, the strongest codec, stops near
+#: 32768:1 (all-zero data); a Blosc2 chunk may claim :data:`MAX_RATIO_BLOSC2`, and Blosc2
+#: "special value" chunks, which store no data, are exempt
 MAX_RATIO = 65536
+#: Blosc2 stores a block of one repeated value in 8 bytes (its offset and a run marker): a
+#: nearly empty frame in 1 MiB blocks comes to 131072:1, this allows blocks up to 8 MiB
+MAX_RATIO_BLOSC2 = 2**20
 _BLOSC1_MAX_NBYTES = 2**31 - 1 - CHUNK_HEADER_SIZE  # c-blosc 1.x's BLOSC_MAX_BUFFERSIZE
 #: codecs that Blosc1 (c-blosc 1.x) can write; the others need Blosc2
 BLOSC1_CODECS = ("blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd")
@@ -313,8 +317,9 @@ def check_chunks(
     Checked: a known format version (and for Blosc1, not both shuffle flags), the frame's
     typesize, nbytes equal to the frame's size (and within c-blosc 1's limit for Blosc1
     chunks), cbytes between the header size and nbytes plus the format's overhead, a
-    compression ratio below :data:`MAX_RATIO` (so that a tiny chunk cannot make the reader
-    allocate gigabytes), a block size in 1..nbytes, room for the block offset table, and the
+    compression ratio below :data:`MAX_RATIO` (Blosc2: :data:`MAX_RATIO_BLOSC2`; so that a
+    tiny chunk cannot make the reader allocate gigabytes), a block size in 1..nbytes, room
+    for the block offset table, and the
     chunk ending by ``end`` (else :class:`TruncatedFileError`). Blosc2 special-value chunks
     (a frame of zeros, say) hold no blocks.
     """
@@ -326,6 +331,7 @@ def check_chunks(
     offset = records["offset"]
     blosc2 = _version_table(BLOSC2_VERSIONS)[version]
     header_size = np.where(blosc2, _BLOSC2_HEADER_SIZE, CHUNK_HEADER_SIZE)
+    ratio_limit = np.where(blosc2, MAX_RATIO_BLOSC2, MAX_RATIO)
     memcpyed = flags & _MEMCPYED != 0
     blocks = -(-nbytes // np.maximum(blocksize, 1))
     most = max(nbytes, typesize) + _MAX_OVERHEAD
@@ -349,9 +355,9 @@ def check_chunks(
         ((cbytes < header_size) | (cbytes > most),
          lambda i: f"Blosc chunk size (cbytes) outside {header_size[i]}.."
                    f"{nbytes + _MAX_OVERHEAD}", "cbytes"),
-        ((special == 0) & ~memcpyed & (nbytes > cbytes * MAX_RATIO),
+        ((special == 0) & ~memcpyed & (nbytes > cbytes * ratio_limit),
          lambda i: f"Blosc chunk of {cbytes[i]:,} bytes claims {nbytes:,}: a compression "
-                   f"ratio above {MAX_RATIO:,}:1 is impossible", "cbytes"),
+                   f"ratio above {ratio_limit[i]:,}:1 is impossible", "cbytes"),
         (special > 4, lambda i: "unknown Blosc2 special-value kind (expected 1-4)", "special"),
         ((special == 0) & (nbytes > 0) & ((blocksize < 1) | (blocksize > max(nbytes, 1))),
          lambda i: f"Blosc block size outside 1..{nbytes:,}", "blocksize"),
