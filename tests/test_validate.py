@@ -105,3 +105,14 @@ def test_unreadable_files_give_issues_not_exceptions(tmp_path: Path) -> None:
         issues = mrcio.validate(path)
         assert issues
         assert all(i.severity in ("error", "warning") for i in issues)
+
+
+@pytest.mark.parametrize("dtype", ["i4", "u4"])
+def test_mrcz_modes_in_plain_mrc_are_flagged_as_mrcfile_does(tmp_path: Path, dtype: str) -> None:
+    plain, packed = tmp_path / "a.mrc", tmp_path / "a.mrcz"
+    with pytest.warns(mrcio.MRCWarning, match="not MRC2014: mrcfile, gemmi and IMOD"):
+        mrcio.write(plain, np.zeros((2, 4, 4), dtype))
+    assert [i.code for i in mrcio.validate(plain)] == ["mode"]
+    assert not mrcfile.validate(str(plain), print_file=io.StringIO())
+    mrcio.write(packed, np.zeros((2, 4, 4), dtype), compressor="zstd")  # mrcz's own format
+    assert mrcio.validate(packed) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -29,7 +30,10 @@ def test_every_mode_round_trips(code: str, mode: int, byteorder: str | None, tmp
                                 rng: np.random.Generator) -> None:
     data = (rng.normal(size=(3, 5, 7)) * 50).astype(code)
     path = tmp_path / "a.mrc"
-    mrcio.write(path, data, byteorder=byteorder)
+    with pytest.warns(mrcio.MRCWarning, match="mrcz's extension") if mode in (7, 8) else (
+        contextlib.nullcontext()
+    ):
+        mrcio.write(path, data, byteorder=byteorder)
     hdr = mrcio.read_header(path)
     assert hdr["mode"] == mode
     assert hdr.byteorder == {"big": ">"}.get(byteorder or "", "<")

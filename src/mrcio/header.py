@@ -125,6 +125,8 @@ class Mode:
     storage: np.dtype[Any]
     bits: int
     description: str
+    #: False for mrcz's own modes, which MRC2014 readers (mrcfile, gemmi, IMOD) refuse
+    standard: bool = True
 
     @property
     def direct(self) -> bool:
@@ -147,8 +149,8 @@ MODES: dict[int, Mode] = {
         Mode(3, np.dtype("c8"), _COMPLEX_INT16, 32, "complex int16, read as complex64"),
         Mode(4, np.dtype("c8"), np.dtype("c8"), 64, "complex64"),
         Mode(6, np.dtype("u2"), np.dtype("u2"), 16, "uint16"),
-        Mode(7, np.dtype("i4"), np.dtype("i4"), 32, "int32 (MRCZ)"),
-        Mode(8, np.dtype("u4"), np.dtype("u4"), 32, "uint32 (MRCZ)"),
+        Mode(7, np.dtype("i4"), np.dtype("i4"), 32, "int32 (MRCZ)", standard=False),
+        Mode(8, np.dtype("u4"), np.dtype("u4"), 32, "uint32 (MRCZ)", standard=False),
         Mode(12, np.dtype("f2"), np.dtype("f2"), 16, "float16"),
         Mode(101, np.dtype("u1"), np.dtype("u1"), 4, "4-bit unsigned, two pixels per byte"),
     )

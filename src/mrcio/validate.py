@@ -26,7 +26,7 @@ from .errors import (
     MRCError,
     MRCWarning,
 )
-from .header import HEADER_SIZE, Header, byteorder_of_stamp, parse_header
+from .header import HEADER_SIZE, MODES, Header, byteorder_of_stamp, parse_header
 from .reader import MRCReader
 from .stats import Stats
 
@@ -96,6 +96,10 @@ def _header_checks(h: Header) -> list[Issue]:
     if h["nsymbt"] > 0 and h.exttyp not in _KNOWN_EXTTYPS:
         add("exttyp", "exttyp", f"is {h['exttyp']!r} for a {h['nsymbt']}-byte extended header "
             f"(known: {', '.join(_KNOWN_EXTTYPS)})")
+    mode = MODES.get(h.base_mode)
+    if mode is not None and not mode.standard and not h.codec_id:
+        add("mode", "mode", f"{h.base_mode} ({mode.description}) is mrcz's extension, not "
+            "MRC2014: mrcfile, gemmi and IMOD cannot read this file")
     if h.exttyp == "json" and h.mrcz_version is None:
         add("exttyp", "exttyp", "JSON extended header (MRCZ) in a file not labelled MRCZ",
             "warning")

@@ -246,6 +246,11 @@ class SectionWriter:
         if meta is not None and extended is not None:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
         compressed = encoding.compressor is not None
+        if not compressed and not MODES[encoding.mode].standard:
+            warnings.warn(
+                f"{name}: mode {encoding.mode} ({MODES[encoding.mode].description}) is mrcz's "
+                "extension, not MRC2014: mrcfile, gemmi and IMOD will not open this file "
+                "(write it compressed, or as float32 or int16)", MRCWarning, stacklevel=4)
         # checksums live in JSON metadata: a raw (FEI, CCP4, ...) extended header keeps none
         if compressed and encoding.checksums and expected_sections is not None and (
             extended is None
