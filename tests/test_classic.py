@@ -539,6 +539,21 @@ def test_async_read_and_write_return_futures(tmp_path: Path) -> None:
         bad.result(timeout=60)
 
 
+def test_async_calls_run_in_the_order_made(tmp_path: Path) -> None:
+    # as in mrcz (one worker): appends queued one after another all land, and a read
+    # queued after a write sees the file
+    path = tmp_path / "a.mrc"
+    mrcio.writeMRC(np.zeros((1, 64, 64), np.float32), path)
+    appends = [mrcio.asyncWriteMRC(np.full((1, 64, 64), k, np.float32), path, idx=k)
+               for k in range(1, 10)]
+    big = tmp_path / "b.mrcz"
+    write = mrcio.asyncWriteMRC(np.ones((30, 256, 256), np.float32), big, compressor="lz4")
+    read = mrcio.asyncReadMRC(big)
+    assert [f.result(timeout=60) for f in [*appends, write]] == [None] * 10
+    assert read.result(timeout=60)[0].shape == (30, 256, 256)
+    assert mrcio.readMRC(path)[0][:, 0, 0].tolist() == list(range(10))
+
+
 # --- mrcz bugs mrcio does not copy -----------------------------------------------------------
 
 

@@ -595,7 +595,10 @@ def setDefaultThreads(n_threads: int) -> None:
 
 _async_lock = threading.Lock()
 _async_executor: ThreadPoolExecutor | None = None
-_ASYNC_WORKERS = 4
+#: one worker, as in mrcz: calls run in the order they were made, so a read queued after a
+#: write sees the file, and appends (``idx=``) queued one after another all land (each
+#: call uses ``n_threads`` threads of its own)
+_ASYNC_WORKERS = 1
 
 
 def _async_pool() -> ThreadPoolExecutor:
@@ -608,6 +611,9 @@ def _async_pool() -> ThreadPoolExecutor:
 
 def asyncReadMRC(*args: Any, **kwargs: Any) -> Future[Any]:
     """:func:`readMRC` in a background thread; returns a ``concurrent.futures.Future``.
+
+    Calls of :func:`asyncReadMRC` and :func:`asyncWriteMRC` run one at a time, in the
+    order they were made (as in mrcz).
 
     Examples
     --------
@@ -622,7 +628,19 @@ def asyncReadMRC(*args: Any, **kwargs: Any) -> Future[Any]:
 
 
 def asyncWriteMRC(*args: Any, **kwargs: Any) -> Future[Any]:
-    """:func:`writeMRC` in a background thread; returns a ``concurrent.futures.Future``."""
+    """:func:`writeMRC` in a background thread; returns a ``concurrent.futures.Future``
+    (run in order with the other async calls: see :func:`asyncReadMRC`).
+
+    Examples
+    --------
+    >>> import numpy as np, mrcio, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.mrcz")
+    >>> _ = mrcio.asyncWriteMRC(np.zeros((1, 4, 4), np.float32), path, compressor="zstd")
+    >>> appends = [mrcio.asyncWriteMRC(np.full((1, 4, 4), k, np.float32), path, idx=k,
+    ...                                compressor="zstd") for k in range(1, 4)]
+    >>> mrcio.asyncReadMRC(path).result()[0][:, 0, 0].tolist()
+    [0.0, 1.0, 2.0, 3.0]
+    """
     return _async_pool().submit(writeMRC, *args, **kwargs)
 
 
