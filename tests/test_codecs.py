@@ -243,7 +243,7 @@ def good_chunk() -> tuple[bytes, np.ndarray]:
     ("byte", "value", "words"),
     [
         (0, 9, "unknown format version"),
-        (3, 2, "typesize is not the data's item size 4"),
+        (3, 3, "typesize is neither the data's item size 4"),
         (4, 7, "holds"),
         (8, 0, "block size outside"),
         (12, 3, "cbytes"),

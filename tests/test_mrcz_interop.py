@@ -917,3 +917,24 @@ def test_overwrite_frames_inside_mrcz_file(tmp_path: Path, rng: np.random.Genera
     assert header["nz"] == 5
     np.testing.assert_allclose([header[n] for n in ("dmin", "dmax", "dmean", "rms")],
                                _exact_stats(want), rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", [None, "blosc2"])
+@pytest.mark.parametrize("dtype", ["float32", "int8", "uint16"])
+def test_mrcz_casts_with_the_source_typesize(tmp_path: Path, backend: str | None,
+                                             dtype: str) -> None:
+    # mrcz writes the source array's item size as the chunks' typesize when dtype= casts;
+    # the chunks decode the same, and mrcio reads them as mrcz does (validate warns)
+    source = np.arange(2 * 120 * 100, dtype=np.int16).reshape(2, 120, 100) % 100
+    path = tmp_path / "cast.mrcz"
+    mrcz.writeMRC(source, str(path), dtype=dtype, compressor="lz4", backend=backend)
+    theirs = mrcz.readMRC(str(path))[0]
+    assert theirs.dtype == np.dtype(dtype)
+    assert np.array_equal(mrcio.readMRC(path)[0], theirs)
+    assert np.array_equal(mrcio.read(path), theirs)
+    chunks = [i for i in mrcio.validate(path, deep=True) if i.code == "chunks"]
+    if theirs.itemsize == source.itemsize:  # (mrcz's NVERSION and statistics are errors)
+        assert chunks == []
+    else:
+        assert [i.severity for i in chunks] == ["warning"]
+        assert "typesize 2, not the data's item size" in chunks[0].message

@@ -294,6 +294,10 @@ def chunk_record(raw: bytes | memoryview, offset: int) -> tuple[bytes, int]:
     return record, int.from_bytes(header[12:], "little")
 
 
+#: which of the 256 possible typesize bytes are numpy item sizes (mrcz's casts keep them)
+_NUMPY_ITEMSIZES = np.isin(np.arange(256), (1, 2, 4, 8, 16))
+
+
 @functools.cache
 def _version_table(versions: tuple[int, ...]) -> np.ndarray:
     """Which of the 256 possible format version bytes are in ``versions`` (a lookup table:
@@ -314,8 +318,8 @@ def check_chunks(
     :data:`CHUNK_RECORD_DTYPE`, the first for frame ``first_frame``), all at once; raise for
     the first chunk that cannot hold exactly one frame within the file.
 
-    Checked: a known format version (and for Blosc1, not both shuffle flags), the frame's
-    typesize, nbytes equal to the frame's size (and within c-blosc 1's limit for Blosc1
+    Checked: a known format version (and for Blosc1, not both shuffle flags), a typesize
+    that is the data's (``typesize``, what mrcio writes) or another numpy item size, nbytes equal to the frame's size (and within c-blosc 1's limit for Blosc1
     chunks), cbytes between the header size and nbytes plus the format's overhead, a
     compression ratio below :data:`MAX_RATIO` (Blosc2: :data:`MAX_RATIO_BLOSC2`; so that a
     tiny chunk cannot make the reader allocate gigabytes), a block size in 1..nbytes, room
@@ -343,9 +347,12 @@ def check_chunks(
          # c-blosc 1 never sets both shuffle flags; c-blosc 2 takes them for its own header
          lambda i: "Blosc1 chunk with both shuffle flags set (the mark of a Blosc2 header)",
          "flags"),
-        (records["typesize"] != typesize,
-         lambda i: f"Blosc chunk typesize is not the data's item size {typesize}",
-         "typesize"),
+        # only a shuffle unit: decoding gives the same bytes whatever it is, and mrcz writes
+        # the source's item size when it casts with dtype= (and reads such chunks back); a
+        # size no numpy number has is damage
+        ((records["typesize"] != typesize) & ~_NUMPY_ITEMSIZES[records["typesize"]],
+         lambda i: f"Blosc chunk typesize is neither the data's item size {typesize} nor "
+                   "that of a numpy number (1, 2, 4, 8, 16)", "typesize"),
         (records["nbytes"] != nbytes,
          lambda i: f"Blosc chunk holds {records['nbytes'][i]:,} bytes, but a frame is "
                    f"{nbytes:,} bytes",

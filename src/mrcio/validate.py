@@ -152,6 +152,16 @@ def _size_issues(reader: MRCReader) -> list[Issue]:
     if reader.index.end < size:
         issues.append(Issue("error", "file-size", "data", f"{size - reader.index.end:,} "
                             f"bytes after the last chunk (from byte {reader.index.end:,})"))
+    itemsize = h.storage_dtype.itemsize if h.mode.direct else 1
+    odd = reader.index.records["typesize"] != itemsize
+    if odd.any():
+        first = int(np.argmax(odd))
+        issues.append(Issue(
+            "warning", "chunks", f"frame {first}",
+            f"{int(odd.sum()):,} chunks have typesize "
+            f"{int(reader.index.records['typesize'][first])}, not the data's item size "
+            f"{itemsize} (mrcz writes the source's when it casts with dtype=): they decode "
+            "the same, but were shuffled by the wrong unit, which compresses worse"))
     return issues
 
 
@@ -183,7 +193,7 @@ def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
 
     1. the map id is ``MAP `` (``map-id``);
     2. the machine stamp names a byte order (``machine-stamp``);
-    3. the mode (and MRCZ codec) is known (``mode``);
+    3. the mode (and MRCZ codec) is known, and in MRC2014 for uncompressed files (``mode``);
     4. NX, NY, NZ, MX, MY, MZ, ISPG, NLABL and CELLA are not negative (``dimensions``,
        ``cell``);
     5. MAPC, MAPR, MAPS are 1, 2, 3 in some order (``axis-map``);
@@ -195,8 +205,8 @@ def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
     10. DMIN, DMAX, DMEAN and RMS match the data or say "not determined" (``statistics``;
         uncompressed files always, MRCZ files with ``deep``);
     11. the file is as long as the header says, and an MRCZ file's chunks are all present,
-        consistent with their headers and with packedBytes (``file-size``, ``chunks``,
-        ``packed-bytes``);
+        consistent with their headers and with packedBytes, and shuffled by the data's item
+        size (``file-size``, ``chunks``, ``packed-bytes``);
     12. with ``deep``, every MRCZ chunk decodes and matches its stored crc32 (``chunks``,
         ``checksum``).
 
