@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -187,3 +188,25 @@ def test_import_does_no_work() -> None:
             "bad = {'numcodecs', 'blosc2', 'dask', 'distributed'} & set(sys.modules); "
             "assert not bad, bad; assert threading.active_count() == 1")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_frames_of_a_file_cut_short_after_opening_raise(tmp_path: Path) -> None:
+    # the frames of plain files are copied from a memory map: copying pages past a file's
+    # end would kill the process (SIGBUS), so the length is checked first
+    path = tmp_path / "cut.mrc"
+    mrcio.write(path, np.ones((8, 64, 64), np.float32))
+    with mrcio.open(path) as f:
+        assert f[0].sum() == 64 * 64
+        os.truncate(path, 1024 + 64 * 64 * 4)
+        with pytest.raises(mrcio.TruncatedFileError, match=r"frame 5 .* cut short"):
+            f[5]
+    mrcio.write(path, np.ones((8, 64, 64), np.float32), overwrite=True)
+    with mrcio.open(path) as f:
+        os.truncate(path, 0)
+        with pytest.raises(mrcio.TruncatedFileError, match="cut short"):
+            f[1]
+    mrcio.write(path, np.ones((8, 64, 64), np.float32), overwrite=True)
+    lazy = mrcio.to_dask(path)
+    os.truncate(path, 2000)
+    with pytest.raises(mrcio.TruncatedFileError, match="cut short"):
+        lazy.compute()

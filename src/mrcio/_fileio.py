@@ -95,6 +95,11 @@ class Source:
         """A read-only memory map of part of the file (files on disk only)."""
         raise TypeError(f"{self.name}: only files on disk can be memory-mapped")
 
+    def check_length(self, end: int, what: str, *, frame: int | None = None) -> None:
+        """Raise :class:`TruncatedFileError` if the file now ends before byte ``end``: a
+        memory map of a file cut short since is only read after this (copying from pages
+        past the end kills the process with SIGBUS)."""
+
     def close(self) -> None:
         """Release the underlying file, if this source opened it."""
 
@@ -143,16 +148,24 @@ class _FileSource(Source):
             raise ValueError(f"{self.name}: memory map of a closed file")
         if count == 0:
             return np.empty(shape, dtype)
+        self.check_length(offset + count * dtype.itemsize, "data block")
         mapped = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
-        if offset + count * dtype.itemsize > len(mapped):
+        if offset + count * dtype.itemsize > len(mapped):  # cut short since the check
             mapped.close()
-            raise TruncatedFileError(
-                f"data block truncated (expected {count * dtype.itemsize:,} bytes, file ends "
-                f"after {max(len(mapped) - offset, 0):,})",
-                path=self.name, offset=offset,
-            )
+            self.check_length(offset + count * dtype.itemsize, "data block")
         array: np.ndarray = np.frombuffer(mapped, dtype, count=count, offset=offset)
         return array.reshape(shape)
+
+    def check_length(self, end: int, what: str, *, frame: int | None = None) -> None:
+        if self._fd is None:
+            raise ValueError(f"{self.name}: read from a closed file")
+        size = os.fstat(self._fd).st_size
+        if size < end:
+            raise TruncatedFileError(
+                f"{what} truncated (the file ends at byte {size:,}, before byte {end:,}; "
+                "it was cut short since it was opened or mapped)",
+                path=self.name, frame=frame, offset=size,
+            )
 
     def close(self) -> None:
         if self._fd is not None:

@@ -151,7 +151,13 @@ class MRCFile:
     def _frames(self, frames: Any) -> np.ndarray:
         plain = self._reader.index is None and self.header.mode.direct
         if plain and self._reader.source.mappable:
-            return np.array(self._memory_map()[_as_index(frames, self._reader.frame_count)])
+            mapped = self._memory_map()[_as_index(frames, self._reader.frame_count)]
+            # copied from a memory map (5 us for a small frame, against 29 through preadv):
+            # only once the file is seen to be still whole
+            self._reader.source.check_length(
+                self.header.data_offset + self.header.data_nbytes, "data block",
+                frame=frames if isinstance(frames, int) else None)
+            return np.array(mapped)
         return self._reader.read(frames)
 
     def _memory_map(self) -> np.ndarray:
