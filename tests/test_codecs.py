@@ -448,3 +448,17 @@ def test_many_headers_checked_at_once_name_the_first_bad_one() -> None:
     with pytest.raises(mrcio.TruncatedFileError, match=r"frame 1 .* truncated"):
         codecs.check_chunks(records[:2], nbytes=frame.nbytes, typesize=4, end=end, path=None)
     codecs.check_chunks(records[:0], nbytes=frame.nbytes, typesize=4, end=0, path=None)
+
+
+def test_uninitialized_blosc2_chunks_read_as_zeros() -> None:
+    # c-blosc 2 writes nothing for such a chunk: the output's old contents must not show
+    frame = np.zeros((64, 64), np.int16)
+    chunk = bytearray(codecs.encode(frame, codec="zstd", clevel=1, blocksize=0,
+                                    blosc2_format=True))
+    assert codecs.special_kind(chunk) == 1  # zeros
+    chunk[31] = 4 << 4  # the special-value kind: uninitialized
+    info = codecs.parse_chunk_header(bytes(chunk))
+    assert info.special == 4
+    out = np.full((64, 64), 0x5EC7, np.int16)
+    codecs.decode_into(bytes(chunk), info, out, frame=0, offset=0, path=None)
+    assert not out.any()

@@ -88,6 +88,7 @@ __all__ = [
 
 CHUNK_HEADER_SIZE = 16
 _BLOSC2_HEADER_SIZE = 32
+_SPECIAL_UNINIT = 4  # Blosc2's "uninitialized" special-value chunk: no values at all
 _MAX_OVERHEAD = _BLOSC2_HEADER_SIZE
 _BLOSC1_VERSIONS = (1, 2)
 BLOSC2_VERSIONS = (3, 4, 5)
@@ -400,7 +401,8 @@ def decode_into(
 ) -> None:
     """Decompress one checked chunk into ``out`` (C-contiguous, exactly ``info.nbytes``).
 
-    ``chunk`` must be exactly ``info.cbytes`` long, so no decoder reads past it. ``threads``
+    ``chunk`` must be exactly ``info.cbytes`` long, so no decoder reads past it. A Blosc2
+    "uninitialized" chunk decodes to zeros. ``threads``
     may decode the blocks of a large chunk (one decoded alone) in parallel; callers that
     decode chunks in parallel pass 1.
     """
@@ -412,6 +414,11 @@ def decode_into(
             frame=frame,
             offset=offset,
         )
+    if info.special == _SPECIAL_UNINIT:
+        # c-blosc 2 leaves the destination as it was: read as zeros, not as whatever the
+        # output's memory held before
+        out.reshape(-1).view(np.uint8)[:] = 0
+        return
     try:
         if info.blosc2 or info.memcpyed or info.blosc1_codec in _BLOSC2_READS_BLOSC1:
             # python-blosc2 would use all cores for every chunk: a 256 KiB chunk then took
