@@ -126,6 +126,33 @@ def test_orphans_of_killed_writers_are_swept(tmp_path: Path) -> None:
     assert remote.exists()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="symbolic links and permission bits")
+def test_replacing_keeps_links_and_permissions(tmp_path: Path) -> None:
+    real, link = tmp_path / "data" / "real.mrc", tmp_path / "link.mrc"
+    real.parent.mkdir()
+    mrcio.write(real, np.zeros((2, 4, 4), np.float32))
+    os.chmod(real, 0o640)
+    link.symlink_to(real)
+    mrcio.write(link, np.ones((2, 4, 4), np.float32), overwrite=True)
+    assert link.is_symlink()
+    assert mrcio.read(real).sum() == 32
+    assert oct(os.stat(real).st_mode & 0o777) == oct(0o640)
+    mrcio.writeMRC(np.full((1, 4, 4), 2, np.float32), link, idx=2)  # an append, through it
+    assert link.is_symlink()
+    assert mrcio.read(real).shape == (3, 4, 4)
+    assert oct(os.stat(real).st_mode & 0o777) == oct(0o640)
+    assert sorted(p.name for p in real.parent.iterdir()) == ["real.mrc"]
+
+
+def test_names_up_to_the_limit_can_be_written(tmp_path: Path) -> None:
+    for length in (200, 230, 255 - len(".mrcz")):
+        path = tmp_path / ("é" * 3 + "a" * (length - 6) + ".mrcz")  # 2-byte characters too
+        assert len(os.fsencode(path.name)) == length + len(".mrcz")
+        mrcio.write(path, np.zeros((2, 4, 4), np.float32), compressor="zstd")
+        assert np.array_equal(mrcio.read(path), np.zeros((2, 4, 4), np.float32))
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
 def test_interrupt_before_the_with_block_leaves_nothing(tmp_path: Path) -> None:
     # a temporary file created but not yet guarded by a with block (an interrupt can come
     # between the two) is removed by remove_unfinished, as the CLI does on Ctrl-C

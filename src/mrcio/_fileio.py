@@ -18,6 +18,7 @@ import io
 import mmap
 import os
 import socket
+import stat
 import threading
 import uuid
 import warnings
@@ -302,7 +303,7 @@ def _sweep_orphans(target: Path) -> None:
     names carry host and pid; files of other hosts, or of live processes, are left alone)."""
     if os.name != "posix":  # os.kill(pid, 0) only probes on POSIX
         return
-    prefix = f".{target.name}.{_HOST}."
+    prefix = _temp_prefix(target)
     try:
         names = [n for n in os.listdir(target.parent or ".") if n.startswith(prefix)]
     except OSError:
@@ -313,6 +314,19 @@ def _sweep_orphans(target: Path) -> None:
             continue
         with contextlib.suppress(OSError):
             os.unlink(target.parent / name)
+
+
+def _temp_prefix(target: Path) -> str:
+    """``.<name>.<host>.``, the start of the names of ``target``'s temporary files; a name
+    too long to leave room for the rest within 255 bytes is cut and marked with its crc32."""
+    name = target.name
+    room = 255 - len(f"..{_HOST}.{2**32}.{'0' * 12}.partial".encode())
+    if len(os.fsencode(name)) > room:
+        mark = f"~{zlib.crc32(os.fsencode(name)):08x}"
+        while len(os.fsencode(name + mark)) > room:
+            name = name[:-1]
+        name += mark
+    return f".{name}.{_HOST}."
 
 
 def _alive(pid: int) -> bool:
@@ -336,6 +350,10 @@ class AtomicFile:
     (SIGKILL, power cut) leaves its temporary file; the next write of the same target on the
     same host removes those whose process is gone.
 
+    A symbolic link as ``target`` stays a link: the file it points to is replaced. A file
+    replaced keeps its permission bits (not its owner, nor other hard links to it, which keep
+    the old contents: a rename makes a new file).
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -354,13 +372,22 @@ class AtomicFile:
             raise FileExistsError(
                 f"{self.target}: file exists (pass overwrite=True to replace it)"
             )
+        if self.target.is_symlink():  # write where it points (a dangling link included)
+            self.target = Path(os.path.realpath(self.target))
         _sweep_orphans(self.target)
         self.temp = self.target.with_name(
-            f".{self.target.name}.{_HOST}.{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
+            f"{_temp_prefix(self.target)}{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
         )
         _UNFINISHED.add(self.temp)  # before it exists: an interrupt at any moment finds it
         self.handle: io.FileIO = open(self.temp, "xb+", buffering=0)  # noqa: SIM115
         self.done = False
+        try:
+            os.chmod(self.temp, stat.S_IMODE(os.stat(self.target).st_mode))
+        except FileNotFoundError:  # a new file: the umask's bits
+            pass
+        except BaseException:
+            self.discard()
+            raise
 
     def commit(self) -> None:
         """Make the temporary file the target (fsynced first unless ``fsync=False``)."""
