@@ -582,3 +582,33 @@ def test_bad_block_size_is_refused(blocksize: object) -> None:
     with pytest.raises(ValueError, match="blocksize must be"):
         mrcio.write(io.BytesIO(), np.zeros((2, 4, 4), np.float32), compressor="lz4",
                     blocksize=blocksize)
+
+
+def test_labels_are_checked_before_writing_and_fill_the_header(tmp_path: Path) -> None:
+    ten = [f"label {k}" for k in range(10)]
+    mrcio.write(tmp_path / "ten.mrc", np.zeros((2, 4, 4), np.float32), labels=ten)
+    assert mrcio.read_header(tmp_path / "ten.mrc").labels == ten  # mrcio's own gives way
+    with pytest.raises(ValueError, match=r"at most 9 labels fit in an MRCZ header"):
+        mrcio.write(tmp_path / "ten.mrcz", np.zeros((2, 4, 4), np.float32), labels=ten,
+                    compressor="zstd")
+    with pytest.raises(ValueError, match="labels must be ASCII"):
+        mrcio.write(tmp_path / "a.mrc", np.zeros((2, 4, 4), np.float32), labels=["Å"])
+    with pytest.raises(ValueError, match="labels must be ASCII"):
+        mrcio.open(tmp_path / "s.mrc", "w", dtype=np.float32, frame_shape=(4, 4),
+                   labels=["Å"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ten.mrc"]
+
+
+def test_appends_keep_labels_byte_for_byte(tmp_path: Path) -> None:
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, np.zeros((2, 4, 4), np.float32), labels=["Angstrom 1.2"])
+    raw = bytearray(path.read_bytes())
+    at = 224 + 80  # label 2 (the first is mrcio's)
+    raw[at : at + 12] = "Ångström 1.2".encode("latin-1")[:12]
+    path.write_bytes(bytes(raw))
+    with mrcio.open(path, "a") as f:
+        f.append(np.ones((4, 4), np.float32))
+    mrcio.writeMRC(np.ones((1, 4, 4), np.float32), path, idx=3)
+    after = path.read_bytes()
+    assert after[at : at + 80] == bytes(raw[at : at + 80])
+    assert mrcio.read(path).shape == (4, 4, 4)

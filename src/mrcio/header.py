@@ -12,6 +12,7 @@ import functools
 import re
 import sys
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -446,9 +447,15 @@ class Header:
     @property
     def labels(self) -> list[str]:
         """The labels in use, decoded (bytes that are not ASCII become U+FFFD)."""
+        return [raw.decode("ascii", "replace") for raw in self.raw_labels]
+
+    @property
+    def raw_labels(self) -> list[bytes]:
+        """The labels in use as the bytes in the file (trailing blanks removed): what a
+        rewrite of the file keeps."""
         count = max(0, min(int(self["nlabl"]), 10))
         raw = self.fields["label"]
-        return [bytes(raw[i]).decode("ascii", "replace").rstrip(" \0") for i in range(count)]
+        return [bytes(raw[i]).rstrip(b" \0") for i in range(count)]
 
     @property
     def exttyp(self) -> str:
@@ -668,15 +675,28 @@ def new_header(byteorder: str) -> np.void:
     return record
 
 
-def set_labels(record: np.void, labels: list[str]) -> None:
-    """Write up to ten labels (ASCII, at most 80 characters each) and NLABL."""
+def encode_label(text: str | bytes) -> bytes:
+    """A label's bytes: text must be ASCII, and either at most 80 characters (bytes, as
+    read from a file, are kept as they are).
+
+    Examples
+    --------
+    >>> encode_label("motion corrected")
+    b'motion corrected'
+    """
+    if isinstance(text, str):
+        if not text.isascii():
+            raise ValueError(f"labels must be ASCII text (MRC2014), got {text!r}")
+        text = text.encode("ascii")
+    if len(text) > 80:
+        raise ValueError(f"label longer than 80 characters: {text!r}")
+    return text
+
+
+def set_labels(record: np.void, labels: Sequence[str | bytes]) -> None:
+    """Write up to ten labels (see :func:`encode_label`) and NLABL."""
     if len(labels) > 10:
         raise ValueError(f"an MRC header holds at most 10 labels, got {len(labels)}")
-    encoded = []
-    for text in labels:
-        raw = text.encode("ascii")
-        if len(raw) > 80:
-            raise ValueError(f"label longer than 80 characters: {text!r}")
-        encoded.append(raw)
+    encoded = [encode_label(text) for text in labels]
     record["label"] = encoded + [b""] * (10 - len(encoded))
     record["nlabl"] = len(encoded)

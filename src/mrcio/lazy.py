@@ -30,7 +30,6 @@ from .header import Header, Origin, VoxelSize
 from .reader import FrameSelection, MRCReader, read_section
 from .writer import (
     DEFAULT_BLOCKSIZE,
-    MRCZ_LABEL,
     Encoding,
     Plan,
     SectionWriter,
@@ -38,10 +37,10 @@ from .writer import (
     build_record,
     choose_mode,
     encoding_of,
+    file_labels,
     kept_extended,
     layout_of,
     modern_layout,
-    mrcio_label,
     resolve_byteorder,
 )
 
@@ -407,10 +406,8 @@ class StreamWriter:
             plan = Plan(0, ny, nx, self.per, "stack" if self.per == 1 else "volume stack",
                         np.dtype(dtype), ())
             mrcz_form = compressor is not None or meta is not None
-            layout = modern_layout(
-                plan, voxel_size, origin,
-                ([MRCZ_LABEL] if mrcz_form else []) + [mrcio_label(), *labels], mrcz=mrcz_form,
-            )
+            layout = modern_layout(plan, voxel_size, origin, file_labels(labels, mrcz_form),
+                                   mrcz=mrcz_form)
             encoding = Encoding(
                 mode=base, byteorder=resolve_byteorder(byteorder, np.dtype(dtype)),
                 compressor=compressor, clevel=clevel, blocksize=blocksize, blosc2=blosc2,

@@ -40,6 +40,7 @@ from .header import (
     MODES,
     MRCZ_COMPRESSION_FACTOR,
     Header,
+    encode_label,
     in_order,
     native_order,
     new_header,
@@ -77,6 +78,21 @@ def mrcio_label() -> str:
     return f"mrcio {__version__} {datetime.date.today().isoformat()}"
 
 
+def file_labels(labels: Sequence[str], mrcz_form: bool) -> list[str]:
+    """The labels of a new file: ``MRCZ0.6.0`` first in MRCZ form, then mrcio's own (where
+    there is room for it), then the caller's, checked before anything is written."""
+    for text in labels:
+        encode_label(text)
+    first = [MRCZ_LABEL] if mrcz_form else []
+    if len(first) + len(labels) > 10:
+        raise ValueError(
+            f"at most {10 - len(first)} labels fit in {'an MRCZ' if mrcz_form else 'an MRC'} "
+            f"header{' (the first is ' + MRCZ_LABEL + ')' if mrcz_form else ''}, got "
+            f"{len(labels)}")
+    own = [mrcio_label()] if len(first) + len(labels) < 10 else []
+    return [*first, *own, *labels]
+
+
 @dataclass
 class Layout:
     """Geometry, labels and extra header fields of a file to write (NZ is counted)."""
@@ -89,7 +105,7 @@ class Layout:
     ispg: int
     voxel_size: tuple[float, float, float]
     origin: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    labels: list[str] = field(default_factory=list)
+    labels: list[str | bytes] = field(default_factory=list)  # bytes: kept from a file
     fields: dict[str, Any] = field(default_factory=dict)
     cell_from_dims: bool = False  # mrcz's rule: CELLA = voxel size x (NX, NY, NZ)
 
@@ -954,8 +970,8 @@ def write(
         raise ValueError(f"compressor must be None or one of {sorted(CODEC_IDS)}, "
                          f"got {compressor!r}")
     mrcz_form = compressor is not None or meta is not None
-    all_labels = ([MRCZ_LABEL] if mrcz_form else []) + [mrcio_label(), *labels]
-    layout = modern_layout(plan, voxel_size, origin, all_labels, mrcz=mrcz_form)
+    layout = modern_layout(plan, voxel_size, origin, file_labels(labels, mrcz_form),
+                           mrcz=mrcz_form)
     encoding = Encoding(
         mode=base_mode, byteorder=order, compressor=compressor, clevel=clevel,
         blocksize=blocksize, blosc2=blosc2, n_threads=n_threads or default_threads(),
@@ -992,7 +1008,7 @@ def layout_of(header: Header) -> Layout:
     return Layout(
         ny=ny, nx=nx, mx=mx, my=my, mz=-1 if mz == nz and nz > 1 else mz,
         ispg=header["ispg"], voxel_size=voxel, origin=header.origin,
-        labels=header.labels, fields=fields, cell_from_dims=by_dims,
+        labels=list(header.raw_labels), fields=fields, cell_from_dims=by_dims,
     )
 
 
@@ -1107,15 +1123,15 @@ def converted_layout(header: Header, *, mrcz: bool) -> Layout:
     The voxel size stays the same.
     """
     layout = layout_of(header)
-    labels = [label.encode("ascii", "replace").decode() for label in layout.labels]
+    labels = header.raw_labels
     while labels and not labels[-1].strip():  # blank labels counted in NLABL
         labels.pop()
-    layout.labels = labels
+    layout.labels = list(labels)
     if mrcz and header.mrcz_version is None:
-        if len(layout.labels) == 10:
-            warnings.warn(f"{header.path or '<stream>'}: label 10 ({layout.labels[-1]!r}) "
-                          f"dropped: MRCZ files begin with the label {MRCZ_LABEL!r}",
-                          MRCWarning, stacklevel=3)
+        if len(labels) == 10:
+            warnings.warn(f"{header.path or '<stream>'}: label 10 "
+                          f"({labels[-1].decode('ascii', 'replace')!r}) dropped: MRCZ files "
+                          f"begin with the label {MRCZ_LABEL!r}", MRCWarning, stacklevel=3)
         layout.labels = [MRCZ_LABEL, *layout.labels][:10]
         if header["ispg"] == 0:
             layout.cell_from_dims = True
