@@ -60,6 +60,23 @@ def test_containers_are_recognised(tmp_path: Path, opener: object) -> None:
     assert np.array_equal(mrcio.read(packed), data)
 
 
+@pytest.mark.parametrize("nx", [35615, 6838850])  # files starting 1f 8b, and "BZh"
+def test_mrc_files_that_start_like_containers_are_read_as_mrc(tmp_path: Path, nx: int) -> None:
+    data = np.zeros((1, nx), np.int8)
+    data[0, -1] = 7
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, data)
+    assert path.read_bytes()[:2] in (b"\x1f\x8b", b"BZ")
+    assert np.array_equal(mrcio.read(path), data)
+    assert mrcio.validate(path) == []
+    # an empty gzip or bzip2 stream is still known for what it is
+    for opener, name in ((gzip.open, "e.mrc.gz"), (bz2.open, "e.mrc.bz2")):
+        with opener(tmp_path / name, "wb"):
+            pass
+        with pytest.raises(mrcio.MRCError, match="too short"):
+            mrcio.read(tmp_path / name)
+
+
 def test_container_reads_no_more_than_the_header_claims(tmp_path: Path) -> None:
     data = np.ones((2, 3, 4), np.float32)
     plain = tmp_path / "a.mrc"

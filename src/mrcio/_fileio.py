@@ -213,11 +213,19 @@ class _BufferSource(Source):
 
 
 def _container_opener(path: str) -> Any:
+    """gzip.open or bz2.open if the file starts as such a container does, else None.
+
+    The whole fixed start is checked, not just the magic numbers: an MRC file whose NX is
+    35615 (mod 65536) starts with gzip's two bytes, one with NX = 6838850 with "BZh"."""
     with open(path, "rb") as probe:
-        magic = probe.read(3)
-    if magic[:2] == b"\x1f\x8b":
+        head = probe.read(10)
+    # gzip: magic, method 8 (deflate, the only one defined), no reserved flag bits
+    if head[:3] == b"\x1f\x8b\x08" and len(head) == 10 and not head[3] & 0xE0:
         return gzip.open
-    if magic == b"BZh":
+    # bzip2: magic, block size 1-9, then a block's or the stream end's 48-bit magic
+    if head[:3] == b"BZh" and head[3:4] in b"123456789" and head[3:4] and head[4:10] in (
+        b"\x31\x41\x59\x26\x53\x59", b"\x17\x72\x45\x38\x50\x90"
+    ):
         return bz2.open
     return None
 
