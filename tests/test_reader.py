@@ -451,3 +451,15 @@ def test_nearly_empty_blosc2_frames_read_back(tmp_path: Path, dtype: str) -> Non
         assert info.nbytes > 70_000 * info.cbytes
     for path in (ours, theirs):
         assert np.array_equal(mrcio.read(path), frames)
+
+
+def test_empty_mrcz_files_read_and_validate_clean(tmp_path: Path) -> None:
+    # no chunks: the data end where they begin (a warning of "bytes after the last chunk
+    # from byte 0" would fail here: warnings are errors in this suite)
+    path = tmp_path / "empty.mrcz"
+    mrcio.write(path, np.zeros((0, 8, 8), np.int16), stack=True, compressor="zstd")
+    assert mrcio.read(path).shape == (0, 8, 8)
+    assert mrcio.validate(path, deep=True) == []
+    with mrcio.open(path, "a") as f:
+        f.append(np.ones((2, 8, 8), np.int16))
+    assert np.array_equal(mrcio.read(path), np.ones((2, 8, 8), np.int16))

@@ -54,8 +54,9 @@ class ChunkIndex:
     :class:`~mrcio.codecs.ChunkInfo`, and ``records`` views them as a numpy array.
     """
 
-    def __init__(self, packed: bytes) -> None:
+    def __init__(self, packed: bytes, start: int) -> None:
         self._packed = packed
+        self._start = start  # where the first chunk is (or would be): the data offset
         self.records: np.ndarray = np.frombuffer(packed, codecs.CHUNK_RECORD_DTYPE)
 
     def __len__(self) -> int:
@@ -74,9 +75,9 @@ class ChunkIndex:
 
     @property
     def end(self) -> int:
-        """Byte offset just past the last chunk."""
+        """Byte offset just past the last chunk (the data offset if there is none)."""
         if not len(self.records):
-            return 0
+            return self._start
         last = self.records[-1]
         return int(last["offset"]) + int(last["cbytes"])
 
@@ -205,7 +206,7 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
         warnings.warn(f"{exc}; reading the {found} sections before it", MRCWarning,
                       stacklevel=3)
         records = records[: found * codecs.CHUNK_RECORD.size]
-    index = ChunkIndex(bytes(records))
+    index = ChunkIndex(bytes(records), header.data_offset)
     packed = int(header["packed_bytes"])
     if found == nz and packed > 0 and packed != index.packed_bytes:
         problem = (
