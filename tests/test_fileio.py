@@ -170,6 +170,29 @@ def test_names_up_to_the_limit_can_be_written(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
 
 
+@pytest.mark.parametrize("end", ["exit", "raise", "drop"])
+def test_a_writer_never_closed_leaves_nothing(tmp_path: Path, end: str) -> None:
+    script = f"""
+import numpy as np, mrcio, gc, sys
+w = mrcio.open({str(tmp_path / "live.mrcz")!r}, "w", dtype=np.int16, frame_shape=(8, 8),
+               compressor="zstd")
+w.append(np.ones((8, 8), np.int16))
+if {end!r} == "raise":
+    raise SystemExit("failed")
+if {end!r} == "drop":
+    del w
+    gc.collect()
+    import os
+    print(sorted(os.listdir({str(tmp_path)!r})))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == (1 if end == "raise" else 0), done.stderr
+    if end == "drop":
+        assert done.stdout.strip() == "[]"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_interrupt_before_the_with_block_leaves_nothing(tmp_path: Path) -> None:
     # a temporary file created but not yet guarded by a with block (an interrupt can come
     # between the two) is removed by remove_unfinished, as the CLI does on Ctrl-C

@@ -22,6 +22,7 @@ import stat
 import threading
 import uuid
 import warnings
+import weakref
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -389,6 +390,9 @@ class AtomicFile:
         _UNFINISHED.add(self.temp)  # before it exists: an interrupt at any moment finds it
         self.handle: io.FileIO = open(self.temp, "xb+", buffering=0)  # noqa: SIM115
         self.done = False
+        # removed also if this object is dropped, or the interpreter exits, uncommitted (a
+        # streaming writer never closed)
+        self._remove = weakref.finalize(self, _remove_temporary, self.temp, self.handle)
         try:
             os.chmod(self.temp, stat.S_IMODE(os.stat(self.target).st_mode))
         except FileNotFoundError:  # a new file: the umask's bits
@@ -415,6 +419,7 @@ class AtomicFile:
             self.discard()
             raise
         self.done = True
+        self._remove.detach()
         _UNFINISHED.discard(self.temp)
 
     def _link_exclusive(self) -> None:
@@ -434,10 +439,7 @@ class AtomicFile:
     def discard(self) -> None:
         """Remove the temporary file; the target is left as it was."""
         self.done = True
-        self.handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.temp)
-        _UNFINISHED.discard(self.temp)
+        self._remove()
 
     def __enter__(self) -> AtomicFile:
         return self
@@ -450,6 +452,13 @@ class AtomicFile:
 
 
 _UNFINISHED: set[Path] = set()  # temporary files of this process not yet committed or removed
+
+
+def _remove_temporary(temp: Path, handle: io.FileIO) -> None:
+    handle.close()
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temp)
+    _UNFINISHED.discard(temp)
 
 
 def remove_unfinished() -> None:
