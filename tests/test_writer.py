@@ -612,3 +612,19 @@ def test_appends_keep_labels_byte_for_byte(tmp_path: Path) -> None:
     after = path.read_bytes()
     assert after[at : at + 80] == bytes(raw[at : at + 80])
     assert mrcio.read(path).shape == (4, 4, 4)
+
+
+def test_containers_are_not_appended_to(tmp_path: Path) -> None:
+    import gzip
+
+    plain = tmp_path / "a.mrc"
+    mrcio.write(plain, np.zeros((2, 4, 4), np.float32))
+    packed = tmp_path / "a.mrc.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    before = packed.read_bytes()
+    with pytest.raises(mrcio.MRCError, match="gzip container cannot be added to"):
+        mrcio.writeMRC(np.ones((1, 4, 4), np.float32), packed, idx=2)
+    with pytest.raises(mrcio.MRCError, match="gzip container cannot be added to"):
+        mrcio.open(packed, "a")
+    assert packed.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrc", "a.mrc.gz"]

@@ -60,6 +60,7 @@ class Source:
     path: str | None = None
     size: int | None
     mappable = False  # True for files on disk, whose bytes can be memory-mapped
+    container: str | None = None  # "gzip" or "bzip2": the bytes were decompressed from one
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         """Read up to ``len(buf)`` bytes at ``offset`` into ``buf``; return the count read."""
@@ -201,11 +202,13 @@ class _StreamSource(Source):
 class _BufferSource(Source):
     """Bytes already in memory (decompressed containers, unseekable streams)."""
 
-    def __init__(self, data: bytes | bytearray, name: str, path: str | None = None) -> None:
+    def __init__(self, data: bytes | bytearray, name: str, path: str | None = None,
+                 container: str | None = None) -> None:
         self._data = memoryview(data).cast("B")
         self.name = name
         self.path = path
         self.size = len(self._data)
+        self.container = container
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         piece = self._data[offset : offset + len(buf)]
@@ -271,7 +274,7 @@ def _read_container(path: str, opener: Any) -> _BufferSource:
             f"{kind} container is corrupt ({exc}) after {len(data):,} bytes of its content",
             path=path, offset=len(data),
         ) from exc
-    return _BufferSource(data, path, path)
+    return _BufferSource(data, path, path, kind)
 
 
 def open_source(src: PathOrStream | Source) -> tuple[Source, bool]:

@@ -117,7 +117,7 @@ class TruncatedFileError(MRCError, EOFError):
 
 
 class ContainerError(MRCError):
-    """A gzip or bzip2 container around an MRC file is corrupt."""
+    """A gzip or bzip2 container around an MRC file is corrupt, or cannot be written to."""
 
 
 class MetadataError(MRCError):

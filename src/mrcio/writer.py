@@ -29,7 +29,7 @@ from . import codecs
 from ._fileio import AtomicFile, pwrite_all, write_all, writev_all
 from ._parallel import default_threads, get_executor, imap_ordered, in_worker
 from ._version import __version__
-from .errors import MRCWarning
+from .errors import ContainerError, MRCWarning
 from .extheader import CHECKSUM_KEY, json_extended
 from .header import (
     CODEC_IDS,
@@ -1016,8 +1016,13 @@ def encoding_of(
     reader: MRCReader, *, clevel: int, blocksize: int | str, n_threads: int | None,
     checksums: bool = True, stats: bool = True,
 ) -> Encoding:
-    """How an existing file stores its data, to write more sections the same way."""
+    """How an existing file stores its data, to write more sections the same way (not
+    into a gzip or bzip2 container: it would come out plain MRC under the container's name)."""
     header = reader.header
+    if reader.source.container is not None:
+        raise ContainerError(
+            f"a {reader.source.container} container cannot be added to: decompress it "
+            "first, or write a new file", path=reader.source.name)
     return Encoding(
         mode=header.base_mode, byteorder=header.byteorder, compressor=header.compressor,
         clevel=clevel, blocksize=blocksize, blosc2=bool(reader.index and reader.index.blosc2),
