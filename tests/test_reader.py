@@ -463,3 +463,31 @@ def test_empty_mrcz_files_read_and_validate_clean(tmp_path: Path) -> None:
     with mrcio.open(path, "a") as f:
         f.append(np.ones((2, 8, 8), np.int16))
     assert np.array_equal(mrcio.read(path), np.ones((2, 8, 8), np.int16))
+
+
+def test_claims_beyond_the_machines_memory_are_refused(tmp_path: Path) -> None:
+    # 32-byte Blosc2 chunks of zeros may stand for frames of any size: the whole read is
+    # refused before anything is allocated when it could not fit in memory
+    from mrcio.reader import _physical_memory
+
+    small = tmp_path / "small.mrcz"
+    mrcio.write(small, np.zeros((1, 64, 64), np.int8), stack=True, compressor="zstd",
+                blosc2=True, checksums=False)
+    raw = small.read_bytes()
+    header = mrcio.read_header(small)
+    chunk = bytearray(raw[header.data_offset :])
+    assert len(chunk) == 32  # a special-value chunk
+    side = 46340  # frames of 2.1 GB
+    chunk[4:8] = (side * side).to_bytes(4, "little")  # nbytes
+    memory = _physical_memory()
+    assert memory is not None
+    count = memory // (side * side) + 1
+    head = bytearray(raw[: header.data_offset])
+    head[0:12] = np.array([side, side, count], "<i4").tobytes()
+    head[144:152] = (32 * count).to_bytes(8, "little")  # packedBytes
+    path = tmp_path / "claims.mrcz"
+    path.write_bytes(bytes(head) + bytes(chunk) * count)
+    with pytest.raises(mrcio.HeaderError, match="more than this machine's memory"):
+        mrcio.read(path)
+    with mrcio.open(path) as f:  # one frame at a time still works
+        assert f.shape == (count, side, side)

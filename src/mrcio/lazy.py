@@ -27,7 +27,7 @@ from .codecs import CHUNK_HEADER_SIZE, parse_chunk_header
 from .errors import ChunkError
 from .extheader import CHECKSUM_KEY, json_extended
 from .header import Header, Origin, VoxelSize
-from .reader import FrameSelection, MRCReader, read_section
+from .reader import FrameSelection, MRCReader, output_array, read_section
 from .writer import (
     DEFAULT_BLOCKSIZE,
     Encoding,
@@ -250,7 +250,7 @@ def _load_sections(
             if source.mappable:
                 offset = header.data_offset + first * header.section_nbytes
                 return source.memmap(header.dtype, (count, ny, nx), offset).reshape(shape)
-    out = np.empty((count, ny, nx), header.dtype)
+    out = output_array(header, count, path)
     lend = Lender()
     source, _ = open_source(path)
     with source:

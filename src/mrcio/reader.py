@@ -11,6 +11,8 @@ decoded straight into it, in parallel.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
@@ -22,7 +24,14 @@ import numpy as np
 from . import codecs
 from ._fileio import Lender, PathOrStream, Source, open_source
 from ._parallel import default_threads, run_all
-from .errors import ChecksumError, ChunkError, MetadataError, MRCWarning, TruncatedFileError
+from .errors import (
+    ChecksumError,
+    ChunkError,
+    HeaderError,
+    MetadataError,
+    MRCWarning,
+    TruncatedFileError,
+)
 from .extheader import CHECKSUM_KEY, decode_extended
 from .header import HEADER_SIZE, Header, check_data_fits, field_offset, parse_header
 
@@ -393,8 +402,7 @@ class MRCReader:
         if mmap:
             return self._memmap(selection)
         sections = self.sections_of(selection.indices)
-        ny, nx = self.header.section_shape
-        out = np.empty((len(sections), ny, nx), self.header.dtype)
+        out = output_array(self.header, len(sections), self.source.name)
         self.read_sections_into(sections, out)
         if frames is None:
             return out.reshape(self.shape)
@@ -623,6 +631,37 @@ class _OutputLender:
     def _free(self, begin: int, end: int) -> bool:
         """True if no range lent overlaps bytes ``begin:end``."""
         return not self._lent or all(b <= begin or end <= a for a, b in self._lent.items())
+
+
+def output_array(header: Header, count: int, name: str) -> np.ndarray:
+    """An empty array for ``count`` sections, refused with :class:`HeaderError` when it
+    would not fit in this machine's memory: compressed files can claim any size (a 32-byte
+    Blosc2 chunk stands for a frame of zeros of any size), which could only fail later."""
+    ny, nx = header.section_shape
+    nbytes = count * ny * nx * header.dtype.itemsize
+    memory = _physical_memory()
+    if memory is not None and nbytes > memory:
+        raise HeaderError(
+            f"{count:,} sections of {ny:,} x {nx:,} {header.dtype} need {nbytes:,} bytes, more "
+            f"than this machine's memory ({memory:,}); read a few frames at a time "
+            "(mrcio.open)", path=name, field="nz", offset=field_offset("nz"),
+            value=header.nsections)
+    try:
+        return np.empty((count, ny, nx), header.dtype)
+    except MemoryError:
+        raise HeaderError(
+            f"{count:,} sections of {ny:,} x {nx:,} {header.dtype} need {nbytes:,} bytes, "
+            "which cannot be allocated; read a few frames at a time (mrcio.open)",
+            path=name, field="nz", offset=field_offset("nz"), value=header.nsections,
+        ) from None
+
+
+@functools.cache
+def _physical_memory() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        return None
 
 
 def read_section(
