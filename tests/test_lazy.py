@@ -210,3 +210,12 @@ def test_frames_of_a_file_cut_short_after_opening_raise(tmp_path: Path) -> None:
     os.truncate(path, 2000)
     with pytest.raises(mrcio.TruncatedFileError, match="cut short"):
         lazy.compute()
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_to_dask_of_an_empty_file(tmp_path: Path, compressor: str | None) -> None:
+    path = tmp_path / "empty.mrcz"
+    mrcio.write(path, np.zeros((0, 8, 8), np.int16), stack=True, compressor=compressor)
+    lazy = mrcio.to_dask(path)
+    assert lazy.shape == (0, 8, 8)
+    assert lazy.compute().shape == (0, 8, 8)
