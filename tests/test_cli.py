@@ -197,7 +197,8 @@ def test_info_field(capsys: pytest.CaptureFixture[str], movie_mrcz: Path,
         return out
 
     assert field("nx") == "80\n"
-    assert field("voxel_size") == "0.83 0.83 0.83\n"
+    # CELLA.x 66.4 / 80 is 0.83000004 as float32 (mrcfile's voxel_size says so too)
+    assert field("voxel_size") == "0.83000004 0.83 0.83\n"
     assert field("voxel_size.z") == "0.83\n"
     assert field("cella.x") == "66.4\n"
     assert field("shape") == "6 64 80\n"
@@ -270,6 +271,70 @@ def test_info_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert "2 x 64 x 80: stack" in out  # the whole sections present
 
 
+def test_info_suggests_permissive_where_it_helps(capsys: pytest.CaptureFixture[str],
+                                                 real_dir: Path, tmp_path: Path) -> None:
+    excerpt = real_dir / "mrcfile/epu2.9_example.header-and-ext.bin"  # no data block
+    code, _, err = run(capsys, "info", excerpt)
+    assert code == 1
+    assert err.startswith(f"mrcio: error: {excerpt}: field nz at byte 910,336: data block "
+                          "needs 33,554,432 bytes")
+    assert err.endswith("; --permissive shows what can be read\n")
+    code, out, _ = run(capsys, "info", "--permissive", excerpt)
+    assert code == 0
+    assert "0 x 4096 x 4096: stack" in out
+    text = tmp_path / "text.mrc"
+    text.write_text("hello")
+    code, _, err = run(capsys, "info", text)  # no header at all: --permissive cannot help
+    assert code == 1
+    assert "--permissive" not in err
+
+
+def test_info_field_floats_in_full_and_labels_in_use(capsys: pytest.CaptureFixture[str],
+                                                     real_dir: Path, tmp_path: Path) -> None:
+    tiny = real_dir / "gemmi/5i55_tiny.ccp4"
+    code, out, err = run(capsys, "info", "--field", "voxel_size.x", "--field", "label", tiny)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "voxel_size.x = 0.49083334",  # cella.x 29.45 / mx 60 as float32
+        "label = Created by MAPMAN V. 080625/7.8.5 at Wed Jan 3 12:57:38 2018 for A. Nonymous",
+    ]
+    path = tmp_path / "two.mrc"
+    mrcio.write(path, np.zeros((4, 4), np.float32), labels=["first", "second"],
+                voxel_size=0.1)
+    labels = run(capsys, "info", "--field", "label", path)[1].splitlines()
+    assert labels[1:] == ["first", "second"]  # after mrcio's own, and no blank ones
+    assert labels[0].startswith("mrcio ")
+    assert run(capsys, "info", "--field", "cella.x", path)[1] == "0.4\n"
+    assert run(capsys, "info", "--field", "dmean", path)[1] == "0\n"
+
+
+def test_deeply_nested_metadata(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    deep: object = {"leaf": [1.5, b"x", float("inf")]}
+    for k in range(100_000):  # far beyond the interpreter's recursion limit
+        deep = {"b": k, "a": [deep]} if k % 2 else [deep, np.int64(k)]
+    converted = cli._jsonable(deep)
+    for k in reversed(range(100_000)):
+        if k % 2:
+            assert list(converted) == ["b", "a"]  # the keys keep their order
+            assert converted["b"] == k
+            converted = converted["a"][0]
+        else:
+            assert converted[1] == k
+            assert type(converted[1]) is int
+            converted = converted[0]
+    assert converted == {"leaf": [1.5, "x", None]}
+    meta: dict[str, object] = {"kV": 300}
+    for _ in range(120):  # 241 levels: within the 256 that metadata may nest
+        meta = {"a": [meta]}
+    path = tmp_path / "deep.mrc"
+    mrcio.write(path, np.zeros((2, 4, 4), np.float32), stack=True, meta=meta)
+    assert run(capsys, "info", path)[0] == 0
+    code, out, _ = run(capsys, "info", "--json", path)
+    assert code == 0
+    assert json.loads(out)["meta"] == meta
+    assert run(capsys, "convert", path, tmp_path / "deep.tif")[0] == 0
+
+
 # --- validate -----------------------------------------------------------------------------
 def spoil_statistics(path: Path) -> None:
     raw = bytearray(path.read_bytes())
@@ -308,6 +373,22 @@ def test_validate_unopenable_file_is_invalid(capsys: pytest.CaptureFixture[str],
                           "file too short for an MRC header")
     assert out.count(str(junk)) == 1  # the path is not repeated inside the message
     assert err == ""
+
+
+def test_validate_files_that_are_not_mrc_are_invalid_as_the_help_says(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, movie_mrc: Path) -> None:
+    empty, text, short = tmp_path / "empty.mrc", tmp_path / "text.mrc", tmp_path / "short.mrc"
+    empty.write_bytes(b"")
+    text.write_text("a text file, not a map\n" * 3)
+    short.write_bytes(movie_mrc.read_bytes()[:2000])
+    code, out, err = run(capsys, "validate", empty, text, short)
+    assert (code, err) == (1, "")
+    assert out.splitlines()[-1] == "3 files: 0 valid, 3 invalid, 0 unreadable"
+    code, out, _ = run(capsys, "validate", "--help")
+    help_text = " ".join(out.split())
+    assert ("1 if some file is invalid, which includes a file that is empty, truncated or "
+            "not an MRC file at all; 2 if some file could not be read at all (missing, a "
+            "directory, no permission, an I/O error)") in help_text
 
 
 def test_validate_deep_finds_a_flipped_bit(capsys: pytest.CaptureFixture[str],
@@ -538,6 +619,55 @@ def test_full_disk_names_the_output(capsys: pytest.CaptureFixture[str],
     assert sorted(p.name for p in movie_mrc.parent.iterdir()) == ["movie.mrc"]
 
 
+def test_ratio_is_the_one_info_reports(capsys: pytest.CaptureFixture[str],
+                                       tmp_path: Path, real_dir: Path) -> None:
+    """Data bytes over chunk bytes, headers not counted: the FEI file's 0.9 MB extended
+    header made the ratio 0.00, and the small map's 160 bytes of symmetry records 0.66."""
+    for name in ("gemmi/5i55_tiny.ccp4", "rosettasciio/HAADFscan.mrc"):
+        mrcz = tmp_path / Path(name).with_suffix(".mrcz").name
+        code, out, err = run(capsys, "compress", real_dir / name, "-o", mrcz)
+        assert (code, err) == (0, "")
+        code, field, _ = run(capsys, "info", "--field", "ratio", mrcz)
+        assert code == 0
+        ratio = f"{float(field):.2f}"
+        assert float(ratio) > 1  # both files got smaller
+        assert f", ratio {ratio}, " in out
+        code, out, _ = run(capsys, "decompress", mrcz, "-o", mrcz.with_suffix(".mrc"))
+        assert f", was ratio {ratio}, " in out
+        code, out, _ = run(capsys, "convert", mrcz, mrcz.with_name("again.mrcz"), "-f")
+        assert f", ratio {ratio}, " in out
+
+
+def test_suffix_that_does_not_match_is_warned_of(capsys: pytest.CaptureFixture[str],
+                                                 movie_mrc: Path, movie: np.ndarray) -> None:
+    mrcz = movie_mrc.with_name("z.mrc")
+    code, out, err = run(capsys, "compress", movie_mrc, "-o", mrcz)
+    assert code == 0
+    assert err == (f"mrcio: warning: {mrcz}: the suffix .mrc does not match the MRCZ "
+                   "(compressed) data written\n")
+    assert mrcio.read_header(mrcz).compressor == "zstd"
+    plain = movie_mrc.with_name("q.mrcz")
+    code, out, err = run(capsys, "decompress", mrcz, "-o", plain, "--quiet")
+    assert (code, out) == (0, "")
+    assert err == (f"mrcio: warning: {plain}: the suffix .mrcz does not match the plain MRC "
+                   "(uncompressed) data written\n")
+    np.testing.assert_array_equal(mrcio.read(plain), movie)
+    assert run(capsys, "compress", movie_mrc, "-o", movie_mrc.with_name("ok.mrcz"))[::2] == (
+        0, "")
+    assert run(capsys, "decompress", mrcz, "-o", movie_mrc.with_name("ok.map"))[::2] == (0, "")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc takes no new files")
+def test_unwritable_output_is_named(capsys: pytest.CaptureFixture[str],
+                                    movie_mrc: Path) -> None:
+    for command, target in (("convert", "/proc/x.mrc"), ("convert", "/proc/x.tif"),
+                            ("compress", "/proc/x.mrcz")):
+        args = [movie_mrc, target] if command == "convert" else [movie_mrc, "-o", target]
+        code, _, err = run(capsys, command, *args)
+        assert code == 1
+        assert err == f"mrcio: error: {target}: cannot write: No such file or directory\n"
+
+
 def test_sigint_in_a_real_process(tmp_path: Path, rng: np.random.Generator) -> None:
     """Ctrl-C during a long compression: exit 130, no output, no temporary file."""
     source = tmp_path / "big.mrc"
@@ -685,6 +815,46 @@ def test_convert_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert run(capsys, "convert", packed, tmp_path / "packed.mrcz", "--mode", "0")[0] == 0
     np.testing.assert_array_equal(mrcio.read(tmp_path / "packed.mrcz"),
                                   np.arange(16).reshape(4, 4))
+
+
+def test_convert_dtype_refuses_values_that_would_change(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        real_dir: Path) -> None:
+    counts, tiny = real_dir / "rosettasciio/Custom_movie.mrc", real_dir / "gemmi/5i55_tiny.ccp4"
+    out = tmp_path / "out.mrc"
+    code, _, err = run(capsys, "convert", counts, out, "--dtype", "int8")
+    assert code == 1
+    assert err == (f"mrcio: error: {counts}: sections 0 to 29 hold values from 682 to 1596, "
+                   "which --dtype int8 (whole numbers from -128 to 127) cannot hold\n")
+    code, _, err = run(capsys, "convert", tiny, out, "--dtype", "int16")
+    assert code == 1
+    assert err == (f"mrcio: error: {tiny}: sections 0 to 9 hold values from -0.5310383 to "
+                   "2.398828 with fractions, which --dtype int16 (whole numbers from -32768 "
+                   "to 32767) cannot hold\n")
+    odd = tmp_path / "odd.mrc"
+    mrcio.write(odd, np.array([[1.0, np.nan], [1e30, 4.0]], np.float32))
+    for dtype, found in (("uint16", "values from 1 to 1e+30, and NaN or infinity"),
+                         ("float16", "values from 1 to 1e+30")):
+        code, _, err = run(capsys, "convert", odd, out, "--dtype", dtype)
+        assert code == 1
+        assert f"{odd}: section 0 holds {found}, which --dtype {dtype} " in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["odd.mrc"]
+    for dtype in ("int16", "uint16", "float32"):  # lossless
+        assert run(capsys, "convert", counts, out, "--dtype", dtype, "-f")[0] == 0
+        np.testing.assert_array_equal(mrcio.read(out), mrcio.read(counts))
+    assert run(capsys, "convert", tiny, out, "--dtype", "float16", "-f")[0] == 0  # precision
+    # a block that does not fit after others were written: no output is left
+    stack = tmp_path / "stack.mrc"
+    data = np.full((8, 32, 32), 100, np.uint16)
+    data[6, 3, 3] = 40000
+    mrcio.write(stack, data, stack=True)
+    monkeypatch.setattr(cli, "_BLOCK_BYTES", 4096)  # two sections a block
+    for name in ("late.mrc", "late.mrcz", "late.tif"):
+        code, _, err = run(capsys, "convert", stack, tmp_path / name, "--dtype", "int16")
+        assert code == 1
+        assert "sections 6 to 7 hold values from 100 to 40000" in err
+        assert not (tmp_path / name).exists()
+        assert leftovers(tmp_path) == []
 
 
 def test_convert_without_tifffile(capsys: pytest.CaptureFixture[str],

@@ -312,6 +312,42 @@ def test_preview_errors(capsys: pytest.CaptureFixture[str], volume: Path,
     assert out.endswith("no scale bar (voxel size unknown)\n")
 
 
+def test_preview_of_a_file_without_frames(capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path) -> None:
+    """A bare header with NX = NY = 2**20 and NZ = 0: refused before a section of 8 TiB
+    (as float64, for --sum) is allocated, in every way of picking frames."""
+    path = tmp_path / "empty.mrc"
+    mrcio.write(path, np.zeros((1, 4, 4), np.float32), stack=True)
+    header = bytearray(path.read_bytes()[:1024])
+    header[0:12] = np.array([2**20, 2**20, 0], "<i4").tobytes()  # NX, NY, NZ
+    path.write_bytes(bytes(header))
+    for picked in (["--sum"], ["--montage", "4"], ["--frame", "0"], []):
+        code, out, err = run(capsys, "preview", path, *picked)
+        assert (code, out) == (1, "")
+        assert err == f"mrcio: error: {path}: no frames to show (NZ = 0)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mrc"]
+
+
+def test_preview_writes_only_png_names(capsys: pytest.CaptureFixture[str], volume: Path,
+                                       tmp_path: Path) -> None:
+    for name in ("x.jpg", "x", "x.png.gz"):
+        code, out, err = run(capsys, "preview", volume, "-o", tmp_path / name)
+        assert (code, out) == (2, "")
+        assert f"-o {tmp_path / name}: preview writes PNG files; give a name ending in .png" \
+            in err
+        assert not (tmp_path / name).exists()
+    assert run(capsys, "preview", volume, "-o", tmp_path / "x.PNG")[0] == 0
+    assert read_png(tmp_path / "x.PNG")[0].size
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc takes no new files")
+def test_preview_names_an_unwritable_output(capsys: pytest.CaptureFixture[str],
+                                            volume: Path) -> None:
+    code, _, err = run(capsys, "preview", volume, "-o", "/proc/x.png")
+    assert code == 1
+    assert err == "mrcio: error: /proc/x.png: cannot write: No such file or directory\n"
+
+
 def test_preview_real_micrograph(capsys: pytest.CaptureFixture[str], real_dir: Path,
                                  tmp_path: Path) -> None:
     """The 3838 x 3710 EPU micrograph: binned to 512, stretched, with a 50 nm bar."""

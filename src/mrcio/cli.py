@@ -35,7 +35,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,9 +174,15 @@ def describe(exc: BaseException, path: str) -> str:
     return text if names_a_file or path in text else f"{path}: {text}"
 
 
+def _warn(text: str) -> None:
+    """Print a warning line on stderr: something went through but may not be what was meant
+    (``--quiet`` does not suppress it)."""
+    click.echo(f"mrcio: warning: {text}", err=True)
+
+
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: Any = None, line: str | None = None) -> None:
-    click.echo(f"mrcio: warning: {message}", err=True)
+    _warn(str(message))
 
 
 def _common(command: Callable[..., int]) -> Callable[..., int]:
@@ -221,8 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success; 1 when a file could not be handled (``validate``: some file is
-        invalid); 2 for a usage error (``validate``: some file is unreadable); 130 after
-        Ctrl-C.
+        invalid, empty, truncated or not MRC); 2 for a usage error (``validate``: some file
+        could not be read at all: missing, a directory, no permission); 130 after Ctrl-C.
 
     Examples
     --------
@@ -253,17 +259,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # --- formatting ---------------------------------------------------------------------------
-def _num(value: Any) -> str:
-    """A number for people: integers as such, floats to 6 significant digits."""
+def _num(value: Any, exact: bool = False) -> str:
+    """A number as text: integers as such, floats to 6 significant digits, or with ``exact``
+    as the shortest decimal that reads back as the same float (float32 values as float32).
+
+    Examples
+    --------
+    >>> _num(0.49083334), _num(0.49083334, exact=True), _num(np.float32(0.1), exact=True)
+    ('0.490833', '0.49083334', '0.1')
+    """
     if isinstance(value, (bool, np.bool_)):
         return str(bool(value))
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, complex):
-        return f"{_num(value.real)}{'+' if value.imag >= 0 else '-'}{_num(abs(value.imag))}j"
+        real, imag = _num(value.real, exact), _num(abs(value.imag), exact)
+        return f"{real}{'+' if value.imag >= 0 else '-'}{imag}j"
     number = float(value)
     if math.isfinite(number) and number == int(number) and abs(number) < 1e15:
         return str(int(number))
+    if exact:  # str() of a numpy float is its own shortest round trip, repr() a float's
+        return str(value) if isinstance(value, np.floating) else repr(number)
     return f"{number:.6g}"
 
 
@@ -276,11 +292,36 @@ def _size(nbytes: float) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    """Plain JSON values: bytes as text, non-finite floats as null, numpy as Python."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+    """Plain JSON values: bytes as text, non-finite floats as null, numpy as Python.
+
+    Dicts and lists are rebuilt from an explicit stack, not by recursion, so metadata
+    nested to any depth convert.
+
+    Examples
+    --------
+    >>> _jsonable({"a": (np.float32(0.5), b"x "), 1: [float("nan"), 2j]})
+    {'a': [0.5, 'x'], '1': [None, [0.0, 2.0]]}
+    """
+    top: list[Any] = [None]
+    todo: list[tuple[Any, Any, Any]] = [(top, 0, value)]  # (container, key, value to convert)
+    while todo:
+        container, key, item = todo.pop()
+        if isinstance(item, dict):
+            converted: Any = dict.fromkeys(str(k) for k in item)  # the keys in their order
+            children: list[tuple[Any, Any]] = [(str(k), v) for k, v in item.items()]
+        elif isinstance(item, (list, tuple)):
+            converted = [None] * len(item)
+            children = list(enumerate(item))
+        else:
+            container[key] = _json_scalar(item)
+            continue
+        container[key] = converted
+        todo.extend((converted, k, v) for k, v in reversed(children))  # popped in order
+    return top[0]
+
+
+def _json_scalar(value: Any) -> Any:
+    """A value that is not a dict or list as plain JSON (see :func:`_jsonable`)."""
     if isinstance(value, (bytes, np.bytes_)):
         return bytes(value).decode("latin-1").rstrip(" \0")
     if isinstance(value, np.generic):
@@ -288,7 +329,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, complex):
-        return [_jsonable(value.real), _jsonable(value.imag)]
+        return [_json_scalar(value.real), _json_scalar(value.imag)]
     return value
 
 
@@ -383,6 +424,15 @@ def _meta(header: Header) -> dict[str, Any] | None:
     return meta if meta or CHECKSUM_KEY not in extended else None
 
 
+def _compression_ratio(reader: MRCReader) -> float | None:
+    """An MRCZ file's compression ratio: the bytes of its data over the bytes of their
+    chunks (headers and extended header not counted); None for an uncompressed file."""
+    index = reader.index
+    if index is None or not index.packed_bytes:
+        return None
+    return reader.header.data_nbytes / index.packed_bytes
+
+
 def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
     """What ``mrcio info`` reports about an open file, as plain JSON-ready values.
 
@@ -405,7 +455,7 @@ def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
         "chunk_format": None if index is None else ("Blosc2" if index.blosc2 else "Blosc1"),
         "data_bytes": h.data_nbytes,
         "stored_bytes": stored,
-        "ratio": h.data_nbytes / stored if index is not None and stored else None,
+        "ratio": _compression_ratio(reader),
         "file_bytes": os.path.getsize(reader.source.name),
         "container": _container(reader.source.name),
         "statistics": {"header": _header_statistics(h)},
@@ -526,13 +576,15 @@ def lookup(facts: dict[str, Any], name: str) -> Any:
 
 
 def field_text(value: Any) -> str:
-    """How ``info --field`` prints a value: numbers plainly, triples space-separated, labels
-    one per line, dicts as JSON.
+    """How ``info --field`` prints a value: numbers in full (the shortest decimal that reads
+    back as the same value), triples space-separated, labels one per line, dicts as JSON.
 
     Examples
     --------
     >>> field_text((0.83, 0.83, 1.0)), field_text(b"MAP "), field_text(None)
     ('0.83 0.83 1', 'MAP', 'none')
+    >>> field_text(0.49083334)
+    '0.49083334'
     """
     if value is None:
         return "none"
@@ -543,11 +595,11 @@ def field_text(value: Any) -> str:
     if isinstance(value, list) and all(isinstance(v, (str, bytes)) for v in value):
         return "\n".join(field_text(v) if isinstance(v, bytes) else v for v in value)
     if isinstance(value, (list, tuple)):
-        return " ".join(_num(v) if isinstance(v, (int, float)) else field_text(v)
+        return " ".join(_num(v, exact=True) if isinstance(v, (int, float)) else field_text(v)
                         for v in value)
     if isinstance(value, str):
         return value
-    return _num(value)
+    return _num(value, exact=True)
 
 
 def _sections_in_blocks(count: int, section_bytes: int) -> Iterator[range]:
@@ -570,6 +622,36 @@ def _data_stats(reader: MRCReader, run: Run) -> Stats:
     return total
 
 
+def _open_for_info(path: Path, permissive: bool) -> MRCReader:
+    """Open ``path``; if that fails where ``--permissive`` would get past, say so.
+
+    Raises
+    ------
+    CLIError
+        The file cannot be opened strictly but can be permissively (the message is the
+        strict error's, with the hint).
+    MRCError
+        The file cannot be opened either way.
+    """
+    try:
+        return MRCReader(path, permissive=permissive)
+    except MRCError as exc:
+        if permissive or not _opens_permissively(path):
+            raise
+        raise CLIError(f"{exc}; --permissive shows what can be read") from exc
+
+
+def _opens_permissively(path: Path) -> bool:
+    """True if ``MRCReader(path, permissive=True)`` succeeds (its warnings not shown)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            MRCReader(path, permissive=True).close()
+        except MRCError:
+            return False
+    return True
+
+
 @cli.command(short_help="Summarise files: shape, mode, voxel size, compression, labels, metadata.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True,
@@ -578,8 +660,9 @@ def _data_stats(reader: MRCReader, run: Run) -> Stats:
               help="Also compute min, max, mean and RMS from the data (reads every frame).")
 @click.option("--field", "fields", multiple=True, metavar="NAME",
               help="Print only this value: a header field as stored (nx, mode, cella, "
-                   "label, ...) or a derived one (shape, dtype, voxel_size, compressor, ratio, "
-                   "meta, ...); NAME.PART picks a part (cella.x, meta.key). Repeatable.")
+                   "...; label gives the labels in use) or a derived one (shape, dtype, "
+                   "voxel_size, compressor, ratio, meta, ...); NAME.PART picks a part "
+                   "(cella.x, meta.key). Floats are printed in full. Repeatable.")
 @click.option("--permissive", is_flag=True,
               help="Show what can be read of a damaged file (with warnings) instead of failing.")
 @_common
@@ -601,14 +684,14 @@ def info(run: Run, files: tuple[Path, ...], as_json: bool, stats: bool,
     reports: list[dict[str, Any]] = []
 
     def one(path: Path) -> None:
-        with MRCReader(path, permissive=permissive) as reader:
+        with _open_for_info(path, permissive) as reader:
             facts = facts_of(reader, _data_stats(reader, run) if stats else None)
         if as_json:
             reports.append(_jsonable(facts))
         elif fields:
             for name in fields:
                 try:
-                    value = lookup(facts, name)
+                    value = facts["labels"] if name == "label" else lookup(facts, name)
                     text = (" ".join(f"0x{b:02x}" for b in value) if name == "machst"
                             else field_text(value))
                 except (KeyError, IndexError) as exc:
@@ -640,8 +723,10 @@ def info(run: Run, files: tuple[Path, ...], as_json: bool, stats: bool,
 def validate_command(run: Run, files: tuple[Path, ...], deep: bool) -> int:
     """Check FILES against MRC2014 and MRCZ; print each problem on its own line.
 
-    Exit status: 0 if every file is valid, 1 if some file is invalid, 2 if some file could
-    not be read at all. Warnings are printed but do not make a file invalid.
+    Exit status: 0 if every file is valid; 1 if some file is invalid, which includes a file
+    that is empty, truncated or not an MRC file at all; 2 if some file could not be read at
+    all (missing, a directory, no permission, an I/O error). Warnings are printed but do
+    not make a file invalid.
     """
     from .validate import validate
 
@@ -693,6 +778,7 @@ class Frames:
     close: Callable[[], None]
     header: Header | None = None  # MRC sources: every field, kept when writing MRC
     mode: int | None = None  # MRC sources: the mode to keep
+    ratio: float | None = None  # MRCZ sources: the compression ratio
 
     @property
     def sections(self) -> int:
@@ -718,11 +804,57 @@ class Frames:
             yield block
 
     def converted(self, dtype: np.dtype[Any]) -> Frames:
-        """The same frames converted to ``dtype`` as they are read."""
-        read = self.read_sections
-        return Frames(self.path, self.shape, self.kind, dtype, self.voxel_size, self.origin,
-                      self.meta, self.labels, lambda s: read(s).astype(dtype), self.close,
-                      self.header, None)
+        """The same frames converted to ``dtype`` as they are read, each block checked by
+        :func:`_checked_cast`."""
+        read, path = self.read_sections, self.path
+        return replace(self, dtype=dtype, mode=None,
+                       read_sections=lambda s: _checked_cast(read(s), dtype, path, s))
+
+
+def _checked_cast(block: np.ndarray, dtype: np.dtype[Any], path: str,
+                  sections: range) -> np.ndarray:
+    """``block`` (these ``sections`` of ``path``) converted to ``dtype``, if no value changes
+    but for the precision of a narrower float type.
+
+    Raises
+    ------
+    CLIError
+        For values outside ``dtype``'s range (integers would wrap around, floats become
+        infinite), fractions, NaN or infinity for an integer type, and imaginary parts for a
+        real type; the message names the values found and the range of ``dtype``.
+    """
+    if np.can_cast(block.dtype, dtype, "safe"):
+        return block.astype(dtype)
+    span = (f"section {sections.start} holds" if len(sections) == 1
+            else f"sections {sections.start} to {sections.stop - 1} hold")
+    if block.dtype.kind == "c" and dtype.kind != "c":
+        if np.any(block.imag):
+            raise CLIError(f"{path}: {span} complex values, whose imaginary parts --dtype "
+                           f"{dtype} would drop")
+        block = block.real
+    # complex values are checked as their parts
+    values = np.stack([block.real, block.imag]) if block.dtype.kind == "c" else block
+    integer = dtype.kind in "iu"
+    limits: Any = np.iinfo(dtype) if integer else np.finfo(dtype)
+    floats = values.dtype.kind == "f"
+    finite = values[np.isfinite(values)] if floats else values
+    fractions = integer and floats and bool(np.any(np.trunc(finite) != finite))
+    special = integer and floats and finite.size < values.size  # NaN or infinity
+    if not finite.size:
+        if not special:  # NaN and infinity stay what they are in a float type
+            return block.astype(dtype)
+        found = "only NaN or infinity"
+    else:
+        lowest, highest = finite.min(), finite.max()
+        if not (fractions or special or lowest < limits.min or highest > limits.max):
+            return block.astype(dtype)
+        found = (f"values from {_num(lowest, exact=True)} to {_num(highest, exact=True)}"
+                 + (" with fractions" if fractions else "")
+                 + (", and NaN or infinity" if special else ""))
+    kind = "whole numbers" if integer else "values"
+    raise CLIError(f"{path}: {span} {found}, which --dtype {dtype} ({kind} from "
+                   f"{_num(limits.min, exact=True)} to {_num(limits.max, exact=True)}) "
+                   "cannot hold")
 
 
 def _optional(module: str, extra: str, purpose: str) -> Any:
@@ -759,7 +891,7 @@ def open_frames(path: str | os.PathLike[str], n_threads: int | None = None) -> F
         path=os.fspath(path), shape=reader.shape, kind=_kind(h, reader.shape), dtype=h.dtype,
         voxel_size=_xyz(h.voxel_size), origin=_xyz(h.origin),
         meta=_meta(h), labels=h.labels, read_sections=read, close=reader.close, header=h,
-        mode=h.base_mode,
+        mode=h.base_mode, ratio=_compression_ratio(reader),
     )
 
 
@@ -839,6 +971,19 @@ def _target(dst: Path, force: bool) -> None:
         raise CLIError(f"{dst}: exists (use --force to replace it)")
     if not dst.parent.is_dir():
         raise CLIError(f"{dst}: directory {dst.parent} does not exist")
+
+
+@contextlib.contextmanager
+def _writing(dst: Path) -> Iterator[None]:
+    """Report an operating-system error while ``dst`` is written (disk full, no permission,
+    a directory that takes no files) as ``dst``'s, not its temporary file's or the source's.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if not exc.strerror:  # mrcio's own messages name the file already
+            raise
+        raise CLIError(f"{dst}: cannot write: {exc.strerror}") from exc
 
 
 def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int,
@@ -1008,31 +1153,26 @@ def _convert(run: Run, src: Path, dst: Path, fmt: str, *, codec: str | None, cle
                 WRITE_CODECS else "zstd"
         check = _verifier(frames, dst, run) if verify else None
         start = time.perf_counter()
-        with run.bar(frames.nbytes, src.name) as update:
-            try:
-                if fmt == "tiff":
-                    _write_tiff(frames, dst, force=force, update=update, verify=check)
-                else:
-                    _write_mrc(frames, dst, compressor=codec if fmt == "mrcz" else None,
-                               clevel=clevel, blosc2=blosc2, n_threads=n_threads,
-                               mode=mode if mode is not None else frames.mode, force=force,
-                               update=update, verify=check)
-            except OSError as exc:
-                if exc.filename is not None or not exc.strerror:
-                    raise
-                # a failed write (disk full, ...): name the file that could not be written
-                raise CLIError(f"{dst}: cannot write: {exc.strerror}") from exc
+        with run.bar(frames.nbytes, src.name) as update, _writing(dst):
+            if fmt == "tiff":
+                _write_tiff(frames, dst, force=force, update=update, verify=check)
+            else:
+                _write_mrc(frames, dst, compressor=codec if fmt == "mrcz" else None,
+                           clevel=clevel, blosc2=blosc2, n_threads=n_threads,
+                           mode=mode if mode is not None else frames.mode, force=force,
+                           update=update, verify=check)
         seconds = time.perf_counter() - start
     finally:
         frames.close()
     after = dst.stat().st_size
     what = {"mrcz": f"MRCZ {codec}-{clevel}{' (Blosc2)' if blosc2 else ''}",
             "mrc": "MRC", "tiff": "TIFF"}[fmt]
-    ratio = ""
     if fmt == "mrcz":
-        ratio = f", ratio {frames.nbytes / max(after, 1):.2f}"
-    elif frames.header is not None and frames.header.compressor is not None:
-        ratio = f", was ratio {frames.nbytes / max(before, 1):.2f}"
+        with MRCReader(dst) as written:
+            label, value = "ratio", _compression_ratio(written)
+    else:
+        label, value = "was ratio", frames.ratio
+    ratio = f", {label} {value:.2f}" if value else ""
     speed = frames.nbytes / MB / max(seconds, 1e-9)
     return (f"{src} -> {dst} ({what}): {_size(before)} -> {_size(after)}{ratio}, "
             f"{seconds:.2f} s, {speed:,.{0 if speed >= 10 else 1}f} MB/s"
@@ -1077,6 +1217,21 @@ def _targets(inputs: Sequence[Path], output: Path | None, suffix: str) -> list[t
             raise click.UsageError(f"{seen[dst]} and {src} would both be written to {dst}")
         seen[dst] = src
     return pairs
+
+
+def _warn_of_suffix(output: Path | None, fmt: str) -> None:
+    """Warn when ``-o`` names a file whose suffix does not say ``fmt`` (``"mrc"`` or
+    ``"mrcz"``), the format that is written."""
+    if output is None or output.is_dir():
+        return
+    try:
+        named = _output_format(output)
+    except CLIError:  # a suffix that names no format
+        named = None
+    if named != fmt:
+        written = "MRCZ (compressed)" if fmt == "mrcz" else "plain MRC (uncompressed)"
+        _warn(f"{output}: the suffix {output.suffix or '(none)'} does not match the "
+              f"{written} data written")
 
 
 def _job_paths(run: Run, src: Path, dst: Path,
@@ -1159,11 +1314,13 @@ def compress(run: Run, inputs: tuple[Path, ...], output: Path | None, codec: str
     Every header field, the labels and the extended header are kept; the output gets the
     MRCZ label and chunk checksums. Prints sizes, ratio and speed.
     """
+    pairs = _targets(inputs, output, ".mrcz")
+    _warn_of_suffix(output, "mrcz")
     jobs = [(src, functools.partial(_convert, *_job_paths(run, src, dst, scheduler), "mrcz",
                                     codec=codec, clevel=clevel, blosc2=blosc2,
                                     n_threads=threads, mode=None, dtype=None, force=force,
                                     verify=verify))
-            for src, dst in _targets(inputs, output, ".mrcz")]
+            for src, dst in pairs]
     _run_jobs(run, jobs, scheduler)
     return 1 if run.failures else 0
 
@@ -1183,8 +1340,10 @@ def decompress(run: Run, inputs: tuple[Path, ...], output: Path | None, threads:
 
     Files that are not compressed are skipped with a note.
     """
+    pairs = _targets(inputs, output, ".mrc")
+    _warn_of_suffix(output, "mrc")
     jobs = []
-    for src, dst in _targets(inputs, output, ".mrc"):
+    for src, dst in pairs:
 
         def compressed(src: Path = src) -> bool:
             if is_tiff(src):
@@ -1289,6 +1448,9 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
                                        ("--montage", montage is not None)) if given]
     if len(chosen) > 1:
         raise click.UsageError(f"{' and '.join(chosen)} cannot be combined")
+    if output is not None and output.suffix.lower() != ".png":
+        raise click.UsageError(f"-o {output}: preview writes PNG files; give a name ending "
+                               "in .png")
     dst = output or _default_output(file, ".png")
 
     def one() -> None:
@@ -1297,6 +1459,8 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
         _target(dst, force)
         with MRCReader(file) as reader:
             count = reader.frame_count
+            if not count:  # before anything of a section's size is allocated
+                raise CLIError(f"{file}: no frames to show (NZ = {reader.header['nz']})")
             labels = None
             if summed:
                 image = np.zeros(reader.header.section_shape, np.float64)
@@ -1325,8 +1489,9 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
             pixel = pixel_size_of(reader.header.voxel_size)
             picture = render(shown, size=size, pixel_size=pixel, labels=labels,
                              scale_bar=scale_bar)
-        write_png(dst, picture, overwrite=force,
-                  text={"Title": file.name, "Description": f"{what} of {file.name}"})
+        with _writing(dst):
+            write_png(dst, picture, overwrite=force,
+                      text={"Title": file.name, "Description": f"{what} of {file.name}"})
         unknown = scale_bar and not pixel
         run.say(f"{file} -> {dst}: {picture.shape[1]} x {picture.shape[0]} PNG of {what}"
                 + (", no scale bar (voxel size unknown)" if unknown else ""))
