@@ -17,13 +17,14 @@ Where mrcz is wrong, mrcio is right, and the tests say so (DESIGN.md section 3, 
 * lz4hc is labelled with codec id 3 (MODE 3002 for float32).
 * 4-bit data (``dtype='uint4'``) of odd width round-trip (mrcz cannot read them back).
 
-All files here are uncompressed, except the one that checks the lz4hc label.
+All files here are uncompressed, except those that check the lz4hc label and JSON metadata.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import inspect
+import io
 import os
 import re
 import struct
@@ -567,6 +568,7 @@ def test_header_fields_mrcz_left_wrong(tmp_path: Path) -> None:
     mine, their = mrcio.read_header(ours), mrcio.read_header(theirs)
 
     assert (mine["mx"], mine["my"]) == (7, 6)  # MX, MY = NX, NY
+    assert mine["mz"] == their["mz"] == 0  # mrcz's MZ, sections per frame (not MRC2014's)
     assert (their["mx"], their["my"]) == (0, 0)
     assert mine["nversion"] == 20141
     assert their["nversion"] == 0
@@ -635,3 +637,83 @@ def test_write_mrc_header_matches_mrcz(tmp_path: Path) -> None:
     assert mine.extended == their.extended == {"a": 1, "b": [1.5, 2]}
     assert (mine["mx"], mine["my"], mine["nversion"]) == (4, 3, 20141)
     assert (their["mx"], their["my"], their["nversion"]) == (0, 0, 0)
+
+
+# --- metadata and input that mrcz takes or refuses ------------------------------------------------
+
+
+def test_header_dicts_passed_on_as_meta_carry_no_checksums(tmp_path: Path) -> None:
+    """A readMRC header dict given to writeMRC as ``meta`` (mrcz's or mrcio's) copies no stale
+    chunk checksums, and its bytes (``metaId``) are stored as text, as mrcz stores them."""
+    data = np.arange(3 * 8 * 8, dtype=np.float32).reshape(3, 8, 8)
+    source = tmp_path / "source.mrcz"
+    mrcio.writeMRC(data, source, compressor="zstd", meta={"dose": 1.5})
+    _, header = mrcio.readMRC(source)
+    assert "_mrcio" not in header
+    assert "_mrcio" not in mrcio.readMRCHeader(source)[0]
+    assert header["metaId"] == b"json"
+    for module in (mrcz, mrcio):
+        path = tmp_path / f"{module.__name__}.mrcz"
+        module.writeMRC(data[:2] + 1, os.fspath(path), meta=header, compressor="zstd")
+        image, _ = mrcio.readMRC(path)
+        assert np.array_equal(image, data[:2] + 1)
+        with mrcio.open(path) as f:
+            assert (f.meta["dose"], f.meta["metaId"]) == (1.5, "json")
+
+
+def test_a_callers_checksum_entry_is_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "plain.mrc"
+    stale = {"crc32": "0badf00d"}
+    mrcio.writeMRC(np.ones((1, 4, 4), np.float32), path, meta={"a": 1, "_mrcio": stale})
+    assert mrcio.read_header(path).extended == {"a": 1}
+    header = mrcio.defaultHeader()
+    header.update(dimensions=[1, 4, 4], dtype="<f4", meta={"a": 1, "_mrcio": stale})
+    assert mrcio.writeMRCHeader(io.BytesIO(), header, 0) == len(b'{"a":1}')
+    with pytest.warns(mrcio.MRCWarning, match="reserved for mrcio's chunk checksums"):
+        mrcio.writeMRC(np.ones((1, 4, 4), np.float32), path, meta={"_mrcio": "my notes"},
+                       compressor="zstd")
+    assert np.array_equal(mrcio.read(path), np.ones((4, 4), np.float32))
+
+
+def test_bytes_in_meta_are_stored_as_text_as_mrcz_stores_them(tmp_path: Path) -> None:
+    meta = {"operator": b"jdoe", "site": "Z\u00fcrich".encode()}
+    ours, theirs = tmp_path / "mrcio.mrcz", tmp_path / "mrcz.mrcz"
+    data = np.ones((1, 4, 4), np.float32)
+    mrcio.writeMRC(data, ours, meta=meta, compressor="zstd")
+    mrcz.writeMRC(data, os.fspath(theirs), meta=meta, compressor="zstd")
+    assert mrcio.readMRC(ours)[1]["operator"] == "jdoe"
+    with mrcio.open(ours) as mine, mrcio.open(theirs) as their:
+        assert mine.meta == their.meta == {"operator": "jdoe", "site": "Z\u00fcrich"}
+    with pytest.raises(ValueError, match="not UTF-8"):
+        mrcio.writeMRC(data, tmp_path / "bad.mrc", meta={"raw": b"\xff"})
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_meta_must_be_a_dict(tmp_path: Path, compressor: str | None) -> None:
+    path = tmp_path / "m.mrcz"
+    with pytest.raises(TypeError, match="meta must be a dict, got list"):
+        mrcio.writeMRC(np.ones((1, 4, 4), np.float32), path, meta=[1, 2],  # type: ignore[arg-type]
+                       compressor=compressor)
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+@pytest.mark.parametrize("shape", [(0, 5), (2, 0, 5), (3, 0), (0,)])
+def test_arrays_without_rows_or_columns_are_refused(tmp_path: Path, shape: tuple[int, ...],
+                                                    compressor: str | None) -> None:
+    """mrcz cannot write these either, and MRC readers refuse files with NX or NY 0."""
+    path = tmp_path / "empty.mrcz"
+    for data in (np.zeros(shape, np.float32), [np.zeros((0, 5), np.float32)]):
+        with pytest.raises(ValueError, match="an MRC section needs rows and columns"):
+            mrcio.writeMRC(data, path, compressor=compressor)
+        assert not path.exists()
+
+
+def test_frames_of_other_dtypes_raise_type_error_as_mrcz_and_value_error(tmp_path: Path) -> None:
+    frames = [np.zeros((4, 4), np.float32), np.zeros((4, 4), np.int16)]
+    message = r"^Frame 1 has dtype int16, expected float32$"  # mrcz's words
+    for error in (TypeError, ValueError):
+        with pytest.raises(error, match=message):
+            mrcio.writeMRC(frames, tmp_path / "ours.mrc")
+    with pytest.raises(TypeError, match=message):
+        mrcz.writeMRC(frames, os.fspath(tmp_path / "theirs.mrc"))

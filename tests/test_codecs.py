@@ -433,16 +433,16 @@ def _records(chunks: list[bytes]) -> np.ndarray:
 def test_many_headers_checked_at_once_name_the_first_bad_one() -> None:
     chunk, frame = good_chunk()
     bad = bytearray(chunk)
-    bad[3] = 2  # typesize
+    bad[3] = 3  # typesize (no numpy item size)
     bad[4:8] = (7).to_bytes(4, "little")  # and nbytes: the earlier rule is the one reported
     records = _records([chunk, chunk, bytes(bad), bytes(bad)])
     codecs.check_chunks(records[:2], nbytes=frame.nbytes, typesize=4, end=10**6, path=None)
-    with pytest.raises(mrcio.ChunkError, match="typesize is not") as caught:
+    with pytest.raises(mrcio.ChunkError, match="typesize is neither") as caught:
         codecs.check_chunks(records, nbytes=frame.nbytes, typesize=4, end=10**6,
                             path="m.mrcz", first_frame=10)
     assert caught.value.frame == 12
     assert caught.value.offset == int(records[2]["offset"])
-    assert caught.value.value == 2
+    assert caught.value.value == 3
     # the file ending inside a chunk is reported after every other rule of that chunk
     end = int(records[1]["offset"]) + 5
     with pytest.raises(mrcio.TruncatedFileError, match=r"frame 1 .* truncated"):

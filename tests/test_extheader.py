@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import enum
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mrcio
-from mrcio.extheader import decode_extended, encode_json, fei_dtype
+from mrcio.extheader import (
+    MAX_JSON_DEPTH,
+    caller_meta,
+    decode_extended,
+    encode_json,
+    fei_dtype,
+)
 
 
 class Axis(enum.Enum):
@@ -35,6 +42,60 @@ def test_json_refuses_what_it_cannot_hold() -> None:
         encode_json({"x": object()})
     with pytest.raises(TypeError, match="meta must be a dict"):
         encode_json([1, 2])  # type: ignore[arg-type]
+
+
+def test_bytes_are_written_as_utf8_text_as_rapidjson_writes_them() -> None:
+    meta = {"operator": b"jdoe", "site": "Z\u00fcrich".encode(), "buf": bytearray(b"x\x7f")}
+    assert encode_json(meta) == b'{"operator":"jdoe","site":"Z\\u00FCrich","buf":"x\x7f"}'
+    with pytest.raises(ValueError, match=r"cannot store b'\\xff' .* not UTF-8 .* at byte 0"):
+        encode_json({"raw": b"\xff"})
+
+
+def test_the_callers_checksum_entry_is_left_out() -> None:
+    meta = {"kV": 300}
+    assert caller_meta(meta) is meta
+    copied = {"kV": 300, "_mrcio": {"crc32": "0badf00d"}}  # another file's, e.g. from mrcz
+    assert caller_meta(copied) == {"kV": 300}
+    with pytest.warns(mrcio.MRCWarning, match=r"meta\['_mrcio'\] is not written: .* reserved"):
+        assert caller_meta({"kV": 300, "_mrcio": "my notes"}) == {"kV": 300}
+    with pytest.raises(TypeError, match="meta must be a dict, got list"):
+        caller_meta([1, 2])  # type: ignore[arg-type]
+
+
+def _nested_list(levels: int) -> list:
+    value: list = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def test_one_nesting_limit_for_writing_and_reading() -> None:
+    deepest = {"a": _nested_list(MAX_JSON_DEPTH - 1)}  # the object itself is a level
+    assert decode_extended(encode_json(deepest), "json", "<", 1) == deepest
+    with pytest.raises(ValueError, match=f"at most {MAX_JSON_DEPTH} levels deep; this one is "
+                                         f"{MAX_JSON_DEPTH + 1} levels"):
+        encode_json({"a": _nested_list(MAX_JSON_DEPTH)})
+    with pytest.raises(ValueError, match=f"at most {MAX_JSON_DEPTH} levels deep"):
+        encode_json({"a": _nested_list(5000)})  # deeper than Python's recursion limit
+    raw = b'{"a":' + b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH + b"}"
+    with pytest.raises(mrcio.MetadataError, match=rf"nested too deeply \({MAX_JSON_DEPTH + 1} "
+                                                  rf"levels; mrcio reads at most {MAX_JSON_DEPTH}"):
+        decode_extended(raw, "json", "<", 1, "f.mrcz")
+
+
+def test_brackets_inside_strings_do_not_nest() -> None:
+    meta = {"open": "[{" * 400, "escaped": '\\"[' * 400, "slashes\\": "\\\\[" * 400}
+    assert decode_extended(encode_json(meta), "json", "<", 1) == meta
+
+
+def test_read_and_read_header_agree_on_deep_metadata(tmp_path: Path) -> None:
+    """Python's JSON parser fails at a depth that depends on the stack: the limit does not."""
+    path = tmp_path / "deep.mrc"
+    deep = b'{"a":' + b"[" * 599 + b"]" * 599 + b"}"
+    mrcio.write(path, np.zeros((2, 2), np.float32), extended_header=deep, exttyp="json")
+    for reader in (mrcio.read, mrcio.read_header, mrcio.readMRC):
+        with pytest.raises(mrcio.MetadataError, match="600 levels"):
+            reader(path)
 
 
 @pytest.mark.parametrize(

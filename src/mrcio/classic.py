@@ -8,11 +8,23 @@ reader and writer. Where mrcz is wrong, mrcio is right instead:
 * ``pixelunits='\\mum'`` converts by 1e-4 (mrcz: 1e-5);
 * statistics are exact (mrcz's ``quickStats`` took min/max of the first frame and
   mean = (min + max) / 2, and wrote RMS 0); ``quickStats`` is accepted and ignored;
-* MX, MY = NX, NY and NVERSION = 20141, so mrcfile, IMOD and RELION see the right voxel size;
+* MX, MY = NX, NY and NVERSION = 20141, so mrcfile, IMOD and RELION see the right x and y
+  voxel sizes (mrcz wrote MX = MY = 0). MZ keeps mrcz's meaning, sections per frame (mrcz
+  reads every file by it): 0 for arrays, 1 or the channels for lists of frames. So readers
+  that take the z voxel size as CELLA.z / MZ get it wrong: mrcfile reports infinity for
+  arrays, and the z size times the number of frames for lists. :func:`mrcio.write` writes
+  MRC2014's MZ;
 * 4-bit data (``dtype='uint4'``) of odd width and values up to 15 round-trip;
 * lz4hc is labelled 3; reads at ``idx`` and appends work on compressed files too;
 * ``writeMRC(..., idx=)`` keeps the extended header and updates NZ and the statistics;
-* ``dtype='float64'`` stores float32 (mrcz wrote float64 bytes under mode 2).
+* ``dtype='float64'`` stores float32 (mrcz wrote float64 bytes under mode 2);
+* ``meta`` that is not a dict raises TypeError (mrcz ignored it), and its ``'_mrcio'`` entry
+  is never written: mrcio writes that key itself, with the new file's chunk checksums;
+* arrays without rows or columns (shape ``(0, 5)``) raise ValueError (mrcz failed on them
+  too, or wrote files that MRC readers refuse).
+
+Header dicts never hold mrcio's chunk checksums (mrcz's do, under ``'_mrcio'``), so one
+passed on as another file's ``meta`` carries no stale checksums.
 
 MZ is read as "sections per frame" only in files whose first label is ``MRCZ<version>``
 (mrcz reads it so in every file, and returns an empty list for many crystallographic maps).
@@ -33,7 +45,7 @@ from . import _parallel, codecs
 from ._fileio import open_source
 from ._parallel import default_threads
 from .errors import MRCWarning
-from .extheader import encode_json
+from .extheader import CHECKSUM_KEY, caller_meta, encode_json
 from .header import CODEC_IDS, Header
 from .reader import MRCReader, _load_header
 from .writer import (
@@ -84,6 +96,11 @@ _NARROWED = {np.dtype("f8"): np.dtype("f4"), np.dtype("c16"): np.dtype("c8")}
 _BLOSC_FORMAT_OF_VERSION = {2: 1, 5: 2}
 
 
+class FrameDtypeError(TypeError, ValueError):
+    """The frames of a list passed to :func:`writeMRC` differ in dtype: a TypeError, as mrcz
+    raises, and a ValueError, as mrcio raises for frames that do not match."""
+
+
 def _unit_factor(pixelunits: str) -> float:
     return _FROM_ANGSTROM.get(pixelunits, _NM_FROM_ANGSTROM)
 
@@ -108,7 +125,8 @@ def _classic_slices(header: Header, slices: int | None) -> int:
 
 
 def _header_dict(header: Header, pixelunits: str, first_chunk_version: int | None) -> dict[str, Any]:
-    """mrcz's header dict: the same keys, with JSON metadata keys merged in."""
+    """mrcz's header dict: the same keys, with JSON metadata keys merged in (but for
+    mrcio's chunk checksums, which describe this file's chunks only)."""
     nz, (ny, nx) = header.nsections, header.section_shape
     dims = np.array([nz, ny, nx], dtype=np.int32)
     cella = np.array(header["cella"][::-1], dtype=np.float32)  # z, y, x
@@ -143,7 +161,8 @@ def _header_dict(header: Header, pixelunits: str, first_chunk_version: int | Non
     out["packedBytes"] = int(header["packed_bytes"])
     if isinstance(header.extended, dict):
         for key, value in header.extended.items():
-            out.setdefault(key, value)
+            if key != CHECKSUM_KEY:
+                out.setdefault(key, value)
     return out
 
 
@@ -265,7 +284,7 @@ def readMRC(
         when ``slices`` is 1).
     header
         mrcz's header dict (``dimensions``, ``dtype``, ``pixelsize``, ``minImage``, ...,
-        plus the JSON metadata's keys).
+        plus the JSON metadata's keys but mrcio's checksums, ``'_mrcio'``).
 
     Examples
     --------
@@ -386,11 +405,12 @@ def writeMRC(
     ----------
     input_image
         1- to 3-D array, a list of 2-D frames (MZ = 1) or of 3-D multi-channel frames (MZ =
-        channels), or a Dask array.
+        channels) of one dtype, or a Dask array; with rows and columns.
     MRCfilename
         Output path; written through a temporary file and renamed into place.
     meta
-        Dict stored as JSON in the extended header.
+        Dict stored as JSON in the extended header (bytes as UTF-8 text, as mrcz writes
+        them). Its ``'_mrcio'`` entry is not written: mrcio stores the chunk checksums there.
     endian
         ``'le'`` or ``'be'``.
     dtype
@@ -439,6 +459,10 @@ def writeMRC(
         frames = [np.asarray(frame) for frame in input_image]
         if not frames or frames[0].ndim not in (2, 3):
             raise ValueError("For a sequence of arrays, only 2D or 3D arrays are handled.")
+        for k, frame in enumerate(frames):
+            if frame.dtype != frames[0].dtype:
+                raise FrameDtypeError(f"Frame {k} has dtype {frame.dtype}, expected "
+                                      f"{frames[0].dtype}")
         plan = plan_data(frames, stack=True)
         slices = plan.per
     else:
@@ -448,6 +472,9 @@ def writeMRC(
             arr = arr.reshape(1, 1, -1)
         plan = plan_data(arr, stack=True)
         slices = 0
+    if plan.ny == 0 or plan.nx == 0:
+        raise ValueError(f"cannot write {name}: its sections would be {plan.ny} x {plan.nx} "
+                         "pixels, and an MRC section needs rows and columns")
     uint4 = isinstance(dtype, str) and dtype.lstrip("<>|=") == "uint4"
     target: np.dtype[Any] | None = None
     if dtype is not None and not uint4:
@@ -506,7 +533,8 @@ def writeMRCHeader(f: BinaryIO, header: dict[str, Any], slices: int, endchar: st
     """Write a header dict (as from :func:`defaultHeader`) to the start of ``f``.
 
     Returns the length of the JSON extended header written after it (0 if ``header['meta']``
-    is not a dict). MX, MY are set to NX, NY and NVERSION to 20141.
+    is not a dict; its ``'_mrcio'`` entry is not written). MX, MY are set to NX, NY and
+    NVERSION to 20141.
 
     Examples
     --------
@@ -533,7 +561,8 @@ def writeMRCHeader(f: BinaryIO, header: dict[str, Any], slices: int, endchar: st
     encoding = Encoding(mode=mode, byteorder=endchar, compressor=compressor,
                         imod_unsigned=imod_unsigned)
     meta = header.get("meta")
-    extended = encode_json(meta) if isinstance(meta, dict) else b""  # unpadded, as mrcz
+    # unpadded, as mrcz writes it
+    extended = encode_json(caller_meta(meta)) if isinstance(meta, dict) else b""
     stats = (
         float(header.get("minImage", 0.0)),
         float(header.get("maxImage", 1.0)),

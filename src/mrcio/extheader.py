@@ -17,10 +17,24 @@ import numpy as np
 
 from .errors import MetadataError, MRCWarning
 
-__all__ = ["CHECKSUM_KEY", "decode_extended", "encode_json", "fei_dtype", "json_extended"]
+__all__ = [
+    "CHECKSUM_KEY",
+    "MAX_JSON_DEPTH",
+    "caller_meta",
+    "decode_extended",
+    "encode_json",
+    "fei_dtype",
+    "is_checksum_entry",
+    "json_extended",
+]
 
 #: key of the JSON entry where mrcio keeps the crc32 of each MRCZ chunk
 CHECKSUM_KEY = "_mrcio"
+#: deepest nesting of lists and objects that mrcio writes and reads in JSON metadata (``{}``
+#: is 1 level). Python's JSON parser recurses once per level, so without a fixed limit
+#: metadata a few hundred levels deeper would be read or refused depending on how deep the
+#: caller's stack happens to be.
+MAX_JSON_DEPTH = 256
 
 # FEI (Thermo Fisher EPU/Velox) metadata blocks, one per section, as given in the EPU manual
 # and Thermo Fisher's "MRC2014 specifications" page. Format version 0 (FEI1) is 768 bytes;
@@ -115,14 +129,14 @@ def decode_extended(
     """Decode an extended header: ``json`` to a dict, FEI1/FEI2 to a structured array.
 
     Other kinds come back as the bytes given. Raises :class:`MetadataError` for JSON that is
-    not UTF-8, not valid, not an object, or nested too deeply.
+    not UTF-8, not valid, not an object, or nested more than :data:`MAX_JSON_DEPTH` levels.
     """
     if not raw:
         return None
     if exttyp == "json":
         text = raw.rstrip(b"\0 \t\r\n")
         try:
-            meta = json.loads(text.decode("utf-8"))
+            decoded = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MetadataError(
                 f"JSON extended header is not UTF-8 ({exc.reason})",
@@ -130,6 +144,17 @@ def decode_extended(
                 field="extended header",
                 offset=1024 + exc.start,
             ) from exc
+        depth = _json_depth(text)
+        if depth > MAX_JSON_DEPTH:
+            raise MetadataError(
+                f"JSON extended header is nested too deeply ({depth} levels; mrcio reads "
+                f"at most {MAX_JSON_DEPTH})",
+                path=path,
+                field="extended header",
+                offset=1024,
+            )
+        try:
+            meta = json.loads(decoded)
         except json.JSONDecodeError as exc:
             raise MetadataError(
                 f"JSON extended header is invalid: {exc.msg} (line {exc.lineno} column "
@@ -137,13 +162,6 @@ def decode_extended(
                 path=path,
                 field="extended header",
                 offset=1024 + exc.pos,
-            ) from exc
-        except RecursionError as exc:
-            raise MetadataError(
-                "JSON extended header is nested too deeply",
-                path=path,
-                field="extended header",
-                offset=1024,
             ) from exc
         except ValueError as exc:  # e.g. an integer of more digits than Python converts
             raise MetadataError(
@@ -165,8 +183,100 @@ def decode_extended(
     return raw
 
 
+def _json_depth(text: bytes) -> int:
+    """How deeply the lists and objects of JSON ``text`` nest, found without recursion.
+
+    Brackets count +1 (``[``, ``{``) or -1 (``]``, ``}``) unless they lie inside a string,
+    that is after an odd number of unescaped quotes; the depth is the largest running sum.
+    UTF-8 never puts these ASCII bytes inside a multi-byte character, so the bytes are
+    scanned as they are, with numpy (a few passes over them, quick for large headers).
+    """
+    codes = np.frombuffer(text, np.uint8)
+    quotes = np.flatnonzero(codes == ord('"'))
+    slashes = np.flatnonzero(codes == ord("\\"))
+    if slashes.size:
+        quotes = quotes[_unescaped(quotes, slashes)]
+    folded = codes | 0x20  # "[" to "{" and "]" to "}" (no other byte becomes either)
+    opening = folded == ord("{")
+    brackets = np.flatnonzero(opening | (folded == ord("}")))
+    brackets = brackets[np.searchsorted(quotes, brackets) % 2 == 0]  # outside strings
+    steps = np.where(opening[brackets], 1, -1)
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _unescaped(quotes: np.ndarray, slashes: np.ndarray) -> np.ndarray:
+    """Which of the ``quotes`` (sorted positions) follow an even run of backslashes (none
+    counts), given the sorted positions of all backslashes."""
+    starts_run = np.ones(slashes.size, bool)
+    starts_run[1:] = np.diff(slashes) != 1
+    run_start = slashes[starts_run][np.cumsum(starts_run) - 1]  # first backslash of its run
+    last = np.maximum(np.searchsorted(slashes, quotes) - 1, 0)  # last backslash before
+    touching = slashes[last] == quotes - 1
+    even: np.ndarray = np.where(touching, quotes - run_start[last], 0) % 2 == 0
+    return even
+
+
+def is_checksum_entry(value: Any) -> bool:
+    """Whether ``value`` has the form of mrcio's checksum entry: ``{"crc32": "<hex digits>"}``.
+
+    Examples
+    --------
+    >>> is_checksum_entry({"crc32": "1a2b3c4d"}), is_checksum_entry("my notes")
+    (True, False)
+    """
+    return isinstance(value, dict) and list(value) == ["crc32"] and isinstance(
+        value["crc32"], str
+    )
+
+
+def _require_dict(meta: Any) -> None:
+    if not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
+
+
+def caller_meta(meta: dict[str, Any]) -> dict[str, Any]:
+    """A caller's metadata as it may be written: a dict without the reserved
+    :data:`CHECKSUM_KEY` entry.
+
+    mrcio writes that entry itself, from the chunks it writes. One in ``meta`` was copied
+    from another file's header (mrcz's ``readMRC`` returns it), and would make the new file
+    look corrupted, so it is left out; if it is not even in mrcio's form, it is the caller's
+    own data under a reserved name, and a warning says it is not written.
+
+    Raises
+    ------
+    TypeError
+        If ``meta`` is not a dict.
+
+    Examples
+    --------
+    >>> caller_meta({"kV": 300, "_mrcio": {"crc32": "1a2b3c4d"}})
+    {'kV': 300}
+    """
+    _require_dict(meta)
+    if CHECKSUM_KEY not in meta:
+        return meta
+    if not is_checksum_entry(meta[CHECKSUM_KEY]):
+        warnings.warn(
+            f"meta[{CHECKSUM_KEY!r}] is not written: the key is reserved for mrcio's chunk "
+            f"checksums (got {meta[CHECKSUM_KEY]!r:.80})",
+            MRCWarning,
+            stacklevel=3,
+        )
+    return {key: value for key, value in meta.items() if key != CHECKSUM_KEY}
+
+
 def _to_json(value: Any) -> Any:
     """mrcz's rules for what the json module cannot encode by itself."""
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            return value.decode("utf-8")  # as rapidjson writes bytes (mrcz's bytes_mode)
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"cannot store {value!r:.80} in JSON metadata: bytes are written as UTF-8 "
+                f"text, as mrcz writes them, and these are not UTF-8 ({exc.reason} at byte "
+                f"{exc.start})"
+            ) from exc
     if hasattr(value, "serialize"):
         return value.serialize()
     if hasattr(value, "__array_interface__"):
@@ -180,20 +290,36 @@ def encode_json(meta: dict[str, Any]) -> bytes:
     """Metadata as compact UTF-8 JSON, byte-identical to mrcz (python-rapidjson).
 
     numpy arrays and scalars become lists and numbers, ``Enum`` members the string
-    ``"Enum.<Class>.<NAME>"``, objects with a ``serialize()`` method what it returns.
-    Non-finite floats are written ``NaN``, ``Infinity``, ``-Infinity``, as mrcz writes them
-    (not strict JSON, but what MRCZ files hold, and read back by mrcz and mrcio).
+    ``"Enum.<Class>.<NAME>"``, objects with a ``serialize()`` method what it returns, and
+    bytes the UTF-8 text they hold. Non-finite floats are written ``NaN``, ``Infinity``,
+    ``-Infinity``, as mrcz writes them (not strict JSON, but what MRCZ files hold, and read
+    back by mrcz and mrcio).
+
+    Raises
+    ------
+    TypeError
+        If ``meta`` is not a dict or holds a value JSON cannot store.
+    ValueError
+        If ``meta`` holds bytes that are not UTF-8, or nests lists and dicts more than
+        :data:`MAX_JSON_DEPTH` levels deep.
 
     Examples
     --------
     >>> import numpy as np
-    >>> encode_json({"dose": np.float32(1.5), "shifts": np.arange(3)})
-    b'{"dose":1.5,"shifts":[0,1,2]}'
+    >>> encode_json({"dose": np.float32(1.5), "shifts": np.arange(3), "user": b"jdoe"})
+    b'{"dose":1.5,"shifts":[0,1,2],"user":"jdoe"}'
     """
-    if not isinstance(meta, dict):
-        raise TypeError(f"meta must be a dict, got {type(meta).__name__}")
-    text = json.dumps(meta, default=_to_json, separators=(",", ":"))
-    return _ESCAPE.sub(_rapidjson_escape, text).encode("utf-8")
+    _require_dict(meta)
+    too_deep = f"meta may nest lists and dicts at most {MAX_JSON_DEPTH} levels deep"
+    try:
+        text = json.dumps(meta, default=_to_json, separators=(",", ":"))
+    except RecursionError as exc:  # far deeper than the limit
+        raise ValueError(f"{too_deep}; this one is deeper than Python can encode") from exc
+    encoded = _ESCAPE.sub(_rapidjson_escape, text).encode("utf-8")
+    depth = _json_depth(encoded)
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"{too_deep}; this one is {depth} levels deep")
+    return encoded
 
 
 def json_extended(meta: dict[str, Any]) -> bytes:

@@ -32,7 +32,7 @@ from .errors import (
     MRCWarning,
     TruncatedFileError,
 )
-from .extheader import CHECKSUM_KEY, decode_extended
+from .extheader import CHECKSUM_KEY, decode_extended, is_checksum_entry
 from .header import HEADER_SIZE, Header, check_data_fits, field_offset, parse_header
 
 __all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "read_section"]
@@ -248,7 +248,12 @@ def stored_checksums(header: Header) -> np.ndarray | None:
     entry = header.extended.get(CHECKSUM_KEY)
     if entry is None:
         return None
-    digits = entry.get("crc32") if isinstance(entry, dict) else None
+    if not is_checksum_entry(entry):  # a key of mrcz's user named like mrcio's own
+        warnings.warn(
+            f"{header.path}: JSON entry {CHECKSUM_KEY!r} is not mrcio's chunk checksums "
+            f"({entry!r:.60}); the chunks are read unchecked", MRCWarning, stacklevel=3)
+        return None
+    digits = entry["crc32"]
     nz = header.nsections
     if not isinstance(digits, str) or len(digits) != 8 * nz:
         raise MetadataError(

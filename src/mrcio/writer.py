@@ -30,7 +30,7 @@ from ._fileio import AtomicFile, pwrite_all, write_all, writev_all
 from ._parallel import default_threads, get_executor, imap_ordered, in_worker
 from ._version import __version__
 from .errors import ContainerError, MRCWarning
-from .extheader import CHECKSUM_KEY, json_extended
+from .extheader import CHECKSUM_KEY, caller_meta, json_extended
 from .header import (
     CODEC_IDS,
     HEADER_DTYPE,
@@ -261,6 +261,8 @@ class SectionWriter:
         self._works: list[np.ndarray] = []
         if meta is not None and extended is not None:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
+        if meta is not None:
+            meta = caller_meta(meta)  # mrcio's own checksums are written below, not a copy
         compressed = encoding.compressor is not None
         if not compressed and not MODES[encoding.mode].standard:
             warnings.warn(
