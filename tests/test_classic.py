@@ -439,6 +439,20 @@ def test_use_memmap(stack_file: tuple[Path, np.ndarray], idx: Any) -> None:
         del image, their_image
 
 
+@pytest.mark.parametrize("level", [0, 6])
+def test_use_memmap_on_a_container_reads_its_content(tmp_path: Path, level: int) -> None:
+    # the compressed file on disk is not the data: mapping it gave gzip's bytes as pixels
+    import gzip
+
+    data = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8)
+    plain = tmp_path / "a.mrc"
+    mrcio.writeMRC(data, plain)
+    packed = tmp_path / "a.mrc.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes(), compresslevel=level))
+    image, _ = mrcio.readMRC(packed, useMemmap=True)
+    assert np.array_equal(image, data)
+
+
 # --- appends -------------------------------------------------------------------------------------
 
 

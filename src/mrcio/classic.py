@@ -270,7 +270,8 @@ def readMRC(
     fileConvention
         ``'ccpem'`` or ``'eman2'``.
     useMemmap
-        Return a copy-on-write ``numpy.memmap`` (uncompressed files).
+        Return a copy-on-write ``numpy.memmap`` (uncompressed files on disk; the data of a
+        gzip or bzip2 container are read into memory).
     n_threads
         Threads for decompression.
     slices
@@ -305,7 +306,9 @@ def readMRC(
         first, count = _classic_range(idx, reader.sections)
         meta["dimensions"][0] = count
         ny, nx = header.section_shape
-        if useMemmap and reader.index is None and header.mode.direct:
+        if useMemmap and reader.index is None and header.mode.direct and (
+            reader.source.mappable  # not a gzip or bzip2 container: its data are in memory
+        ):
             image: Any = np.memmap(
                 reader.source.path or reader.source.name, dtype=header.dtype, mode="c",
                 offset=header.data_offset + first * header.section_nbytes,
