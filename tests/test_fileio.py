@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -75,6 +76,21 @@ def test_mrc_files_that_start_like_containers_are_read_as_mrc(tmp_path: Path, nx
             pass
         with pytest.raises(mrcio.MRCError, match="too short"):
             mrcio.read(tmp_path / name)
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress])
+def test_containers_in_memory_and_in_streams(tmp_path: Path, compress: Any) -> None:
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    plain = tmp_path / "a.mrc"
+    mrcio.write(plain, data)
+    packed = compress(plain.read_bytes())
+    assert np.array_equal(mrcio.read(packed), data)
+    assert np.array_equal(mrcio.read(io.BytesIO(packed)), data)
+    with open(tmp_path / "a.mrc.z", "wb") as out:
+        out.write(packed)
+    with open(tmp_path / "a.mrc.z", "rb") as stream:
+        assert np.array_equal(mrcio.read(stream), data)
+        assert not stream.closed
 
 
 def test_container_reads_no_more_than_the_header_claims(tmp_path: Path) -> None:

@@ -216,13 +216,12 @@ class _BufferSource(Source):
         return len(piece)
 
 
-def _container_opener(path: str) -> Any:
-    """gzip.open or bz2.open if the file starts as such a container does, else None.
+def _container_opener(head: bytes) -> Any:
+    """gzip.open or bz2.open if a file starting with ``head`` (its first 10 bytes) is such a
+    container, else None.
 
     The whole fixed start is checked, not just the magic numbers: an MRC file whose NX is
     35615 (mod 65536) starts with gzip's two bytes, one with NX = 6838850 with "BZh"."""
-    with open(path, "rb") as probe:
-        head = probe.read(10)
     # gzip: magic, method 8 (deflate, the only one defined), no reserved flag bits
     if head[:3] == b"\x1f\x8b\x08" and len(head) == 10 and not head[3] & 0xE0:
         return gzip.open
@@ -250,13 +249,15 @@ def _claimed_size(head: bytes) -> int:
     return header.data_offset + header.data_nbytes
 
 
-def _read_container(path: str, opener: Any) -> _BufferSource:
-    """Decompress a gzip/bzip2 container, reading no more than its MRC header claims (+1 byte,
-    so that a longer file is noticed) and never more than the container really holds."""
+def _read_container(packed: str | IO[bytes], opener: Any, name: str) -> _BufferSource:
+    """Decompress a gzip/bzip2 container (a path, or the bytes in a stream), reading no more
+    than its MRC header claims (+1 byte, so that a longer file is noticed) and never more
+    than the container really holds."""
     kind = "gzip" if opener is gzip.open else "bzip2"
+    path = packed if isinstance(packed, str) else None
     data = bytearray()
     try:
-        with opener(path, "rb") as stream:
+        with opener(packed, "rb") as stream:
             data += stream.read(HEADER_SIZE)
             limit = _claimed_size(bytes(data)) + 1
             while len(data) < limit:
@@ -267,14 +268,14 @@ def _read_container(path: str, opener: Any) -> _BufferSource:
     except EOFError as exc:
         raise TruncatedFileError(
             f"{kind} container ends early ({exc}) after {len(data):,} bytes of its content",
-            path=path, offset=len(data),
+            path=name, offset=len(data),
         ) from exc
     except (OSError, zlib.error) as exc:
         raise ContainerError(
             f"{kind} container is corrupt ({exc}) after {len(data):,} bytes of its content",
-            path=path, offset=len(data),
+            path=name, offset=len(data),
         ) from exc
-    return _BufferSource(data, path, path, kind)
+    return _BufferSource(data, name, path, kind)
 
 
 def open_source(src: PathOrStream | Source) -> tuple[Source, bool]:
@@ -289,22 +290,38 @@ def open_source(src: PathOrStream | Source) -> tuple[Source, bool]:
     if isinstance(src, Source):
         return src, False
     if isinstance(src, (bytes, bytearray, memoryview)):
-        return _BufferSource(bytes(src), "<bytes>"), True
+        return _in_memory(bytes(src), "<bytes>"), True
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
-        opener = _container_opener(path)
+        with open(path, "rb") as probe:
+            opener = _container_opener(probe.read(10))
         if opener is not None:
-            return _read_container(path, opener), True
+            return _read_container(path, opener, path), True
         return _FileSource(path), True
     if hasattr(src, "readinto") or hasattr(src, "read"):
         stream: Any = src
-        if getattr(stream, "seekable", lambda: False)() and hasattr(stream, "readinto"):
-            return _StreamSource(stream), False
         name = str(getattr(stream, "name", None) or f"<{type(stream).__name__}>")
-        return _BufferSource(stream.read(), name), True
+        if getattr(stream, "seekable", lambda: False)() and hasattr(stream, "readinto"):
+            start = stream.tell()  # a stream is read from its first byte, as a file is
+            stream.seek(0)
+            opener = _container_opener(stream.read(10))
+            stream.seek(0)
+            if opener is not None:
+                return _read_container(stream, opener, name), True
+            stream.seek(start)
+            return _StreamSource(stream), False
+        return _in_memory(stream.read(), name), True
     raise TypeError(
         f"expected a path, a binary stream or bytes, got {type(src).__name__}: {src!r:.80}"
     )
+
+
+def _in_memory(data: bytes, name: str) -> _BufferSource:
+    """A source for bytes in memory: a gzip or bzip2 container among them is decompressed."""
+    opener = _container_opener(data[:10])
+    if opener is not None:
+        return _read_container(io.BytesIO(data), opener, name)
+    return _BufferSource(data, name)
 
 
 _HOST = socket.gethostname().replace(".", "_") or "host"
