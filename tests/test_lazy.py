@@ -219,3 +219,8 @@ def test_to_dask_of_an_empty_file(tmp_path: Path, compressor: str | None) -> Non
     lazy = mrcio.to_dask(path)
     assert lazy.shape == (0, 8, 8)
     assert lazy.compute().shape == (0, 8, 8)
+
+
+def test_open_says_how_to_append(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="mode 'a' appends"):
+        mrcio.open(tmp_path / "a.mrc", "w", dtype=np.float32, frame_shape=(4, 4), append=True)

@@ -565,6 +565,8 @@ def open(
     if mode in ("w", "a"):
         if not isinstance(src, (str, os.PathLike)):
             raise TypeError("writing frame by frame needs a path")
+        if "append" in kwargs:
+            raise TypeError("open() takes no append=: mode 'a' appends, 'w' makes a new file")
         return StreamWriter(src, n_threads=n_threads, append=mode == "a", **kwargs)
     raise ValueError(f"mode must be 'r', 'w' or 'a', got {mode!r}")
 
