@@ -628,3 +628,12 @@ def test_containers_are_not_appended_to(tmp_path: Path) -> None:
         mrcio.open(packed, "a")
     assert packed.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrc", "a.mrc.gz"]
+
+
+@pytest.mark.parametrize("data", [np.zeros((2, 0, 5), np.float32), np.zeros((0, 5), np.int8),
+                                  [np.zeros((3, 0), np.int16)]])
+def test_sections_without_rows_or_columns_are_refused(tmp_path: Path, data: Any) -> None:
+    for compressor in (None, "zstd"):
+        with pytest.raises(ValueError, match="an MRC section needs rows and columns"):
+            mrcio.write(tmp_path / "a.mrc", data, compressor=compressor)
+    assert list(tmp_path.iterdir()) == []

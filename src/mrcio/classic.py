@@ -96,11 +96,6 @@ _NARROWED = {np.dtype("f8"): np.dtype("f4"), np.dtype("c16"): np.dtype("c8")}
 _BLOSC_FORMAT_OF_VERSION = {2: 1, 5: 2}
 
 
-class FrameDtypeError(TypeError, ValueError):
-    """The frames of a list passed to :func:`writeMRC` differ in dtype: a TypeError, as mrcz
-    raises, and a ValueError, as mrcio raises for frames that do not match."""
-
-
 def _unit_factor(pixelunits: str) -> float:
     return _FROM_ANGSTROM.get(pixelunits, _NM_FROM_ANGSTROM)
 
@@ -462,11 +457,7 @@ def writeMRC(
         frames = [np.asarray(frame) for frame in input_image]
         if not frames or frames[0].ndim not in (2, 3):
             raise ValueError("For a sequence of arrays, only 2D or 3D arrays are handled.")
-        for k, frame in enumerate(frames):
-            if frame.dtype != frames[0].dtype:
-                raise FrameDtypeError(f"Frame {k} has dtype {frame.dtype}, expected "
-                                      f"{frames[0].dtype}")
-        plan = plan_data(frames, stack=True)
+        plan = plan_data(frames, stack=True)  # FrameMismatchError: a TypeError too
         slices = plan.per
     else:
         arr = input_image if type(input_image).__module__.startswith("dask.") else (
@@ -475,9 +466,6 @@ def writeMRC(
             arr = arr.reshape(1, 1, -1)
         plan = plan_data(arr, stack=True)
         slices = 0
-    if plan.ny == 0 or plan.nx == 0:
-        raise ValueError(f"cannot write {name}: its sections would be {plan.ny} x {plan.nx} "
-                         "pixels, and an MRC section needs rows and columns")
     uint4 = isinstance(dtype, str) and dtype.lstrip("<>|=") == "uint4"
     target: np.dtype[Any] | None = None
     if dtype is not None and not uint4:

@@ -768,9 +768,15 @@ def _blocks_of_dask(darr: Any) -> Iterator[np.ndarray]:
         start += size
 
 
+class FrameMismatchError(TypeError, ValueError):
+    """The frames of a list differ in shape or dtype: a ValueError, and a TypeError as mrcz
+    raises for frames of another dtype."""
+
+
 def plan_data(data: Any, *, stack: bool) -> Plan:
     """Shape the input as z-sections: arrays (2-D image, 3-D volume or stack, 4-D volume
-    stack), sequences of 2-D or 3-D frames, or Dask arrays."""
+    stack), sequences of 2-D or 3-D frames, or Dask arrays; sections need rows and columns.
+    """
     if isinstance(data, (list, tuple)):
         if not data:
             raise ValueError("nothing to write: empty list of frames")
@@ -778,14 +784,14 @@ def plan_data(data: Any, *, stack: bool) -> Plan:
         first = frames[0]
         for k, frame in enumerate(frames):
             if frame.shape != first.shape or frame.dtype != first.dtype:
-                raise ValueError(
+                raise FrameMismatchError(
                     f"frame {k} is {frame.shape} {frame.dtype}, frame 0 is "
                     f"{first.shape} {first.dtype}: all frames must match"
                 )
         if first.ndim not in (2, 3):
             raise ValueError(f"frames must be 2-D or 3-D, got {first.ndim}-D")
         per = 1 if first.ndim == 2 else first.shape[0]
-        ny, nx = first.shape[-2:]
+        ny, nx = _section_shape(first.shape)
         kind = "stack" if per == 1 else "volume stack"
         return Plan(len(frames) * per, ny, nx, per, kind, first.dtype,
                     (f.reshape(-1, ny, nx) for f in frames), held=True)
@@ -793,7 +799,7 @@ def plan_data(data: Any, *, stack: bool) -> Plan:
     arr = data if is_dask else np.asarray(data)
     if arr.ndim not in (2, 3, 4):
         raise ValueError(f"data must be 2-D, 3-D or 4-D, got shape {arr.shape}")
-    ny, nx = arr.shape[-2:]
+    ny, nx = _section_shape(arr.shape)
     nz = int(np.prod(arr.shape[:-2], dtype=np.int64)) if arr.ndim > 2 else 1
     per = arr.shape[1] if arr.ndim == 4 else 1
     kind = {2: "image", 3: "stack" if stack else "volume", 4: "volume stack"}[arr.ndim]
@@ -802,6 +808,14 @@ def plan_data(data: Any, *, stack: bool) -> Plan:
     else:
         blocks = _blocks_of_array(arr.reshape(nz, ny, nx))
     return Plan(nz, ny, nx, per, kind, np.dtype(arr.dtype), blocks, held=not is_dask)
+
+
+def _section_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    ny, nx = shape[-2:]
+    if not ny or not nx:
+        raise ValueError(f"sections of shape {shape} would be {ny} x {nx} pixels: an MRC "
+                         "section needs rows and columns")
+    return int(ny), int(nx)
 
 
 def modern_layout(
