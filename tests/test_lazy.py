@@ -224,3 +224,19 @@ def test_to_dask_of_an_empty_file(tmp_path: Path, compressor: str | None) -> Non
 def test_open_says_how_to_append(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="mode 'a' appends"):
         mrcio.open(tmp_path / "a.mrc", "w", dtype=np.float32, frame_shape=(4, 4), append=True)
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_fewer_frames_than_announced_are_kept(tmp_path: Path, compressor: str | None) -> None:
+    # as for plain files, an MRCZ file keeps the frames that came, and their checksums
+    path = tmp_path / "short.mrcz"
+    frames = np.arange(3 * 8 * 8, dtype=np.int16).reshape(3, 8, 8)
+    with mrcio.open(path, "w", dtype=np.int16, frame_shape=(8, 8), compressor=compressor,
+                    nframes=5, meta={"operator": "jd"}) as out:
+        for frame in frames:
+            out.append(frame)
+    assert np.array_equal(mrcio.read(path), frames)
+    with mrcio.open(path) as f:
+        assert f.meta == {"operator": "jd"}
+        assert (f._reader.checksums is not None) == (compressor is not None)  # and checked
+    assert mrcio.validate(path, deep=True) == []

@@ -255,6 +255,7 @@ class SectionWriter:
         self._stitch: tuple[codecs.ChunkStitcher, int] | None = None  # a section in pieces
         self._fd = handle.fileno() if isinstance(handle, io.FileIO) else None
         self._crc_slot: tuple[int, int] | None = None  # (file offset, sections) reserved
+        self._slot_meta: dict[str, Any] = {}
         # buffers for compressed chunks and for bit-shuffled frames, reused while the writer
         # lives (see _room, _encode)
         self._outs: list[np.ndarray] = []
@@ -280,6 +281,7 @@ class SectionWriter:
             if compressed and encoding.checksums and expected_sections:
                 at = extended.rindex(b"0" * (_CRC_DIGITS * expected_sections))
                 self._crc_slot = (self.start + HEADER_SIZE + at, expected_sections)
+                self._slot_meta = meta  # to write the JSON again if fewer sections come
         self.extended = extended or b""
         self.exttyp = exttyp
         self.data_start = self.start + HEADER_SIZE + len(self.extended)
@@ -651,12 +653,17 @@ class SectionWriter:
         self._write_all(record.tobytes())
         if self._crc_slot is not None:
             at, reserved = self._crc_slot
-            if reserved != len(self.crcs):
-                raise ValueError(
-                    f"{self.name}: {len(self.crcs)} sections written, {reserved} announced"
-                )
-            self.handle.seek(at)
-            self._write_all("".join(f"{c:08x}" for c in self.crcs).encode("ascii"))
+            digits = "".join(f"{c:08x}" for c in self.crcs)
+            if len(self.crcs) > reserved:
+                raise ValueError(f"{self.name}: {len(self.crcs)} sections written, only "
+                                 f"{reserved} announced (the checksums have no room)")
+            if len(self.crcs) == reserved:
+                self.handle.seek(at)
+                self._write_all(digits.encode("ascii"))
+            else:  # fewer came: the JSON again, shorter, and spaces up to the data
+                text = json_extended({**self._slot_meta, CHECKSUM_KEY: {"crc32": digits}})
+                self.handle.seek(self.start + HEADER_SIZE)
+                self._write_all(text + b" " * (len(self.extended) - len(text)))
         self.handle.seek(end)
 
 
