@@ -730,3 +730,9 @@ def test_frames_of_other_dtypes_raise_type_error_as_mrcz_and_value_error(tmp_pat
             mrcio.writeMRC(frames, tmp_path / "ours.mrc")
     with pytest.raises(TypeError, match="Frame 1 has dtype int16"):
         mrcz.writeMRC(frames, os.fspath(tmp_path / "theirs.mrc"))
+
+
+def test_meta_id_is_exttyp_as_stored(real_dir: Path) -> None:
+    path = real_dir / "mrcfile/EMD-3001.map"  # 160 bytes of symmetry records, EXTTYP blank
+    ours, theirs = mrcio.readMRCHeader(path)[0], mrcz.readMRCHeader(os.fspath(path))[0]
+    assert ours["metaId"] == theirs["metaId"] == b"\0\0\0\0"

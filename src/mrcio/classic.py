@@ -46,7 +46,7 @@ from ._fileio import open_source
 from ._parallel import default_threads
 from .errors import MRCWarning
 from .extheader import CHECKSUM_KEY, caller_meta, encode_json
-from .header import CODEC_IDS, Header
+from .header import CODEC_IDS, Header, field_offset
 from .reader import MRCReader, _load_header
 from .writer import (
     DEFAULT_BLOCKSIZE,
@@ -145,8 +145,9 @@ def _header_dict(header: Header, pixelunits: str, first_chunk_version: int | Non
         "meanImage": header.fields["dmean"],
         "extendedBytes": int(header["nsymbt"]),
     }
-    if header["nsymbt"] > 0:
-        out["metaId"] = header["exttyp"]
+    if header["nsymbt"] > 0:  # EXTTYP's four bytes as they are (NULs when blank), as mrcz
+        at = field_offset("exttyp")
+        out["metaId"] = header.fields.tobytes()[at : at + 4]
     if header.compressor is not None:
         out["bloscFormat"] = _BLOSC_FORMAT_OF_VERSION.get(first_chunk_version or -1)
         out["backend"] = None if out["bloscFormat"] is None else f"blosc{out['bloscFormat']}"
