@@ -994,8 +994,10 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
     try:
         base, imod_unsigned = choose_mode(frames.dtype, mode)
     except (TypeError, ValueError) as exc:
-        hint = " (use convert --mode, and --dtype to change the data type)"
-        raise CLIError(f"{frames.path}: {exc}{hint}") from None
+        text = str(exc).replace("mode=", "--mode ")  # the options, not the Python arguments
+        hint = "" if "--mode" in text else (
+            " (use convert --mode, and --dtype to change the data type)")
+        raise CLIError(f"{frames.path}: {text}{hint}") from None
     if compressor is not None and base == 101:
         raise CLIError(f"{frames.path}: mode 101 (4-bit) data cannot be compressed (mrcz "
                        "cannot read them back); convert with --mode 0 or 6 first")
