@@ -491,3 +491,13 @@ def test_claims_beyond_the_machines_memory_are_refused(tmp_path: Path) -> None:
         mrcio.read(path)
     with mrcio.open(path) as f:  # one frame at a time still works
         assert f.shape == (count, side, side)
+
+
+def test_frames_must_be_integers_slices_or_sequences(tmp_path: Path) -> None:
+    data = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, data)
+    assert np.array_equal(mrcio.read(path, frames=np.array(2)), data[2])  # a 0-d array
+    for bad in (False, True, 1.0, np.bool_(True)):
+        with pytest.raises(TypeError, match="frames must be an integer"):
+            mrcio.read(path, frames=bad)

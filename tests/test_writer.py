@@ -637,3 +637,54 @@ def test_sections_without_rows_or_columns_are_refused(tmp_path: Path, data: Any)
         with pytest.raises(ValueError, match="an MRC section needs rows and columns"):
             mrcio.write(tmp_path / "a.mrc", data, compressor=compressor)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_extended_headers_as_arrays_are_written_by_their_bytes(tmp_path: Path) -> None:
+    from mrcfile.dtypes import get_ext_header_dtype
+
+    data = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    fei = np.zeros(2, get_ext_header_dtype(b"FEI1"))
+    fei["Metadata size"] = 768
+    fei["HT"] = 300e3
+    mrcio.write(tmp_path / "a.mrc", data, extended_header=fei.tobytes(), exttyp="FEI1")
+    records = mrcio.read_header(tmp_path / "a.mrc").extended  # a structured array
+    for target in (tmp_path / "b.mrc", io.BytesIO()):
+        mrcio.write(target, data, extended_header=records, exttyp=b"FEI1")
+        source = target if isinstance(target, Path) else io.BytesIO(target.getvalue())
+        header = mrcio.read_header(source)
+        assert header["nsymbt"] == 2 * 768
+        assert header.extended_bytes == fei.tobytes()
+        assert np.array_equal(mrcio.read(source if isinstance(target, Path)
+                                         else io.BytesIO(target.getvalue())), data)
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"labels": ["a", "", "c"]}, "labels must hold text"),
+    ({"labels": [5]}, "labels must be text"),
+    ({"voxel_size": -1.5}, "voxel_size must be finite and not negative"),
+    ({"voxel_size": float("nan")}, "voxel_size must be finite"),
+    ({"voxel_size": (1.0, 1e300, 1.0)}, "voxel_size must be finite"),
+    ({"exttyp": "CCP4"}, "exttyp names the kind of extended_header"),
+    ({"exttyp": "ABCDEFG", "extended_header": bytes(8)}, "at most 4 ASCII characters"),
+    ({"exttyp": "é", "extended_header": bytes(8)}, "at most 4 ASCII characters"),
+    ({"extended_header": bytes(8), "meta": {"a": 1}}, "either meta"),
+])
+def test_bad_arguments_are_refused_before_writing(tmp_path: Path, kwargs: dict[str, Any],
+                                                  words: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=words):
+        mrcio.write(tmp_path / "a.mrc", np.zeros((2, 4, 4), np.float32), **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_label_given_as_a_string(tmp_path: Path) -> None:
+    mrcio.write(tmp_path / "a.mrc", np.zeros((2, 4, 4), np.float32), labels="motion corrected")
+    assert mrcio.read_header(tmp_path / "a.mrc").labels[1:] == ["motion corrected"]
+
+
+def test_lists_of_3d_frames_are_volume_stacks_whatever_their_depth(tmp_path: Path) -> None:
+    frames = [np.full((1, 4, 5), k, np.float32) for k in range(2)]
+    mrcio.write(tmp_path / "a.mrc", frames)
+    assert mrcio.read(tmp_path / "a.mrc").shape == (2, 1, 4, 5)
+    assert mrcio.read_header(tmp_path / "a.mrc")["ispg"] == 401
+    with pytest.raises(ValueError, match="hold no sections"):
+        mrcio.write(tmp_path / "b.mrc", np.zeros((2, 0, 4, 5), np.float32))

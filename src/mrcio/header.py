@@ -688,6 +688,8 @@ def encode_label(text: str | bytes) -> bytes:
         if not text.isascii():
             raise ValueError(f"labels must be ASCII text (MRC2014), got {text!r}")
         text = text.encode("ascii")
+    if not isinstance(text, bytes):
+        raise TypeError(f"labels must be text, got {text!r:.80}")
     if len(text) > 80:
         raise ValueError(f"label longer than 80 characters: {text!r}")
     return text

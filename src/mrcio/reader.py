@@ -290,6 +290,13 @@ class FrameSelection:
             return cls(range(count), False)
         if isinstance(frames, slice):
             return cls(range(*frames.indices(count)), False)
+        if isinstance(frames, np.ndarray) and frames.ndim == 0:
+            frames = frames[()]  # a 0-d array: its one value
+        if isinstance(frames, (bool, np.bool_)) or not isinstance(
+            frames, (int, np.integer, Sequence, np.ndarray, range)
+        ):
+            raise TypeError(f"frames must be an integer, a slice or a sequence of integers, "
+                            f"got {frames!r:.80}")
         if isinstance(frames, (int, np.integer)):
             k = int(frames)
             if not -count <= k < count:
@@ -297,7 +304,7 @@ class FrameSelection:
             return cls((k % count,), True)
         picked = []
         for item in frames:
-            if not isinstance(item, (int, np.integer)) or isinstance(item, bool):
+            if not isinstance(item, (int, np.integer)) or isinstance(item, (bool, np.bool_)):
                 raise TypeError(f"frame indices must be integers, got {item!r}")
             k = int(item)
             if not -count <= k < count:

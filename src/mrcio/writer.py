@@ -71,6 +71,7 @@ _TASK_BYTES = 2**20  # small sections are compressed in runs of about this size 
 _SPLIT_BYTES = 8 * 2**20  # sections this large are cut into pieces, one task each
 _SPLIT_PIECE = 2**21  # about this many bytes per piece
 _CRC_DIGITS = 8
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # CELLA is float32
 
 
 def mrcio_label() -> str:
@@ -78,11 +79,15 @@ def mrcio_label() -> str:
     return f"mrcio {__version__} {datetime.date.today().isoformat()}"
 
 
-def file_labels(labels: Sequence[str], mrcz_form: bool) -> list[str]:
+def file_labels(labels: str | Sequence[str], mrcz_form: bool) -> list[str]:
     """The labels of a new file: ``MRCZ0.6.0`` first in MRCZ form, then mrcio's own (where
     there is room for it), then the caller's, checked before anything is written."""
+    if isinstance(labels, (str, bytes)):
+        labels = [labels]  # one label, not one per character
     for text in labels:
-        encode_label(text)
+        if not encode_label(text).strip():
+            raise ValueError("labels must hold text: MRC2014 validators reject blank labels "
+                             "before labels with text")
     first = [MRCZ_LABEL] if mrcz_form else []
     if len(first) + len(labels) > 10:
         raise ValueError(
@@ -799,7 +804,7 @@ def plan_data(data: Any, *, stack: bool) -> Plan:
             raise ValueError(f"frames must be 2-D or 3-D, got {first.ndim}-D")
         per = 1 if first.ndim == 2 else first.shape[0]
         ny, nx = _section_shape(first.shape)
-        kind = "stack" if per == 1 else "volume stack"
+        kind = "stack" if first.ndim == 2 else "volume stack"  # 3-D frames: volumes
         return Plan(len(frames) * per, ny, nx, per, kind, first.dtype,
                     (f.reshape(-1, ny, nx) for f in frames), held=True)
     is_dask = type(data).__module__.startswith("dask.")
@@ -809,6 +814,8 @@ def plan_data(data: Any, *, stack: bool) -> Plan:
     ny, nx = _section_shape(arr.shape)
     nz = int(np.prod(arr.shape[:-2], dtype=np.int64)) if arr.ndim > 2 else 1
     per = arr.shape[1] if arr.ndim == 4 else 1
+    if not per:
+        raise ValueError(f"volumes of shape {arr.shape[1:]} hold no sections")
     kind = {2: "image", 3: "stack" if stack else "volume", 4: "volume stack"}[arr.ndim]
     if is_dask:
         blocks: Iterable[np.ndarray] = _blocks_of_dask(arr)
@@ -843,6 +850,9 @@ def modern_layout(
     if sizes.shape != (3,):
         raise ValueError(f"voxel_size must be a number or (x, y, z), got {voxel_size!r}")
     vox = (float(sizes[0]), float(sizes[1]), float(sizes[2]))
+    if not all(0 <= v <= _FLOAT32_MAX for v in vox):  # NaN fails too
+        raise ValueError(f"voxel_size must be finite and not negative (0: unknown), "
+                         f"got {voxel_size!r}")
     mz, ispg = {"image": (1, 0), "stack": (1, 0), "volume": (-1, 1)}.get(
         plan.kind, (plan.per, 401)
     )
@@ -995,6 +1005,7 @@ def write(
     mrcz_form = compressor is not None or meta is not None
     layout = modern_layout(plan, voxel_size, origin, file_labels(labels, mrcz_form),
                            mrcz=mrcz_form)
+    extended_header, exttyp = _raw_extended(extended_header, exttyp, meta)
     encoding = Encoding(
         mode=base_mode, byteorder=order, compressor=compressor, clevel=clevel,
         blocksize=blocksize, blosc2=blosc2, n_threads=n_threads or default_threads(),
@@ -1002,6 +1013,24 @@ def write(
     )
     write_plan(dst, plan, layout, encoding, meta=meta, extended=extended_header,
                exttyp=exttyp, overwrite=overwrite, fsync=fsync)
+
+
+def _raw_extended(extended: Any, exttyp: str | bytes | None,
+                  meta: dict[str, Any] | None) -> tuple[bytes | None, str | None]:
+    """A caller's raw extended header as bytes (numpy arrays, such as the FEI records
+    :func:`mrcio.read_header` gives, and other buffers by their bytes) and its EXTTYP as
+    text of at most 4 ASCII characters, checked before anything is written."""
+    if extended is None:
+        if exttyp is not None:
+            raise ValueError("exttyp names the kind of extended_header: give both")
+        return None, None
+    if meta is not None:
+        raise ValueError("pass either meta (JSON) or extended_header (raw bytes), not both")
+    raw = extended.tobytes() if hasattr(extended, "tobytes") else bytes(extended)
+    kind = exttyp.decode("latin-1") if isinstance(exttyp, bytes) else exttyp
+    if kind is not None and (not isinstance(kind, str) or not kind.isascii() or len(kind) > 4):
+        raise ValueError(f"exttyp must be at most 4 ASCII characters, got {exttyp!r}")
+    return raw, kind
 
 
 # --- rewriting an existing file (appends, frames replaced in place) --------------------------
