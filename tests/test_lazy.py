@@ -240,3 +240,33 @@ def test_fewer_frames_than_announced_are_kept(tmp_path: Path, compressor: str | 
         assert f.meta == {"operator": "jd"}
         assert (f._reader.checksums is not None) == (compressor is not None)  # and checked
     assert mrcio.validate(path, deep=True) == []
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_a_refused_append_leaves_the_writer_as_it_was(tmp_path: Path,
+                                                      compressor: str | None) -> None:
+    path = tmp_path / "s.mrcz"
+    with mrcio.open(path, "w", dtype=np.int16, frame_shape=(4, 4),
+                    compressor=compressor) as out:
+        out.append(np.ones((3, 4, 4), np.int16))
+        with pytest.raises(TypeError, match=r"s\.mrcz: section 3: float32 data cannot"):
+            out.append(np.zeros((4, 4), np.float32))
+        with pytest.raises(ValueError, match="frames must be"):
+            out.append(np.zeros((5, 4), np.int16))
+        out.append(np.zeros((0, 4, 4), np.int16))  # nothing
+        out.append(np.full((4, 4), 2, np.int16))
+    back = mrcio.read(path)
+    assert back.shape == (4, 4, 4)
+    assert back[3].max() == 2
+
+
+def test_more_frames_than_announced_are_kept_with_their_checksums(tmp_path: Path) -> None:
+    path = tmp_path / "long.mrcz"
+    with mrcio.open(path, "w", dtype=np.int16, frame_shape=(4, 4), compressor="zstd",
+                    nframes=2) as out:
+        for k in range(3):
+            out.append(np.full((4, 4), k, np.int16))
+    assert mrcio.read(path)[:, 0, 0].tolist() == [0, 1, 2]
+    assert mrcio.validate(path, deep=True) == []
+    with mrcio.open(path) as f:
+        assert f._reader.checksums is not None

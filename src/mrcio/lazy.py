@@ -457,8 +457,12 @@ class StreamWriter:
             raise ValueError(f"{self.path}: frames must be {self.frame_shape}, "
                              f"got {np.asarray(frames).shape}")
         ny, nx = self.frame_shape[-2:]
+        sections = data.reshape(-1, ny, nx)
+        self._writer.check(sections)  # a refused block leaves the writer as it was
+        if not len(sections):
+            return
         try:
-            self._writer.submit_borrowed(data.reshape(-1, ny, nx))
+            self._writer.submit_borrowed(sections)
         except BaseException:
             self._abandon()
             raise
@@ -471,8 +475,8 @@ class StreamWriter:
             self._writer.flush()
             writer = self._writer
             if writer.enc.compressor is not None and writer.enc.checksums and (
-                writer._crc_slot is None
-            ):
+                writer._crc_slot is None or len(writer.crcs) > writer._crc_slot[1]
+            ):  # no room kept for the checksums, or not enough: more frames than nframes
                 self._rebuild_with_checksums()
                 return
             writer.finish()
@@ -486,8 +490,9 @@ class StreamWriter:
                 self._reader.close()
 
     def _rebuild_with_checksums(self) -> None:
-        """The frame count was not known in advance: write the final header and JSON (with
-        the chunk checksums) to a second temporary file and copy the chunks after them."""
+        """The frame count was not known in advance (or more frames came than announced):
+        write the final header and JSON (with the chunk checksums) to a second temporary
+        file and copy the chunks after them."""
         writer = self._writer
         meta = dict(self._meta or {})
         meta[CHECKSUM_KEY] = {"crc32": "".join(f"{c:08x}" for c in writer.crcs)}

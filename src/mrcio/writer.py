@@ -327,8 +327,8 @@ class SectionWriter:
         Sections of :data:`_SPLIT_BYTES` or more are cut into pieces, so that all threads
         work on one section and only a few pieces are held at once (see
         :class:`~mrcio.codecs.ChunkStitcher` for how a compressed one is put together)."""
+        self.check(block)
         first = self._submitted
-        self._check(block, first)
         self._submitted += len(block)
         fd = self._fd
         if fd is not None and self.enc.compressor is None and (
@@ -497,17 +497,18 @@ class SectionWriter:
         self.packed += size
         self.crcs.append(crc)
 
-    def _check(self, block: np.ndarray, first: int) -> None:
+    def check(self, block: np.ndarray) -> None:
+        """Raise if sections ``(k, ny, nx)`` cannot be the next ones written (wrong shape:
+        ValueError; a dtype the mode cannot hold without loss: TypeError)."""
         ny, nx = self.layout.ny, self.layout.nx
         enc = self.enc
+        where = f"{self.name}: section {self._submitted}"
         if block.ndim != 3 or block.shape[1:] != (ny, nx):
-            raise ValueError(
-                f"section {first}: expected frames of {ny} x {nx}, got shape {block.shape}"
-            )
+            raise ValueError(f"{where}: expected frames of {ny} x {nx}, got shape {block.shape}")
         accepted = np.dtype("u1") if enc.imod_unsigned else MODES[enc.mode].dtype
         if not np.can_cast(block.dtype, accepted, casting="safe"):
             raise TypeError(
-                f"section {first}: {block.dtype} data cannot be stored as mode {enc.mode} "
+                f"{where}: {block.dtype} data cannot be stored as mode {enc.mode} "
                 f"({accepted}) without loss"
             )
 
