@@ -208,7 +208,7 @@ def test_frames_of_a_file_cut_short_after_opening_raise(tmp_path: Path) -> None:
     mrcio.write(path, np.ones((8, 64, 64), np.float32), overwrite=True)
     lazy = mrcio.to_dask(path)
     os.truncate(path, 2000)
-    with pytest.raises(mrcio.TruncatedFileError, match="cut short"):
+    with pytest.raises(mrcio.HeaderError, match="changed since the Dask array was made"):
         lazy.compute()
 
 
@@ -270,3 +270,16 @@ def test_more_frames_than_announced_are_kept_with_their_checksums(tmp_path: Path
     assert mrcio.validate(path, deep=True) == []
     with mrcio.open(path) as f:
         assert f._reader.checksums is not None
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_dask_arrays_of_files_replaced_since_refuse_to_compute(tmp_path: Path,
+                                                               compressor: str | None) -> None:
+    path = tmp_path / "a.mrcz"
+    data = np.arange(3 * 8 * 8, dtype=np.float32).reshape(3, 8, 8)
+    mrcio.write(path, data, compressor=compressor)
+    lazy = mrcio.to_dask(path)
+    mrcio.write(path, data + 1, meta={"k": "v" * 100}, compressor=compressor,
+                overwrite=True)  # another file under the name: other offsets
+    with pytest.raises(mrcio.HeaderError, match="changed since the Dask array was made"):
+        lazy.compute(scheduler="threads")
