@@ -283,3 +283,17 @@ def test_dask_arrays_of_files_replaced_since_refuse_to_compute(tmp_path: Path,
                 overwrite=True)  # another file under the name: other offsets
     with pytest.raises(mrcio.HeaderError, match="changed since the Dask array was made"):
         lazy.compute(scheduler="threads")
+
+
+def test_files_opened_and_dropped_release_their_descriptors(tmp_path: Path) -> None:
+    import gc
+
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, np.zeros((2, 4, 4), np.float32))
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for _ in range(50):
+        mrcio.open(path)[0]  # never closed
+    gc.collect()
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) <= before + 1

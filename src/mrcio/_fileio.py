@@ -120,10 +120,12 @@ class _FileSource(Source):
         self.name = self.path = path
         flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
         self._fd: int | None = os.open(path, flags)
+        # closed also when the source is dropped unclosed (mrcio.open(p)[k] in a loop)
+        self._release = weakref.finalize(self, os.close, self._fd)
         try:
             self.size = os.fstat(self._fd).st_size
         except BaseException:
-            os.close(self._fd)
+            self.close()
             raise
         self._lock = None if hasattr(os, "preadv") else threading.Lock()
 
@@ -172,8 +174,8 @@ class _FileSource(Source):
 
     def close(self) -> None:
         if self._fd is not None:
-            os.close(self._fd)
             self._fd = None
+            self._release()
 
 
 class _StreamSource(Source):
