@@ -297,3 +297,13 @@ def test_files_opened_and_dropped_release_their_descriptors(tmp_path: Path) -> N
     gc.collect()
     if before is not None:
         assert len(os.listdir("/proc/self/fd")) <= before + 1
+
+
+def test_uint8_frames_stream_with_mrc_mode(tmp_path: Path) -> None:
+    path = tmp_path / "u8.mrc"
+    with pytest.raises(TypeError, match="pass mrc_mode=6"):
+        mrcio.open(path, "w", dtype=np.uint8, frame_shape=(4, 4))
+    with mrcio.open(path, "w", dtype=np.uint8, frame_shape=(4, 4), mrc_mode=6) as out:
+        out.append(np.full((4, 4), 200, np.uint8))
+    assert mrcio.read(path).max() == 200
+    assert mrcio.read_header(path)["mode"] == 6

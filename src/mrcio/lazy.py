@@ -554,7 +554,9 @@ def open(
     mode
         ``"r"``: an :class:`MRCFile`. ``"w"``: a :class:`StreamWriter` for a new file (pass
         ``dtype`` and ``frame_shape``, and optionally ``compressor``, ``voxel_size``,
-        ``meta``, ``nframes``, ...). ``"a"``: a :class:`StreamWriter` appending to a file.
+        ``meta``, ``nframes``, ..., and ``mrc_mode`` for the MRC mode, :func:`mrcio.write`'s
+        ``mode``: uint8 frames need it). ``"a"``: a :class:`StreamWriter` appending to a
+        file.
     permissive
         Read damaged files as far as possible (``"r"``).
     n_threads
@@ -583,6 +585,13 @@ def open(
             raise TypeError("writing frame by frame needs a path")
         if "append" in kwargs:
             raise TypeError("open() takes no append=: mode 'a' appends, 'w' makes a new file")
-        return StreamWriter(src, n_threads=n_threads, append=mode == "a", **kwargs)
+        if "mrc_mode" in kwargs:  # open's own mode is "r", "w" or "a"
+            kwargs["mode"] = kwargs.pop("mrc_mode")
+        try:
+            return StreamWriter(src, n_threads=n_threads, append=mode == "a", **kwargs)
+        except TypeError as exc:  # choose_mode's advice, in the name open() takes
+            if "mode=" not in str(exc):
+                raise
+            raise TypeError(str(exc).replace("mode=", "mrc_mode=")) from None
     raise ValueError(f"mode must be 'r', 'w' or 'a', got {mode!r}")
 
