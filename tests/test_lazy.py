@@ -7,6 +7,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import dask.array as da
 import numpy as np
@@ -307,3 +308,24 @@ def test_uint8_frames_stream_with_mrc_mode(tmp_path: Path) -> None:
         out.append(np.full((4, 4), 200, np.uint8))
     assert mrcio.read(path).max() == 200
     assert mrcio.read_header(path)["mode"] == 6
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_indexing_follows_numpy(tmp_path: Path, compressor: str | None) -> None:
+    data = np.arange(5 * 6 * 7, dtype=np.float32).reshape(5, 6, 7)
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, data, stack=True, compressor=compressor)
+    keys: list[Any] = [
+        ([0, 1], [2, 3]), ([0, 1], slice(None), [2, 3]), np.array([[0, 1], [2, 3]]),
+        [[0, 1]], np.array([True, False, True, False, True]), [4, -1, 0], [3, 1, 3],
+        np.array([], int), [], (2, 3), (-1, slice(None), 2), (slice(1, 4), [0, 2]),
+        np.int64(2), np.array(3),
+    ]
+    with mrcio.open(path) as f:
+        for key in keys:
+            got, expected = f[key], data[key]
+            assert got.shape == expected.shape, key
+            assert np.array_equal(got, expected), key
+        for bad in (1.5, True, None):
+            with pytest.raises(IndexError, match="indexed by integers"):
+                f[bad]

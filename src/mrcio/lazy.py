@@ -177,16 +177,31 @@ class MRCFile:
             whole: np.ndarray = self.read()[key]
             return whole
         first, rest = key[0], key[1:]
-        scalar = not isinstance(first, builtins.slice) and np.ndim(first) == 0
         if isinstance(first, builtins.slice):
             data = self._frames(first)
-        elif scalar:
+            return data[(builtins.slice(None), *rest)] if rest else data
+        if np.ndim(first) == 0:
+            if isinstance(first, np.ndarray):
+                first = first[()]  # a 0-d array: its one value
+            if isinstance(first, (bool, np.bool_)) or not isinstance(first, (int, np.integer)):
+                raise IndexError(f"frames are indexed by integers, slices and integer "
+                                 f"arrays (as numpy's first axis), not {first!r:.40}")
             data = self._frames(int(first))
-        else:
-            data = self._frames(list(np.asarray(first).reshape(-1)))
-        if not rest:
-            return data
-        return data[(() if scalar else (builtins.slice(None),)) + tuple(rest)]
+            return data[tuple(rest)] if rest else data
+        # integer arrays (any shape) or a boolean mask: the frames they name are read once,
+        # and numpy indexes them as it would the whole array (paired with arrays in ``rest``)
+        count = len(self)
+        chosen = np.asarray(first)
+        if chosen.dtype == bool and chosen.shape == (count,):
+            chosen = np.flatnonzero(chosen)
+        if chosen.size and chosen.dtype.kind not in "iu":
+            raise IndexError(f"frame arrays must hold integers, got {chosen.dtype}")
+        chosen = chosen.astype(np.int64)
+        if chosen.size and not (-count <= chosen.min() and chosen.max() < count):
+            raise IndexError(f"frame index out of range for {count} frames")
+        wanted = np.unique(chosen % count) if count else chosen
+        data = self._frames([int(k) for k in wanted])
+        return data[(np.searchsorted(wanted, chosen % max(count, 1)), *rest)]
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames one at a time (rows, for a single 2-D image)."""
