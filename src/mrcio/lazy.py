@@ -201,7 +201,8 @@ class MRCFile:
             raise IndexError(f"frame index out of range for {count} frames")
         wanted = np.unique(chosen % count) if count else chosen
         data = self._frames([int(k) for k in wanted])
-        return data[(np.searchsorted(wanted, chosen % max(count, 1)), *rest)]
+        picked: np.ndarray = data[(np.searchsorted(wanted, chosen % max(count, 1)), *rest)]
+        return picked
 
     def __iter__(self) -> Iterator[np.ndarray]:
         """Frames one at a time (rows, for a single 2-D image)."""
