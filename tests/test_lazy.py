@@ -329,3 +329,13 @@ def test_indexing_follows_numpy(tmp_path: Path, compressor: str | None) -> None:
         for bad in (1.5, True, None):
             with pytest.raises(IndexError, match="indexed by integers"):
                 f[bad]
+
+
+def test_to_dask_of_a_relion_address_is_its_image(tmp_path: Path) -> None:
+    path = tmp_path / "p.mrcs"
+    data = np.arange(7 * 6 * 5, dtype=np.float32).reshape(7, 6, 5)
+    mrcio.write(path, data, stack=True)
+    with mrcio.open(f"3@{path}") as f:
+        lazy = f.to_dask()
+        assert lazy.shape == f.shape == (6, 5)
+        assert np.array_equal(lazy.compute(), data[2])

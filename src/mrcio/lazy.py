@@ -218,10 +218,12 @@ class MRCFile:
         return self._reader.read(frames)
 
     def to_dask(self, frames_per_chunk: int = 1) -> Any:
-        """This file as a lazy Dask array (see :func:`to_dask`)."""
+        """This file (or, opened by a RELION address, its one image) as a lazy Dask array
+        (see :func:`to_dask`)."""
         if self.path is None:
             raise TypeError("to_dask needs a file on disk (tasks reopen it by path)")
-        return _dask_array(self._reader, frames_per_chunk)
+        whole = _dask_array(self._reader, frames_per_chunk)
+        return whole if self._single is None else whole[self._single]
 
     # --- life cycle ---------------------------------------------------------------------------
     def close(self) -> None:
