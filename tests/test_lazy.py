@@ -339,3 +339,16 @@ def test_to_dask_of_a_relion_address_is_its_image(tmp_path: Path) -> None:
         lazy = f.to_dask()
         assert lazy.shape == f.shape == (6, 5)
         assert np.array_equal(lazy.compute(), data[2])
+
+
+def test_append_refuses_what_the_file_decides(tmp_path: Path) -> None:
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, np.zeros((2, 4, 4), np.float32))
+    for kwargs in ({"compressor": "zstd"}, {"dtype": np.int16}, {"voxel_size": 2.0},
+                   {"meta": {"a": 1}}, {"labels": ["x"]}):
+        with pytest.raises(TypeError, match="appending keeps the file's own header"):
+            mrcio.open(path, "a", **kwargs)
+    with mrcio.open(path, "a", nframes=1, clevel=3) as out:  # how to write: fine
+        out.append(np.ones((4, 4), np.float32))
+    assert mrcio.read(path).shape == (3, 4, 4)
+    assert [p.name for p in tmp_path.iterdir()] == ["a.mrc"]

@@ -412,6 +412,14 @@ class StreamWriter:
         append: bool = False,
     ) -> None:
         self.path = os.fspath(dst)
+        if append:  # the file's own header decides these
+            given = {"dtype": dtype, "frame_shape": frame_shape, "compressor": compressor,
+                     "voxel_size": voxel_size, "origin": origin, "meta": meta, "mode": mode,
+                     "byteorder": byteorder, "labels": labels or None, "blosc2": blosc2 or None,
+                     "overwrite": overwrite or None}
+            if clash := sorted(name for name, value in given.items() if value is not None):
+                raise TypeError(f"{self.path}: appending keeps the file's own header and "
+                                f"format; {', '.join(clash)} cannot be given")
         threads = n_threads or default_threads()
         self._reader: MRCReader | None = None
         if append:
