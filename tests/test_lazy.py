@@ -352,3 +352,15 @@ def test_append_refuses_what_the_file_decides(tmp_path: Path) -> None:
         out.append(np.ones((4, 4), np.float32))
     assert mrcio.read(path).shape == (3, 4, 4)
     assert [p.name for p in tmp_path.iterdir()] == ["a.mrc"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_convert_files_finishes_every_job_before_raising(tmp_path: Path, workers: int) -> None:
+    good = [tmp_path / f"{k}.mrc" for k in range(2)]
+    for path in good:
+        mrcio.write(path, np.ones((2, 8, 8), np.float32))
+    jobs = [(tmp_path / "missing.mrc", tmp_path / "m.mrcz")] + [
+        (p, p.with_suffix(".mrcz")) for p in good]
+    with pytest.raises(FileNotFoundError):
+        convert_files(jobs, workers=workers)
+    assert all(p.with_suffix(".mrcz").exists() for p in good)

@@ -39,10 +39,11 @@ def convert_one(
 ) -> dict[str, Any]:
     """Convert one file; return what was done (sizes, seconds, ratio). Runs in a worker."""
     started = time.perf_counter()
+    size_in = os.path.getsize(src)  # before: the destination may replace the source
     transcode(src, dst, compressor=compressor, clevel=clevel, blosc2=blosc2,
               overwrite=overwrite, n_threads=n_threads)
     seconds = time.perf_counter() - started
-    size_in, size_out = os.path.getsize(src), os.path.getsize(dst)
+    size_out = os.path.getsize(dst)
     return {"src": src, "dst": dst, "bytes_in": size_in, "bytes_out": size_out,
             "seconds": seconds, "ratio": size_in / max(size_out, 1)}
 
@@ -96,7 +97,7 @@ def convert_files(
         return _on_cluster(args, scheduler)
     count = workers or os.cpu_count() or 1
     if count <= 1 or len(args) <= 1:
-        return [convert_one(*a) for a in args]
+        return _gather([partial(convert_one, *a) for a in args])
     # spawn: forking a process that runs codec threads is unsafe
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(count, len(args)), mp_context=context) as pool:
