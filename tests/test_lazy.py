@@ -364,3 +364,12 @@ def test_convert_files_finishes_every_job_before_raising(tmp_path: Path, workers
     with pytest.raises(FileNotFoundError):
         convert_files(jobs, workers=workers)
     assert all(p.with_suffix(".mrcz").exists() for p in good)
+
+
+@pytest.mark.parametrize("kwargs", [{"frame_shape": (-2, 4)}, {"frame_shape": (4.5, 4)},
+                                    {"frame_shape": (0, 4)}, {"nframes": -1}])
+def test_stream_shapes_and_counts_are_checked(tmp_path: Path, kwargs: dict[str, Any]) -> None:
+    arguments = {"dtype": np.float32, "frame_shape": (4, 4), **kwargs}
+    with pytest.raises(ValueError, match=r"(frame_shape|nframes) must be"):
+        mrcio.open(tmp_path / "a.mrc", "w", **arguments)
+    assert list(tmp_path.iterdir()) == []

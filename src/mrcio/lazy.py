@@ -412,6 +412,8 @@ class StreamWriter:
         append: bool = False,
     ) -> None:
         self.path = os.fspath(dst)
+        if nframes is not None and not (isinstance(nframes, (int, np.integer)) and nframes >= 0):
+            raise ValueError(f"nframes must be a count of frames, got {nframes!r}")
         if append:  # the file's own header decides these
             given = {"dtype": dtype, "frame_shape": frame_shape, "compressor": compressor,
                      "voxel_size": voxel_size, "origin": origin, "meta": meta, "mode": mode,
@@ -435,10 +437,13 @@ class StreamWriter:
         else:
             if dtype is None or frame_shape is None:
                 raise TypeError("a new file needs dtype= and frame_shape=")
-            self.frame_shape = tuple(int(n) for n in frame_shape)
-            if len(self.frame_shape) not in (2, 3):
-                raise ValueError(f"frame_shape must be (ny, nx) or (channels, ny, nx), "
-                                 f"got {frame_shape!r}")
+            self.frame_shape = tuple(frame_shape)
+            if len(self.frame_shape) not in (2, 3) or not all(
+                isinstance(n, (int, np.integer)) and n > 0 for n in self.frame_shape
+            ):
+                raise ValueError(f"frame_shape must be (ny, nx) or (channels, ny, nx) of "
+                                 f"positive integers, got {frame_shape!r}")
+            self.frame_shape = tuple(int(n) for n in self.frame_shape)
             self.per = self.frame_shape[0] if len(self.frame_shape) == 3 else 1
             base, imod_unsigned = choose_mode(np.dtype(dtype), mode)
             ny, nx = self.frame_shape[-2:]
