@@ -688,3 +688,12 @@ def test_lists_of_3d_frames_are_volume_stacks_whatever_their_depth(tmp_path: Pat
     assert mrcio.read_header(tmp_path / "a.mrc")["ispg"] == 401
     with pytest.raises(ValueError, match="hold no sections"):
         mrcio.write(tmp_path / "b.mrc", np.zeros((2, 0, 4, 5), np.float32))
+
+
+@pytest.mark.parametrize("kwargs", [{"clevel": 1.5}, {"clevel": True}, {"clevel": "3"},
+                                    {"clevel": None}, {"clevel": 10}, {"n_threads": -5}])
+def test_levels_and_thread_counts_are_checked(tmp_path: Path, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"clevel must be an integer|n_threads must be"):
+        mrcio.write(tmp_path / "a.mrcz", np.zeros((2, 4, 4), np.float32), compressor="zstd",
+                    **kwargs)
+    assert list(tmp_path.iterdir()) == []

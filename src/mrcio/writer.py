@@ -158,6 +158,13 @@ class Encoding:
         ):
             raise ValueError(f"blocksize must be 'auto', 'mrcz' or a number of bytes >= 0 "
                              f"(0: Blosc chooses), got {size!r}")
+        if not isinstance(self.clevel, (int, np.integer)) or isinstance(self.clevel, bool) or (
+            not 0 <= self.clevel <= 9
+        ):
+            raise ValueError(f"clevel must be an integer from 0 (store) to 9, got "
+                             f"{self.clevel!r}")
+        if not isinstance(self.n_threads, (int, np.integer)) or self.n_threads < 1:
+            raise ValueError(f"n_threads must be at least 1, got {self.n_threads!r}")
 
     def blocksize_for(self, section: np.ndarray) -> int:
         """Blosc block size for one section (``"auto"``: by its size; ``"mrcz"``: mrcz's
