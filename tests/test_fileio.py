@@ -259,3 +259,10 @@ def test_writev_all_writes_every_part_in_order(tmp_path: Path, monkeypatch: pyte
         f.write(b"head")
         writev_all(f.fileno(), parts, str(path))
     assert path.read_bytes() == b"head" + b"".join(parts)
+
+
+def test_a_directory_is_not_replaced(tmp_path: Path) -> None:
+    (tmp_path / "d.mrc").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"d\.mrc: is a directory"):
+        mrcio.write(tmp_path / "d.mrc", np.zeros((2, 4, 4), np.float32), overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.mrc"]

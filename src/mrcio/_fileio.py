@@ -405,6 +405,8 @@ class AtomicFile:
             )
         if self.target.is_symlink():  # write where it points (a dangling link included)
             self.target = Path(os.path.realpath(self.target))
+        if self.target.is_dir():  # found now, not after every byte is written
+            raise IsADirectoryError(f"{self.target}: is a directory")
         _sweep_orphans(self.target)
         self.temp = self.target.with_name(
             f"{_temp_prefix(self.target)}{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
