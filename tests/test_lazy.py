@@ -329,6 +329,9 @@ def test_indexing_follows_numpy(tmp_path: Path, compressor: str | None) -> None:
         for bad in (1.5, True, None):
             with pytest.raises(IndexError, match="indexed by integers"):
                 f[bad]
+        for outside in ([0, 5], np.array([-6]), [[1, 5]]):
+            with pytest.raises(IndexError, match="out of range for 5 frames"):
+                f[outside]
 
 
 def test_to_dask_of_a_relion_address_is_its_image(tmp_path: Path) -> None:

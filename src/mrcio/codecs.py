@@ -320,13 +320,13 @@ def check_chunks(
     the first chunk that cannot hold exactly one frame within the file.
 
     Checked: a known format version (and for Blosc1, not both shuffle flags), a typesize
-    that is the data's (``typesize``, what mrcio writes) or another numpy item size, nbytes equal to the frame's size (and within c-blosc 1's limit for Blosc1
-    chunks), cbytes between the header size and nbytes plus the format's overhead, a
-    compression ratio below :data:`MAX_RATIO` (Blosc2: :data:`MAX_RATIO_BLOSC2`; so that a
-    tiny chunk cannot make the reader allocate gigabytes), a block size in 1..nbytes, room
-    for the block offset table, and the
-    chunk ending by ``end`` (else :class:`TruncatedFileError`). Blosc2 special-value chunks
-    (a frame of zeros, say) hold no blocks.
+    that is the data's (``typesize``, what mrcio writes) or another numpy item size, nbytes
+    equal to the frame's size (and within c-blosc 1's limit for Blosc1 chunks), cbytes
+    between the header size and nbytes plus the format's overhead, a compression ratio
+    below :data:`MAX_RATIO` (Blosc2: :data:`MAX_RATIO_BLOSC2`; so that a tiny chunk cannot
+    make the reader allocate gigabytes), a block size in 1..nbytes, room for the block
+    offset table, and the chunk ending by ``end`` (else :class:`TruncatedFileError`).
+    Blosc2 special-value chunks (a frame of zeros, say) hold no blocks.
     """
     if not len(records):
         return

@@ -345,6 +345,12 @@ class Header:
         base = np.dtype("u1") if self.imod_unsigned else self.mode.storage
         return in_order(base, self.byteorder)
 
+    @property
+    def chunk_typesize(self) -> int:
+        """The typesize of this file's Blosc chunks as mrcio writes them: the stored item's
+        size where the data are stored as they are, else 1 (packed or converted bytes)."""
+        return self.storage_dtype.itemsize if self.mode.direct else 1
+
     @functools.cached_property
     def nsections(self) -> int:
         """Number of z-sections (NZ)."""

@@ -188,20 +188,17 @@ class MRCFile:
                                  f"arrays (as numpy's first axis), not {first!r:.40}")
             data = self._frames(int(first))
             return data[tuple(rest)] if rest else data
-        # integer arrays (any shape) or a boolean mask: the frames they name are read once,
-        # and numpy indexes them as it would the whole array (paired with arrays in ``rest``)
-        count = len(self)
+        # integer arrays (any shape) or a boolean mask: the frames they name are read once
+        # (their range checked as for any other key), and numpy indexes them as it would
+        # the whole array (paired with arrays in ``rest``)
         chosen = np.asarray(first)
-        if chosen.dtype == bool and chosen.shape == (count,):
+        if chosen.dtype == bool and chosen.shape == (len(self),):
             chosen = np.flatnonzero(chosen)
         if chosen.size and chosen.dtype.kind not in "iu":
             raise IndexError(f"frame arrays must hold integers, got {chosen.dtype}")
-        chosen = chosen.astype(np.int64)
-        if chosen.size and not (-count <= chosen.min() and chosen.max() < count):
-            raise IndexError(f"frame index out of range for {count} frames")
-        wanted = np.unique(chosen % count) if count else chosen
+        wanted = np.unique(chosen.astype(np.int64))
         data = self._frames([int(k) for k in wanted])
-        picked: np.ndarray = data[(np.searchsorted(wanted, chosen % max(count, 1)), *rest)]
+        picked: np.ndarray = data[(np.searchsorted(wanted, chosen), *rest)]
         return picked
 
     def __iter__(self) -> Iterator[np.ndarray]:

@@ -163,7 +163,7 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
             value=nz,
         )
     section_nbytes = header.section_nbytes
-    typesize = header.storage_dtype.itemsize if header.mode.direct else 1
+    typesize = header.chunk_typesize
     records = bytearray()
     buffer = memoryview(bytearray(_INDEX_WINDOW))
     window, window_at = buffer[:0], 0  # bytes read ahead from window_at

@@ -152,7 +152,7 @@ def _size_issues(reader: MRCReader) -> list[Issue]:
     if reader.index.end < size:
         issues.append(Issue("error", "file-size", "data", f"{size - reader.index.end:,} "
                             f"bytes after the last chunk (from byte {reader.index.end:,})"))
-    itemsize = h.storage_dtype.itemsize if h.mode.direct else 1
+    itemsize = h.chunk_typesize
     odd = reader.index.records["typesize"] != itemsize
     if odd.any():
         first = int(np.argmax(odd))

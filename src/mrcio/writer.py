@@ -82,7 +82,7 @@ def mrcio_label() -> str:
 def file_labels(labels: str | Sequence[str], mrcz_form: bool) -> list[str]:
     """The labels of a new file: ``MRCZ0.6.0`` first in MRCZ form, then mrcio's own (where
     there is room for it), then the caller's, checked before anything is written."""
-    if isinstance(labels, (str, bytes)):
+    if isinstance(labels, str):
         labels = [labels]  # one label, not one per character
     for text in labels:
         if not encode_label(text).strip():
@@ -1013,7 +1013,7 @@ def write(
     mrcz_form = compressor is not None or meta is not None
     layout = modern_layout(plan, voxel_size, origin, file_labels(labels, mrcz_form),
                            mrcz=mrcz_form)
-    extended_header, exttyp = _raw_extended(extended_header, exttyp, meta)
+    extended_header, exttyp = _raw_extended(extended_header, exttyp)
     encoding = Encoding(
         mode=base_mode, byteorder=order, compressor=compressor, clevel=clevel,
         blocksize=blocksize, blosc2=blosc2, n_threads=n_threads or default_threads(),
@@ -1023,8 +1023,8 @@ def write(
                exttyp=exttyp, overwrite=overwrite, fsync=fsync)
 
 
-def _raw_extended(extended: Any, exttyp: str | bytes | None,
-                  meta: dict[str, Any] | None) -> tuple[bytes | None, str | None]:
+def _raw_extended(extended: Any, exttyp: str | bytes | None
+                  ) -> tuple[bytes | None, str | None]:
     """A caller's raw extended header as bytes (numpy arrays, such as the FEI records
     :func:`mrcio.read_header` gives, and other buffers by their bytes) and its EXTTYP as
     text of at most 4 ASCII characters, checked before anything is written."""
@@ -1032,8 +1032,6 @@ def _raw_extended(extended: Any, exttyp: str | bytes | None,
         if exttyp is not None:
             raise ValueError("exttyp names the kind of extended_header: give both")
         return None, None
-    if meta is not None:
-        raise ValueError("pass either meta (JSON) or extended_header (raw bytes), not both")
     raw = extended.tobytes() if hasattr(extended, "tobytes") else bytes(extended)
     kind = exttyp.decode("latin-1") if isinstance(exttyp, bytes) else exttyp
     if kind is not None and (not isinstance(kind, str) or not kind.isascii() or len(kind) > 4):
@@ -1188,14 +1186,13 @@ def converted_layout(header: Header, *, mrcz: bool) -> Layout:
     The voxel size stays the same.
     """
     layout = layout_of(header)
-    labels = header.raw_labels
+    labels = layout.labels  # the file's, as bytes
     while labels and not labels[-1].strip():  # blank labels counted in NLABL
         labels.pop()
-    layout.labels = list(labels)
     if mrcz and header.mrcz_version is None:
         if len(labels) == 10:
             warnings.warn(f"{header.path or '<stream>'}: label 10 "
-                          f"({labels[-1].decode('ascii', 'replace')!r}) dropped: MRCZ files "
+                          f"({header.labels[9]!r}) dropped: MRCZ files "
                           f"begin with the label {MRCZ_LABEL!r}", MRCWarning, stacklevel=3)
         layout.labels = [MRCZ_LABEL, *layout.labels][:10]
         if header["ispg"] == 0:
