@@ -130,6 +130,12 @@ class Mode:
     standard: bool = True
 
     @property
+    def not_mrc2014(self) -> str:
+        """Why a plain file of this (non-standard) mode is a problem, in words."""
+        return (f"mode {self.number} ({self.description}) is mrcz's extension, not MRC2014: "
+                "mrcfile, gemmi and IMOD cannot read the file")
+
+    @property
     def direct(self) -> bool:
         """True when the bytes in the file are the array's bytes (no conversion)."""
         return self.storage == self.dtype and self.bits == 8 * self.dtype.itemsize

@@ -98,8 +98,7 @@ def _header_checks(h: Header) -> list[Issue]:
             f"(known: {', '.join(_KNOWN_EXTTYPS)})")
     mode = MODES.get(h.base_mode)
     if mode is not None and not mode.standard and not h.codec_id:
-        add("mode", "mode", f"{h.base_mode} ({mode.description}) is mrcz's extension, not "
-            "MRC2014: mrcfile, gemmi and IMOD cannot read this file")
+        add("mode", "mode", mode.not_mrc2014)
     if h.exttyp == "json" and h.mrcz_version is None:
         add("exttyp", "exttyp", "JSON extended header (MRCZ) in a file not labelled MRCZ",
             "warning")

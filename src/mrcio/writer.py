@@ -278,10 +278,8 @@ class SectionWriter:
             meta = caller_meta(meta)  # mrcio's own checksums are written below, not a copy
         compressed = encoding.compressor is not None
         if not compressed and not MODES[encoding.mode].standard:
-            warnings.warn(
-                f"{name}: mode {encoding.mode} ({MODES[encoding.mode].description}) is mrcz's "
-                "extension, not MRC2014: mrcfile, gemmi and IMOD will not open this file "
-                "(write it compressed, or as float32 or int16)", MRCWarning, stacklevel=4)
+            warnings.warn(f"{name}: {MODES[encoding.mode].not_mrc2014} (write it compressed, "
+                          "or as float32 or int16)", MRCWarning, stacklevel=4)
         # checksums live in JSON metadata: a raw (FEI, CCP4, ...) extended header keeps none
         if compressed and encoding.checksums and expected_sections is not None and (
             extended is None
