@@ -424,13 +424,17 @@ def _meta(header: Header) -> dict[str, Any] | None:
     return meta if meta or CHECKSUM_KEY not in extended else None
 
 
-def _compression_ratio(reader: MRCReader) -> float | None:
-    """An MRCZ file's compression ratio: the bytes of its data over the bytes of their
-    chunks (headers and extended header not counted); None for an uncompressed file."""
+def _compression_ratio(data_bytes: int, packed_bytes: int) -> float | None:
+    """A compression ratio: the bytes of the data over the bytes of their chunks (headers
+    and extended header not counted); None without chunks."""
+    return data_bytes / packed_bytes if packed_bytes else None
+
+
+def _file_ratio(reader: MRCReader) -> float | None:
+    """An MRCZ file's compression ratio (None for an uncompressed file)."""
     index = reader.index
-    if index is None or not index.packed_bytes:
-        return None
-    return reader.header.data_nbytes / index.packed_bytes
+    return None if index is None else _compression_ratio(reader.header.data_nbytes,
+                                                         index.packed_bytes)
 
 
 def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
@@ -455,7 +459,7 @@ def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
         "chunk_format": None if index is None else ("Blosc2" if index.blosc2 else "Blosc1"),
         "data_bytes": h.data_nbytes,
         "stored_bytes": stored,
-        "ratio": _compression_ratio(reader),
+        "ratio": _file_ratio(reader),
         "file_bytes": os.path.getsize(reader.source.name),
         "container": _container(reader.source.name),
         "statistics": {"header": _header_statistics(h)},
@@ -891,7 +895,7 @@ def open_frames(path: str | os.PathLike[str], n_threads: int | None = None) -> F
         path=os.fspath(path), shape=reader.shape, kind=_kind(h, reader.shape), dtype=h.dtype,
         voxel_size=_xyz(h.voxel_size), origin=_xyz(h.origin),
         meta=_meta(h), labels=h.labels, read_sections=read, close=reader.close, header=h,
-        mode=h.base_mode, ratio=_compression_ratio(reader),
+        mode=h.base_mode, ratio=_file_ratio(reader),
     )
 
 
@@ -989,8 +993,9 @@ def _writing(dst: Path) -> Iterator[None]:
 def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int,
                blosc2: bool, n_threads: int | None, mode: int | None, force: bool,
                update: Callable[[int], object],
-               verify: Callable[[Path], None] | None) -> None:
-    """Write ``frames`` as MRC (or MRCZ with ``compressor``) through a temporary file."""
+               verify: Callable[[Path], None] | None) -> float | None:
+    """Write ``frames`` as MRC (or MRCZ with ``compressor``) through a temporary file;
+    return the compression ratio (None uncompressed)."""
     try:
         base, imod_unsigned = choose_mode(frames.dtype, mode)
     except (TypeError, ValueError) as exc:
@@ -1032,6 +1037,8 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
         writer.finish()
         if verify is not None:
             verify(out.temp)
+    data_bytes = writer.sections * encoding.section_nbytes(layout.ny, layout.nx)
+    return _compression_ratio(data_bytes, writer.packed)
 
 
 def _tiff_description(frames: Frames) -> dict[str, Any]:
@@ -1155,25 +1162,23 @@ def _convert(run: Run, src: Path, dst: Path, fmt: str, *, codec: str | None, cle
                 WRITE_CODECS else "zstd"
         check = _verifier(frames, dst, run) if verify else None
         start = time.perf_counter()
+        written = None  # the output's compression ratio
         with run.bar(frames.nbytes, src.name) as update, _writing(dst):
             if fmt == "tiff":
                 _write_tiff(frames, dst, force=force, update=update, verify=check)
             else:
-                _write_mrc(frames, dst, compressor=codec if fmt == "mrcz" else None,
-                           clevel=clevel, blosc2=blosc2, n_threads=n_threads,
-                           mode=mode if mode is not None else frames.mode, force=force,
-                           update=update, verify=check)
+                written = _write_mrc(
+                    frames, dst, compressor=codec if fmt == "mrcz" else None, clevel=clevel,
+                    blosc2=blosc2, n_threads=n_threads,
+                    mode=mode if mode is not None else frames.mode, force=force,
+                    update=update, verify=check)
         seconds = time.perf_counter() - start
     finally:
         frames.close()
     after = dst.stat().st_size
     what = {"mrcz": f"MRCZ {codec}-{clevel}{' (Blosc2)' if blosc2 else ''}",
             "mrc": "MRC", "tiff": "TIFF"}[fmt]
-    if fmt == "mrcz":
-        with MRCReader(dst) as written:
-            label, value = "ratio", _compression_ratio(written)
-    else:
-        label, value = "was ratio", frames.ratio
+    label, value = ("ratio", written) if fmt == "mrcz" else ("was ratio", frames.ratio)
     ratio = f", {label} {value:.2f}" if value else ""
     speed = frames.nbytes / MB / max(seconds, 1e-9)
     return (f"{src} -> {dst} ({what}): {_size(before)} -> {_size(after)}{ratio}, "
