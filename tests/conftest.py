@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+import mrcio
+from mrcio.extheader import CHECKSUM_KEY
+from mrcio.reader import MRCReader
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
@@ -24,3 +29,26 @@ def real_dir() -> Path:
         pytest.fail(f"real test files missing: expected {REAL_DATA} (clone ../shared beside "
                     "this repository)")
     return REAL_DATA
+
+
+@pytest.fixture
+def assert_own_checksums(tmp_path: Path) -> Callable[[Path], None]:
+    """A check that an MRCZ file holds mrcio's own chunk checksums, tied to it: the entry has
+    its tie, opening it warns of nothing (warnings are errors in this suite), and a flipped
+    bit in its last chunk raises ChecksumError."""
+
+    def check(path: Path) -> None:
+        assert set(mrcio.read_header(path).extended[CHECKSUM_KEY]) == {"crc32", "file"}
+        with MRCReader(path) as reader:
+            assert reader.checksums is not None
+            assert reader.stale_checksums is None
+            assert reader.index is not None
+            end = reader.index.end
+        raw = bytearray(path.read_bytes())
+        raw[end - 1] ^= 0x01
+        damaged = tmp_path / f"damaged-{path.name}"
+        damaged.write_bytes(bytes(raw))
+        with pytest.raises(mrcio.ChecksumError, match="does not match the crc32 stored"):
+            mrcio.read(damaged)
+
+    return check

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import mrcfile
+import mrcz
 import numpy as np
 import pytest
 import tifffile
@@ -135,6 +136,19 @@ def test_info_summary(capsys: pytest.CaptureFixture[str], movie_mrcz: Path) -> N
     assert "_mrcio" not in out  # the chunk checksums are mrcio's business
     header = mrcio.read_header(movie_mrcz)
     assert f"max {int(header['dmax'])}" in out
+
+
+def test_info_of_checksums_copied_from_another_file(capsys: pytest.CaptureFixture[str],
+                                                    movie_mrcz: Path, tmp_path: Path) -> None:
+    image, meta = mrcz.readMRC(os.fspath(movie_mrcz))  # meta holds mrcio's checksum entry
+    copy = tmp_path / "copy.mrcz"
+    mrcz.writeMRC([frame[::-1].copy() for frame in image], os.fspath(copy), meta=meta,
+                  compressor="lz4")
+    code, out, err = run(capsys, "info", copy)
+    assert code == 0, err
+    assert "(JSON metadata)" in out  # not "with chunk checksums": they are not this file's
+    assert err.startswith(f"mrcio: warning: {copy}: the chunk checksums in JSON entry "
+                          "'_mrcio' were written for another file")
 
 
 def test_info_plain_and_volume(capsys: pytest.CaptureFixture[str], volume_mrc: Path) -> None:

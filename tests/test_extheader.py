@@ -13,9 +13,12 @@ import mrcio
 from mrcio.extheader import (
     MAX_JSON_DEPTH,
     caller_meta,
+    checksum_entry,
+    checksum_tie,
     decode_extended,
     encode_json,
     fei_dtype,
+    is_checksum_entry,
 )
 
 
@@ -60,6 +63,26 @@ def test_the_callers_checksum_entry_is_left_out() -> None:
         assert caller_meta({"kV": 300, "_mrcio": "my notes"}) == {"kV": 300}
     with pytest.raises(TypeError, match="meta must be a dict, got list"):
         caller_meta([1, 2])  # type: ignore[arg-type]
+
+
+def test_checksum_entry_and_its_tie() -> None:
+    entry = checksum_entry([0x1A2B3C4D, 0], 0xF00D)
+    assert entry == {"crc32": "1a2b3c4d00000000", "file": "0000f00d"}
+    assert is_checksum_entry(entry)
+    assert is_checksum_entry({"crc32": "1a2b3c4d"})  # older mrcio's, without a tie
+    assert not is_checksum_entry({"crc32": "1a2b3c4d", "file": 7})
+    assert not is_checksum_entry({"crc32": "1a2b3c4d", "notes": "x"})
+    assert caller_meta({"kV": 300, "_mrcio": entry}) == {"kV": 300}  # left out, silently
+    # the tie is of the metadata as a JSON reader decodes it, whatever its key order, and of
+    # packedBytes; mrcz's header keys in the JSON, or other chunk bytes, change it
+    meta = {"dose": np.float32(1.5), "axis": Axis.X, "tilt": Dose(), "n": [np.int64(2)]}
+    read_back = json.loads(encode_json(meta))
+    tie = checksum_tie(read_back, 4096)
+    assert checksum_tie(dict(reversed(read_back.items())), 4096) == tie
+    assert checksum_tie({**read_back, "dimensions": [2, 4, 4]}, 4096) != tie
+    assert checksum_tie(read_back, 4097) != tie
+    assert checksum_tie({"x": float("nan"), "s": "\u00c5\ud800"}, 0) == checksum_tie(
+        json.loads(encode_json({"s": "\u00c5\ud800", "x": float("nan")})), 0)
 
 
 def _nested_list(levels: int) -> list:

@@ -273,6 +273,25 @@ def test_more_frames_than_announced_are_kept_with_their_checksums(tmp_path: Path
         assert f._reader.checksums is not None
 
 
+@pytest.mark.parametrize("nframes", [None, 3, 5, 2, 0])
+def test_streamed_checksums_are_tied_to_their_file(tmp_path: Path, nframes: int | None,
+                                                   assert_own_checksums: Any) -> None:
+    """Every way the streaming writer stores the checksums ties them to the file: patched
+    into their place (as many frames as announced), the JSON written again (fewer came) or
+    the file rebuilt (frame count unknown, or more came); and again after an append."""
+    path = tmp_path / "s.mrcz"
+    frames = np.arange(3 * 6 * 8, dtype=np.int16).reshape(3, 6, 8) % 7
+    with mrcio.open(path, "w", dtype=np.int16, frame_shape=(6, 8), compressor="zstd",
+                    nframes=nframes, meta={"operator": "jd", "dose": [1.5, 2]}) as out:
+        out.append(frames)
+    assert_own_checksums(path)
+    with mrcio.open(path, "a", nframes=nframes) as more:
+        more.append(frames[:1])
+    assert_own_checksums(path)
+    assert np.array_equal(mrcio.read(path), np.concatenate([frames, frames[:1]]))
+    assert mrcio.validate(path, deep=True) == []
+
+
 @pytest.mark.parametrize("compressor", [None, "zstd"])
 def test_dask_arrays_of_files_replaced_since_refuse_to_compute(tmp_path: Path,
                                                                compressor: str | None) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -903,6 +904,86 @@ def test_append_to_mrcz_file(container: str, blosc2: bool, tmp_path: Path,
     assert len(theirs[CHECKSUM_KEY]["crc32"]) == 8 * 5 * per
     assert theirs["packedBytes"] == header["packed_bytes"]
     assert_same_image(mrcio.read(path), mrcio.read(whole), what="appended vs whole")
+
+
+# --- mrcio's checksums carried by mrcz into a file of other chunks --------------------------
+STALE = r"{name}: the chunk checksums in JSON entry '_mrcio' were written for another file "
+STALE_END = r".*another program copied them .* the chunks are read unchecked"
+
+
+def _mrcz_rewrite(case: str, tmp_path: Path, rng: np.random.Generator) -> tuple[Path, Any]:
+    """mrcz's idiom ``arr, meta = mrcz.readMRC(f); mrcz.writeMRC(new, g, meta=meta)`` on a
+    file mrcio wrote: ``meta`` holds mrcio's checksum entry (and mrcz's header keys), which
+    mrcz writes into ``g`` with chunks of other data. Returns ``g`` and what it holds."""
+    movie = _movie("int16", (4, 24, 20), rng)
+    source, copy = tmp_path / "source.mrcz", tmp_path / "copy.mrcz"
+    if case == "volume-same-count":  # read by mrcz as a list of one 4-section frame
+        mrcio.write(source, movie, meta={"kV": 300}, compressor="zstd")
+    else:
+        mrcio.write(source, movie, meta={"kV": 300}, compressor="zstd", stack=True)
+    image, meta = mrcz.readMRC(str(source))
+    assert meta[CHECKSUM_KEY] == mrcio.read_header(source).extended[CHECKSUM_KEY]
+    if case == "stack-same-count":
+        new: Any = [frame + 1 for frame in image]
+    elif case == "volume-same-count":
+        new = [image[0][::-1].copy()]
+    elif case == "stack-fewer":
+        new = image[:2]
+    elif case == "stack-as-more-sections":  # one array of twice the sections: MZ 0
+        new = np.concatenate([np.stack(image), np.stack(image)[::-1]])
+    else:  # "json-keys-only": mrcz's header keys left out, the checksums kept
+        headers = set(mrcz.readMRCHeader(str(source))[0]) - {"kV", CHECKSUM_KEY}
+        meta = {key: value for key, value in meta.items() if key not in headers}
+        assert meta == {"kV": 300, CHECKSUM_KEY: meta[CHECKSUM_KEY]}
+        new = [frame[::-1].copy() for frame in image]  # the same values, as other chunks
+    mrcz.writeMRC(new, str(copy), meta=meta, compressor="zstd")
+    return copy, new
+
+
+STALE_CASES = ["stack-same-count", "volume-same-count", "stack-fewer", "stack-as-more-sections",
+               "json-keys-only"]
+
+
+@pytest.mark.parametrize("case", STALE_CASES)
+def test_checksums_mrcz_copied_into_other_chunks_are_not_used(
+    case: str, tmp_path: Path, rng: np.random.Generator
+) -> None:
+    """The copied entry is told from mrcio's own checksums of a corrupted file: one warning
+    per read, the data read unchecked and as mrcz reads them, validate warns."""
+    path, new = _mrcz_rewrite(case, tmp_path, rng)
+    entry = mrcz.readMRC(str(path))[1][CHECKSUM_KEY]
+    same_count = len(entry["crc32"]) == 8 * mrcio.read_header(path)["nz"]
+    assert same_count == (case != "stack-fewer" and case != "stack-as-more-sections")
+    stale = STALE.format(name=re.escape(str(path))) + STALE_END
+    with pytest.warns(mrcio.MRCWarning, match=stale) as caught:
+        data = mrcio.read(path)
+    assert len(caught) == 1
+    sections = np.concatenate([np.asarray(x).reshape(-1, 24, 20) for x in new])
+    assert np.array_equal(data.reshape(sections.shape), sections)
+    theirs_image, theirs = mrcz.readMRC(str(path))
+    with pytest.warns(mrcio.MRCWarning, match=stale):
+        ours_image, ours = mrcio.readMRC(path)
+    assert_same_image(ours_image, theirs_image, what=f"{case}: mrcio.readMRC vs mrcz")
+    assert_same_header_dict(ours, theirs, what=case)
+    with pytest.warns(mrcio.MRCWarning, match=stale), mrcio.open(path) as f:
+        assert np.array_equal(f[len(f) - 1], data[-1])
+    for deep in (False, True):  # (besides mrcz's own issues: NVERSION 0, quick statistics)
+        issues = [(i.severity, i.code) for i in mrcio.validate(path, deep=deep)]
+        assert ("warning", "stale-checksums") in issues
+        assert ("error", "checksum") not in issues
+
+
+def test_mrcio_rewrites_a_file_with_copied_checksums_with_its_own(
+    tmp_path: Path, rng: np.random.Generator, assert_own_checksums: Any
+) -> None:
+    path, new = _mrcz_rewrite("stack-same-count", tmp_path, rng)
+    again = tmp_path / "again.mrcz"
+    with pytest.warns(mrcio.MRCWarning, match="written for another file"):
+        image, meta = mrcio.readMRC(path)
+    assert CHECKSUM_KEY not in meta
+    mrcio.writeMRC(image, again, meta=meta, compressor="zstd")
+    assert_own_checksums(again)
+    assert_same_image(mrcio.readMRC(again)[0], new, what="rewritten by mrcio")
 
 
 def test_overwrite_frames_inside_mrcz_file(tmp_path: Path, rng: np.random.Generator) -> None:

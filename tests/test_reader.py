@@ -323,6 +323,75 @@ def test_stored_checksums_must_be_hex(tmp_path: Path, bad: str) -> None:
     assert np.array_equal(mrcio.read(path, verify=False), np.zeros((3, 4, 4), np.float32))
 
 
+def _checksummed(path: Path, rng: np.random.Generator) -> tuple[np.ndarray, bytes, str]:
+    """An MRCZ file of mrcio's, its bytes and the text of its checksum entry in the JSON."""
+    data = rng.poisson(2.0, size=(4, 16, 12)).astype(np.int16)
+    mrcio.write(path, data, compressor="zstd", meta={"kV": 300})
+    raw = path.read_bytes()
+    entry = raw[raw.index(b'"_mrcio":{') : raw.index(b"}", raw.index(b'"_mrcio":{')) + 1]
+    return data, raw, entry.decode()
+
+
+def _replaced(path: Path, raw: bytes, old: str, new: str) -> None:
+    """Write ``raw`` to ``path`` with ``old`` (once in it) replaced by ``new``, padded with
+    spaces (JSON whitespace) to the same length."""
+    assert raw.count(old.encode()) == 1
+    assert len(new) <= len(old)
+    path.write_bytes(raw.replace(old.encode(), new.encode().ljust(len(old))))
+
+
+def test_corruption_of_a_file_with_tied_checksums_is_found(
+    tmp_path: Path, rng: np.random.Generator, assert_own_checksums: Any
+) -> None:
+    path = tmp_path / "a.mrcz"
+    data, raw, _ = _checksummed(path, rng)
+    assert_own_checksums(path)  # a flipped bit in a chunk: ChecksumError
+    _replaced(path, raw, '"kV":300', '"kV":301')  # the metadata changed: the tie breaks
+    with pytest.warns(mrcio.MRCWarning, match="tie does not match this file's metadata"):
+        assert np.array_equal(mrcio.read(path), data)
+
+
+def test_checksums_of_older_mrcio_without_a_tie_are_still_checked(
+    tmp_path: Path, rng: np.random.Generator
+) -> None:
+    path = tmp_path / "a.mrcz"
+    data, raw, entry = _checksummed(path, rng)
+    digits = entry.split('"')[5]
+    old_format = f'"_mrcio":{{"crc32":"{digits}"}}'  # as mrcio wrote it before the tie
+    _replaced(path, raw, entry, old_format)
+    assert mrcio.read_header(path).extended["_mrcio"] == {"crc32": digits}
+    assert np.array_equal(mrcio.read(path), data)
+    with MRCReader(path) as reader:
+        assert reader.index is not None
+        last = reader.index.entry(3)[0]
+    damaged = bytearray(path.read_bytes())
+    damaged[last + 40] ^= 0x10
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(mrcio.ChecksumError, match="frame 3"):
+        mrcio.read(path)
+    # checksums of another number of sections were copied from another file: a bit flip
+    # cannot change their length
+    _replaced(path, raw, entry, f'"_mrcio":{{"crc32":"{digits[8:]}"}}')
+    with pytest.warns(mrcio.MRCWarning, match=r"a\.mrcz: .* written for another file "
+                      r"\(checksums of 3 chunks, for 4 sections\).* read unchecked"):
+        assert np.array_equal(mrcio.read(path), data)
+
+
+@pytest.mark.parametrize("tie", ["zzzzzzzz", "0bad f0d", "1234567", "", "0badf00d0badf00d"])
+def test_a_malformed_tie_is_refused(tmp_path: Path, rng: np.random.Generator,
+                                    tie: str) -> None:
+    path = tmp_path / "a.mrcz"
+    data, raw, entry = _checksummed(path, rng)
+    digits = entry.split('"')[5]
+    if len(tie) > 8:  # (room made by leaving a section's checksum out: not looked at first)
+        digits = digits[len(tie) - 8 :]
+    _replaced(path, raw, entry, f'"_mrcio":{{"crc32":"{digits}","file":"{tie}"}}')
+    with pytest.raises(mrcio.MetadataError, match=r"\(_mrcio\.file\) are not hexadecimal, "
+                       "8 digits"):
+        mrcio.read(path)
+    assert np.array_equal(mrcio.read(path, verify=False), data)
+
+
 def test_whole_reads_from_threads_sharing_one_reader(tmp_path: Path,
                                                      rng: np.random.Generator) -> None:
     # each call lends out its own output's slots and takes a spare buffer of its own

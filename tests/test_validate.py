@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import mrcfile
+import mrcz
 import numpy as np
 import pytest
 
@@ -107,6 +108,22 @@ def test_unreadable_files_give_issues_not_exceptions(tmp_path: Path) -> None:
         assert all(i.severity in ("error", "warning") for i in issues)
 
 
+def test_checksums_copied_from_another_file_are_a_warning_not_corruption(
+    tmp_path: Path,
+) -> None:
+    source, copy = tmp_path / "source.mrcz", tmp_path / "copy.mrcz"
+    mrcio.write(source, np.zeros((3, 8, 8), np.int16), compressor="zstd", stack=True,
+                voxel_size=1.0)
+    assert mrcio.validate(source, deep=True) == []
+    image, meta = mrcz.readMRC(str(source))  # meta holds mrcio's checksum entry
+    mrcz.writeMRC([frame + 1 for frame in image], str(copy), meta=meta, compressor="zstd")
+    stale = [i for i in mrcio.validate(copy, deep=True) if "checksum" in i.code]
+    assert [(i.severity, i.code, i.field) for i in stale] == [
+        ("warning", "stale-checksums", "extended header")]
+    assert "were written for another file" in stale[0].message
+    assert "read unchecked" in stale[0].message
+
+
 @pytest.mark.parametrize("dtype", ["i4", "u4"])
 def test_mrcz_modes_in_plain_mrc_are_flagged_as_mrcfile_does(tmp_path: Path, dtype: str) -> None:
     plain, packed = tmp_path / "a.mrc", tmp_path / "a.mrcz"
@@ -116,3 +133,4 @@ def test_mrcz_modes_in_plain_mrc_are_flagged_as_mrcfile_does(tmp_path: Path, dty
     assert not mrcfile.validate(str(plain), print_file=io.StringIO())
     mrcio.write(packed, np.zeros((2, 4, 4), dtype), compressor="zstd")  # mrcz's own format
     assert mrcio.validate(packed) == []
+

@@ -11,6 +11,8 @@ import functools
 import json
 import re
 import warnings
+import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,7 +22,10 @@ from .errors import MetadataError, MRCWarning
 __all__ = [
     "CHECKSUM_KEY",
     "MAX_JSON_DEPTH",
+    "TIE_KEY",
     "caller_meta",
+    "checksum_entry",
+    "checksum_tie",
     "decode_extended",
     "encode_json",
     "fei_dtype",
@@ -30,6 +35,8 @@ __all__ = [
 
 #: key of the JSON entry where mrcio keeps the crc32 of each MRCZ chunk
 CHECKSUM_KEY = "_mrcio"
+#: that entry's item holding :func:`checksum_tie` (older mrcio wrote none)
+TIE_KEY = "file"
 #: deepest nesting of lists and objects that mrcio writes and reads in JSON metadata (``{}``
 #: is 1 level). Python's JSON parser recurses once per level, so without a fixed limit
 #: metadata a few hundred levels deeper would be read or refused depending on how deep the
@@ -217,16 +224,47 @@ def _unescaped(quotes: np.ndarray, slashes: np.ndarray) -> np.ndarray:
 
 
 def is_checksum_entry(value: Any) -> bool:
-    """Whether ``value`` has the form of mrcio's checksum entry: ``{"crc32": "<hex digits>"}``.
+    """Whether ``value`` has the form of mrcio's checksum entry: ``{"crc32": "<hex digits>",
+    "file": "<hex digits>"}`` (older mrcio wrote no ``"file"``).
 
     Examples
     --------
     >>> is_checksum_entry({"crc32": "1a2b3c4d"}), is_checksum_entry("my notes")
     (True, False)
     """
-    return isinstance(value, dict) and list(value) == ["crc32"] and isinstance(
-        value["crc32"], str
-    )
+    return (isinstance(value, dict) and set(value) in ({"crc32"}, {"crc32", TIE_KEY})
+            and all(isinstance(item, str) for item in value.values()))
+
+
+def checksum_tie(meta: dict[str, Any], packed_bytes: int) -> int:
+    """The crc32 that ties mrcio's chunk checksums to the file they were written for: of the
+    file's other JSON metadata ``meta`` (as a JSON reader decodes it, without
+    :data:`CHECKSUM_KEY`; in canonical form: sorted keys, compact) and of its packedBytes.
+
+    A program that copies the checksum entry into a file of other chunks (mrcz's
+    ``writeMRC(..., meta=readMRC(...)[1])`` does: it stores its header's values in the JSON
+    too, and its own packedBytes in the header) leaves a tie that no longer matches, so the
+    copy is told from mrcio's own checksums of a corrupted file.
+
+    Examples
+    --------
+    >>> f"{checksum_tie({'kV': 300}, 1234):08x}"
+    '820ca4b1'
+    """
+    canonical = json.dumps(meta, sort_keys=True, separators=(",", ":"))
+    return zlib.crc32(b"%d" % packed_bytes, zlib.crc32(canonical.encode("utf-8")))
+
+
+def checksum_entry(crcs: Sequence[int], tie: int) -> dict[str, str]:
+    """mrcio's JSON entry for chunks of these crc32s, in a file of :func:`checksum_tie` ``tie``
+    (8 hex digits each: the same length whatever the values).
+
+    Examples
+    --------
+    >>> checksum_entry([0x1A2B3C4D, 7], 0xBEEF)
+    {'crc32': '1a2b3c4d00000007', 'file': '0000beef'}
+    """
+    return {"crc32": "".join(f"{crc:08x}" for crc in crcs), TIE_KEY: f"{tie:08x}"}
 
 
 def _require_dict(meta: Any) -> None:

@@ -458,7 +458,6 @@ class StreamWriter:
             extended, exttyp = None, None
         if encoding.compressor is not None and encoding.mode == 101:
             raise ValueError("mode 101 (4-bit) cannot be compressed: mrcz cannot read it back")
-        self._meta = meta
         self._file = AtomicFile(self.path, overwrite=overwrite, fsync=fsync)
         try:
             existing = self._reader.sections if self._reader is not None else 0
@@ -532,9 +531,7 @@ class StreamWriter:
         write the final header and JSON (with the chunk checksums) to a second temporary
         file and copy the chunks after them."""
         writer = self._writer
-        meta = dict(self._meta or {})
-        meta[CHECKSUM_KEY] = {"crc32": "".join(f"{c:08x}" for c in writer.crcs)}
-        extended = json_extended(meta)
+        extended = json_extended(writer.meta_with_checksums())
         record = build_record(
             writer.layout, writer.enc, writer.sections, writer.stats.header_values(),
             extended_nbytes=len(extended), exttyp="json", packed=writer.packed,

@@ -32,7 +32,13 @@ from .errors import (
     MRCWarning,
     TruncatedFileError,
 )
-from .extheader import CHECKSUM_KEY, decode_extended, is_checksum_entry
+from .extheader import (
+    CHECKSUM_KEY,
+    TIE_KEY,
+    checksum_tie,
+    decode_extended,
+    is_checksum_entry,
+)
 from .header import HEADER_SIZE, Header, check_data_fits, field_offset, parse_header
 
 __all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "read_section"]
@@ -236,42 +242,66 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     return index
 
 
-def stored_checksums(header: Header) -> np.ndarray | None:
+def stored_checksums(header: Header) -> tuple[np.ndarray | None, str | None]:
     """The crc32 of each chunk that mrcio stored in an MRCZ file's JSON (uint32, one per
-    section), or None.
+    section), or None; and, if the entry was copied from another file, why it is not used.
 
-    Raises :class:`MetadataError` when the entry exists but does not hold 8 hex digits per
-    section.
+    mrcio's entry ties the checksums to the file they were written for
+    (:func:`~mrcio.extheader.checksum_tie`). One whose tie does not match, or that holds
+    checksums for another number of sections, was copied into this file by another program
+    (mrcz's ``writeMRC(..., meta=readMRC(...)[1])`` copies it): it describes other chunks and
+    is not used. A corrupted file of mrcio's keeps its tie (a flipped bit in the metadata or
+    in packedBytes aside, which the chunks do not depend on), and a flipped bit cannot change
+    the number of digits, so its chunks are still checked. Entries of older mrcio, without a
+    tie, are used when their digits count the sections.
+
+    Raises :class:`MetadataError` when the entry's digits are not hexadecimal, 8 per value.
     """
     if not header.codec_id or not isinstance(header.extended, dict):
-        return None
+        return None, None
     entry = header.extended.get(CHECKSUM_KEY)
     if entry is None:
-        return None
+        return None, None
     if not is_checksum_entry(entry):  # a key of mrcz's user named like mrcio's own
         warnings.warn(
             f"{header.path}: JSON entry {CHECKSUM_KEY!r} is not mrcio's chunk checksums "
             f"({entry!r:.60}); the chunks are read unchecked", MRCWarning, stacklevel=3)
-        return None
-    digits = entry["crc32"]
+        return None, None
+    crcs = _hex_words(header, entry, "crc32")
+    tie = _hex_words(header, entry, TIE_KEY, words=1) if TIE_KEY in entry else None
     nz = header.nsections
-    if not isinstance(digits, str) or len(digits) != 8 * nz:
-        raise MetadataError(
-            f"chunk checksums ({CHECKSUM_KEY}.crc32) must be 8 hex digits for each of the "
-            f"{nz} sections",
-            path=header.path,
-            field="extended header",
-            offset=HEADER_SIZE,
-            value=digits if not isinstance(digits, str) else f"{len(digits)} characters",
-        )
+    if len(crcs) != nz:
+        why = f"checksums of {len(crcs)} chunks, for {nz} sections"
+    elif tie is not None and int(tie[0]) != checksum_tie(
+        {key: value for key, value in header.extended.items() if key != CHECKSUM_KEY},
+        int(header["packed_bytes"]),
+    ):
+        why = "their tie does not match this file's metadata and packedBytes"
+    else:
+        return crcs, None
+    return None, (
+        f"the chunk checksums in JSON entry {CHECKSUM_KEY!r} were written for another file "
+        f"({why}): another program copied them here with the metadata (as mrcz's writeMRC "
+        "does with a meta dict from readMRC); the chunks are read unchecked")
+
+
+def _hex_words(header: Header, entry: dict[str, str], key: str,
+               words: int | None = None) -> np.ndarray:
+    """An entry's hex digits as big-endian uint32 words of 8 digits (``words`` of them, if
+    given); :class:`MetadataError` if they are not."""
+    digits = entry[key]
     try:
         packed = bytes.fromhex(digits)
     except ValueError:
         packed = b""
-    if len(packed) != 4 * nz:  # not hexadecimal (fromhex would also skip spaces)
+    if len(packed) * 2 != len(digits) or len(packed) % 4 or (
+        words is not None and len(packed) != 4 * words
+    ):  # (fromhex would also skip spaces)
         raise MetadataError(
-            f"chunk checksums ({CHECKSUM_KEY}.crc32) are not hexadecimal",
+            f"chunk checksums ({CHECKSUM_KEY}.{key}) are not hexadecimal, "
+            f"{'8 digits per crc32' if words is None else f'{8 * words} digits'}",
             path=header.path, field="extended header", offset=HEADER_SIZE,
+            value=f"{len(digits)} characters",
         )
     return np.frombuffer(packed, ">u4").astype(np.uint32)
 
@@ -347,7 +377,12 @@ class MRCReader:
                 if self.header.codec_id
                 else None
             )
-            self.checksums = stored_checksums(self.header) if verify else None
+            self.checksums, self.stale_checksums = (
+                stored_checksums(self.header) if verify else (None, None)
+            )
+            if self.stale_checksums is not None:
+                warnings.warn(f"{self.source.name}: {self.stale_checksums}", MRCWarning,
+                              stacklevel=2)
         except BaseException:
             self.close()
             raise

@@ -15,6 +15,7 @@ import datetime
 import errno
 import io
 import itertools
+import json
 import os
 import warnings
 from collections import deque
@@ -30,7 +31,14 @@ from ._fileio import AtomicFile, pwrite_all, write_all, writev_all
 from ._parallel import default_threads, get_executor, imap_ordered, in_worker
 from ._version import __version__
 from .errors import ContainerError, MRCWarning
-from .extheader import CHECKSUM_KEY, caller_meta, json_extended
+from .extheader import (
+    CHECKSUM_KEY,
+    caller_meta,
+    checksum_entry,
+    checksum_tie,
+    encode_json,
+    json_extended,
+)
 from .header import (
     CODEC_IDS,
     HEADER_DTYPE,
@@ -70,7 +78,6 @@ _SUMMARY_BYTES = 8 * 2**20  # data written as they are: summarised in tasks of t
 _TASK_BYTES = 2**20  # small sections are compressed in runs of about this size per task
 _SPLIT_BYTES = 8 * 2**20  # sections this large are cut into pieces, one task each
 _SPLIT_PIECE = 2**21  # about this many bytes per piece
-_CRC_DIGITS = 8
 _FLOAT32_MAX = float(np.finfo(np.float32).max)  # CELLA is float32
 
 
@@ -235,7 +242,9 @@ class SectionWriter:
 
     The header is written as a placeholder and completed by :meth:`finish` with the section
     count, the statistics of everything written and, for MRCZ, packedBytes and the chunk
-    checksums (crc32 of each chunk, in the JSON extended header, which mrcz ignores).
+    checksums (crc32 of each chunk, in the JSON extended header, which mrcz ignores; tied to
+    the file by :func:`~mrcio.extheader.checksum_tie`, so that a copy another program makes
+    into a file of other chunks is told from them).
     """
 
     def __init__(
@@ -266,8 +275,8 @@ class SectionWriter:
         self._trim = False  # bytes past the end to cut off on finish
         self._stitch: tuple[codecs.ChunkStitcher, int] | None = None  # a section in pieces
         self._fd = handle.fileno() if isinstance(handle, io.FileIO) else None
-        self._crc_slot: tuple[int, int] | None = None  # (file offset, sections) reserved
-        self._slot_meta: dict[str, Any] = {}
+        # (file offset, sections) of the checksum entry's placeholder in the JSON
+        self._crc_slot: tuple[int, int] | None = None
         # buffers for compressed chunks and for bit-shuffled frames, reused while the writer
         # lives (see _room, _encode)
         self._outs: list[np.ndarray] = []
@@ -276,22 +285,25 @@ class SectionWriter:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
         if meta is not None:
             meta = caller_meta(meta)  # mrcio's own checksums are written below, not a copy
+        self.meta = meta  # JSON metadata but the checksums, as given
         compressed = encoding.compressor is not None
         if not compressed and not MODES[encoding.mode].standard:
             warnings.warn(f"{name}: {MODES[encoding.mode].not_mrc2014} (write it compressed, "
                           "or as float32 or int16)", MRCWarning, stacklevel=4)
-        # checksums live in JSON metadata: a raw (FEI, CCP4, ...) extended header keeps none
+        # checksums live in JSON metadata: a raw (FEI, CCP4, ...) extended header keeps none;
+        # their entry, last in the JSON, is a placeholder of the same length until finish
+        slot = None  # the placeholder's text ('"_mrcio":{...}') and sections
         if compressed and encoding.checksums and expected_sections is not None and (
             extended is None
         ):
-            meta = dict(meta or {})
-            meta[CHECKSUM_KEY] = {"crc32": "0" * (_CRC_DIGITS * expected_sections)}
+            placeholder = checksum_entry([0] * expected_sections, 0)
+            slot = _entry_text(placeholder), expected_sections
+            meta = {**(meta or {}), CHECKSUM_KEY: placeholder}
         if meta is not None:
             extended, exttyp = json_extended(meta), "json"
-            if compressed and encoding.checksums and expected_sections:
-                at = extended.rindex(b"0" * (_CRC_DIGITS * expected_sections))
-                self._crc_slot = (self.start + HEADER_SIZE + at, expected_sections)
-                self._slot_meta = meta  # to write the JSON again if fewer sections come
+            if slot is not None:
+                at = extended.rindex(slot[0])
+                self._crc_slot = (self.start + HEADER_SIZE + at, slot[1])
         self.extended = extended or b""
         self.exttyp = exttyp
         self.data_start = self.start + HEADER_SIZE + len(self.extended)
@@ -664,18 +676,33 @@ class SectionWriter:
         self._write_all(record.tobytes())
         if self._crc_slot is not None:
             at, reserved = self._crc_slot
-            digits = "".join(f"{c:08x}" for c in self.crcs)
             if len(self.crcs) > reserved:
                 raise ValueError(f"{self.name}: {len(self.crcs)} sections written, only "
                                  f"{reserved} announced (the checksums have no room)")
             if len(self.crcs) == reserved:
                 self.handle.seek(at)
-                self._write_all(digits.encode("ascii"))
+                self._write_all(_entry_text(self.checksum_entry()))
             else:  # fewer came: the JSON again, shorter, and spaces up to the data
-                text = json_extended({**self._slot_meta, CHECKSUM_KEY: {"crc32": digits}})
+                text = json_extended(self.meta_with_checksums())
                 self.handle.seek(self.start + HEADER_SIZE)
                 self._write_all(text + b" " * (len(self.extended) - len(text)))
         self.handle.seek(end)
+
+    def meta_with_checksums(self) -> dict[str, Any]:
+        """The JSON metadata to write once every chunk is: the caller's and, last, mrcio's
+        checksum entry for the chunks written."""
+        return {**(self.meta or {}), CHECKSUM_KEY: self.checksum_entry()}
+
+    def checksum_entry(self) -> dict[str, str]:
+        """The checksum entry for the chunks written: their crc32s, tied to the metadata
+        (as a JSON reader will decode it) and to the chunks' total size."""
+        read_back = json.loads(encode_json(self.meta or {}))
+        return checksum_entry(self.crcs, checksum_tie(read_back, self.packed))
+
+
+def _entry_text(entry: dict[str, str]) -> bytes:
+    """A checksum entry as it stands in the JSON: ``"_mrcio":{...}``."""
+    return encode_json({CHECKSUM_KEY: entry})[1:-1]
 
 
 def _reuse(pool: list[np.ndarray], nbytes: int) -> np.ndarray:
