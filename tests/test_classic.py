@@ -23,6 +23,7 @@ All files here are uncompressed, except those that check the lz4hc label and JSO
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import inspect
 import io
 import os
@@ -197,7 +198,10 @@ def test_read_mrc_matches_mrcz(tmp_path: Path, writer: str, case: str) -> None:
     """readMRC and readMRCHeader give mrcz's objects, keys and values, for files either wrote."""
     data, kwargs = CLASSIC_INPUTS[case]
     path = tmp_path / f"{case}.mrc"
-    (mrcz.writeMRC if writer == "mrcz" else mrcio.writeMRC)(data, os.fspath(path), **kwargs)
+    with pytest.warns(mrcio.MRCWarning, match="mode 101 .* mrcfile and gemmi cannot") if (
+        writer == "mrcio" and case == "uint4"
+    ) else contextlib.nullcontext():
+        (mrcz.writeMRC if writer == "mrcz" else mrcio.writeMRC)(data, os.fspath(path), **kwargs)
 
     image, header, their_image, their_header = read_both(path)
     assert_images_equal(image, their_image)
@@ -614,7 +618,8 @@ def test_uint4_any_width_and_value_15(tmp_path: Path, width: int) -> None:
     data = (np.arange(3 * 5 * width) % 16).astype(np.uint8).reshape(3, 5, width)
     data[0, 0, 0] = 15
     path = tmp_path / "nibbles.mrc"
-    mrcio.writeMRC(data, path, dtype="uint4")
+    with pytest.warns(mrcio.MRCWarning, match="mode 101 .* mrcfile and gemmi cannot read"):
+        mrcio.writeMRC(data, path, dtype="uint4")
     assert mrcio.read_header(path)["mode"] == 101
     assert path.stat().st_size == 1024 + 3 * 5 * ((width + 1) // 2)
     assert np.array_equal(mrcio.read(path), data)

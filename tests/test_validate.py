@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import gemmi
 import mrcfile
 import mrcz
 import numpy as np
@@ -134,3 +135,21 @@ def test_mrcz_modes_in_plain_mrc_are_flagged_as_mrcfile_does(tmp_path: Path, dty
     mrcio.write(packed, np.zeros((2, 4, 4), dtype), compressor="zstd")  # mrcz's own format
     assert mrcio.validate(packed) == []
 
+
+def test_4bit_plain_mrc_is_valid_but_warned_of_as_mrcfile_and_gemmi_refuse_it(
+    tmp_path: Path,
+) -> None:
+    """Mode 101 (4-bit) is in MRC2014 and validates, but mrcfile and gemmi cannot open it:
+    writing it warns, as writing mrcz's modes to plain MRC does."""
+    path = tmp_path / "a.mrc"
+    data = (np.arange(2 * 4 * 6) % 16).astype(np.uint8).reshape(2, 4, 6)
+    with pytest.warns(mrcio.MRCWarning, match="mode 101 .* is in MRC2014, but mrcfile and "
+                      r"gemmi cannot read the file \(write it as mode 0 or 6 for them\)"):
+        mrcio.write(path, data, mode=101)
+    assert np.array_equal(mrcio.read(path), data)
+    assert mrcio.validate(path) == []
+    assert not mrcfile.validate(str(path), print_file=io.StringIO())
+    with pytest.raises(ValueError, match="Unrecognised mode '101'"):
+        mrcfile.open(str(path))
+    with pytest.raises(RuntimeError, match="Mode 101 is not supported"):
+        gemmi.read_ccp4_map(str(path))

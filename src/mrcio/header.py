@@ -126,14 +126,29 @@ class Mode:
     storage: np.dtype[Any]
     bits: int
     description: str
-    #: False for mrcz's own modes, which MRC2014 readers (mrcfile, gemmi, IMOD) refuse
+    #: False for mrcz's own modes, which are not in MRC2014
     standard: bool = True
+    #: the common MRC readers that cannot read a plain file of this mode ("" if none)
+    refused_by: str = ""
+    #: what to write instead for them (completes "write it ...")
+    instead: str = ""
 
     @property
     def not_mrc2014(self) -> str:
         """Why a plain file of this (non-standard) mode is a problem, in words."""
         return (f"mode {self.number} ({self.description}) is mrcz's extension, not MRC2014: "
-                "mrcfile, gemmi and IMOD cannot read the file")
+                f"{self.refused_by} cannot read the file")
+
+    @property
+    def plain_caveat(self) -> str | None:
+        """Why writing a plain (uncompressed) file of this mode is a problem, in words; None
+        if it is not."""
+        if not self.standard:
+            return self.not_mrc2014
+        if self.refused_by:
+            return (f"mode {self.number} ({self.description}) is in MRC2014, but "
+                    f"{self.refused_by} cannot read the file")
+        return None
 
     @property
     def direct(self) -> bool:
@@ -146,6 +161,8 @@ class Mode:
 
 
 _COMPLEX_INT16 = np.dtype([("real", "i2"), ("imag", "i2")])
+#: standard, refused_by, instead: of mrcz's own modes
+_MRCZ_ONLY = (False, "mrcfile, gemmi and IMOD", "compressed, or as float32 or int16")
 
 MODES: dict[int, Mode] = {
     m.number: m
@@ -156,10 +173,11 @@ MODES: dict[int, Mode] = {
         Mode(3, np.dtype("c8"), _COMPLEX_INT16, 32, "complex int16, read as complex64"),
         Mode(4, np.dtype("c8"), np.dtype("c8"), 64, "complex64"),
         Mode(6, np.dtype("u2"), np.dtype("u2"), 16, "uint16"),
-        Mode(7, np.dtype("i4"), np.dtype("i4"), 32, "int32 (MRCZ)", standard=False),
-        Mode(8, np.dtype("u4"), np.dtype("u4"), 32, "uint32 (MRCZ)", standard=False),
+        Mode(7, np.dtype("i4"), np.dtype("i4"), 32, "int32 (MRCZ)", *_MRCZ_ONLY),
+        Mode(8, np.dtype("u4"), np.dtype("u4"), 32, "uint32 (MRCZ)", *_MRCZ_ONLY),
         Mode(12, np.dtype("f2"), np.dtype("f2"), 16, "float16"),
-        Mode(101, np.dtype("u1"), np.dtype("u1"), 4, "4-bit unsigned, two pixels per byte"),
+        Mode(101, np.dtype("u1"), np.dtype("u1"), 4, "4-bit unsigned, two pixels per byte",
+             refused_by="mrcfile and gemmi", instead="as mode 0 or 6 for them"),
     )
 }
 #: EMAN2's old mode numbers, read when mrcz's ``fileConvention="eman2"`` is asked for

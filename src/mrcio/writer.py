@@ -287,9 +287,10 @@ class SectionWriter:
             meta = caller_meta(meta)  # mrcio's own checksums are written below, not a copy
         self.meta = meta  # JSON metadata but the checksums, as given
         compressed = encoding.compressor is not None
-        if not compressed and not MODES[encoding.mode].standard:
-            warnings.warn(f"{name}: {MODES[encoding.mode].not_mrc2014} (write it compressed, "
-                          "or as float32 or int16)", MRCWarning, stacklevel=4)
+        mode = MODES[encoding.mode]
+        if not compressed and (caveat := mode.plain_caveat):
+            warnings.warn(f"{name}: {caveat} (write it {mode.instead})", MRCWarning,
+                          stacklevel=4)
         # checksums live in JSON metadata: a raw (FEI, CCP4, ...) extended header keeps none;
         # their entry, last in the JSON, is a placeholder of the same length until finish
         slot = None  # the placeholder's text ('"_mrcio":{...}') and sections
