@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -50,5 +53,76 @@ def assert_own_checksums(tmp_path: Path) -> Callable[[Path], None]:
         damaged.write_bytes(bytes(raw))
         with pytest.raises(mrcio.ChecksumError, match="does not match the crc32 stored"):
             mrcio.read(damaged)
+
+    return check
+
+
+#: fractional coordinates at which gemmi's values of two maps are compared, besides points
+#: inside the map (see :func:`_points_in_map`)
+FRACTIONAL_POINTS = [(0.1, 0.2, 0.3), (0.5, 0.5, 0.5), (0.93, 0.05, 0.71), (0.0, 0.0, 0.0)]
+
+
+def _points_in_map(grid: np.ndarray, count: int = 8) -> list[tuple[float, float, float]]:
+    """Fractional points between grid points whose eight neighbours all hold values (a
+    map covering part of its cell leaves the rest NaN), spread over the map."""
+    known = np.isfinite(grid)
+    corners = np.logical_and.reduce([np.roll(known, tuple(-d for d in step), (0, 1, 2))
+                                     for step in itertools.product((0, 1), repeat=3)])
+    found = np.argwhere(corners)
+    chosen = found[np.linspace(0, len(found) - 1, min(count, len(found))).astype(int)]
+    return [tuple(float((i + f) / n) for i, f, n in zip(index, (0.3, 0.55, 0.8), grid.shape,
+                                                        strict=True))
+            for index in chosen]
+
+
+def _peer_views(path: Path, points: list[tuple[float, float, float]] | None = None
+                ) -> tuple[dict[str, Any], np.ndarray, list[float]]:
+    """What gemmi (after setup: the unit cell's grid, symmetry applied) and mrcfile read:
+    their header facts, gemmi's grid, and gemmi's values at :data:`FRACTIONAL_POINTS` and
+    at ``points`` (default: points inside this map)."""
+    import gemmi
+    import mrcfile
+
+    ccp4 = gemmi.read_ccp4_map(str(path))
+    ccp4.setup(float("nan"))
+    grid = ccp4.grid
+    cell = grid.unit_cell
+    array = np.array(grid, copy=True)
+    points = FRACTIONAL_POINTS + (_points_in_map(array) if points is None else points)
+    values = [grid.interpolate_value(cell.orthogonalize(gemmi.Fractional(*p)))
+              for p in points]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the real files are not all valid MRC2014
+        with mrcfile.open(path, permissive=True) as m:
+            h = m.header
+            facts = {
+                "gemmi cell": (cell.a, cell.b, cell.c, cell.alpha, cell.beta, cell.gamma),
+                "gemmi space group": grid.spacegroup.hm if grid.spacegroup else None,
+                "gemmi grid": grid.shape,
+                "gemmi axes": ccp4.axis_positions(),
+                "mrcfile voxel_size": tuple(m.voxel_size.item()),
+                "mrcfile origin": tuple(h.origin.item()),
+                "mrcfile shape": m.data.shape,
+                "mrcfile extended header": m.extended_header.tobytes(),
+                **{f"mrcfile {name}": np.asarray(h[name]).tolist() for name in (
+                    "nxstart", "nystart", "nzstart", "mx", "my", "mz", "cella", "cellb",
+                    "mapc", "mapr", "maps", "ispg", "nsymbt", "exttyp")},
+            }
+    return facts, array, values
+
+
+@pytest.fixture
+def assert_placed_alike() -> Callable[..., None]:
+    """A check that gemmi and mrcfile read ``out`` as they read ``src`` (``scale`` times
+    its values): every header fact, gemmi's whole unit-cell grid and its values at the same
+    fractional points."""
+
+    def check(src: Path, out: Path, scale: float = 1) -> None:
+        facts_src, grid_src, values_src = _peer_views(src)
+        facts_out, grid_out, values_out = _peer_views(out, _points_in_map(grid_src))
+        assert facts_out == facts_src
+        np.testing.assert_array_equal(grid_out, grid_src * scale)
+        np.testing.assert_array_equal(values_out, np.array(values_src) * scale)
+        assert np.isfinite(values_src).sum() >= 8  # the points inside the map
 
     return check

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from mrcio.header import (
     MODES,
     check_data_fits,
     field_offset,
+    header_of_fields,
     new_header,
     parse_header,
     set_labels,
@@ -196,3 +199,24 @@ def test_typed_fields_and_labels() -> None:
         set_labels(record, ["x"] * 11)
     with pytest.raises(ValueError, match="longer than 80"):
         set_labels(record, ["x" * 81])
+
+
+def test_a_header_made_whole_from_its_geometry(real_dir: Path) -> None:
+    source = mrcio.read_header(real_dir / "gemmi/5i55_tiny.ccp4")
+    made = header_of_fields(source.geometry, labels=source.labels,
+                            extended_bytes=source.extended_bytes, exttyp="CCP4")
+    assert made.geometry == source.geometry
+    assert (made.shape, made.voxel_size, made.labels) == (source.shape, source.voxel_size,
+                                                          source.labels)
+    assert (made["nsymbt"], made.exttyp, made.extended_bytes) == (
+        160, "CCP4", source.extended_bytes)
+    with pytest.raises(ValueError, match="'nsymbt' is not a header field that can be given"):
+        header_of_fields({"nsymbt": 4})
+    with pytest.raises(ValueError, match="'colour' is not a header field"):
+        header_of_fields({"colour": 4})
+    with pytest.raises(ValueError, match=r"header field 'mapc' cannot hold 'x'"):
+        header_of_fields({"mapc": "x"})
+    with pytest.raises(ValueError, match=r"header field 'nx' cannot hold 4294967296"):
+        header_of_fields({"nx": 2**32})
+    with pytest.raises(ValueError, match="exttyp must be at most 4 ASCII characters"):
+        header_of_fields({}, exttyp="CCP4x")

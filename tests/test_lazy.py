@@ -395,3 +395,31 @@ def test_stream_shapes_and_counts_are_checked(tmp_path: Path, kwargs: dict[str, 
     with pytest.raises(ValueError, match=r"(frame_shape|nframes) must be"):
         mrcio.open(tmp_path / "a.mrc", "w", **arguments)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_streaming_writer_with_geometry(tmp_path: Path, real_dir: Path,
+                                        assert_placed_alike: Any) -> None:
+    """A map written section by section where its source lay; too few sections are
+    refused on close and leave nothing."""
+    src = real_dir / "mrcfile/EMD-3001.map"  # axes (3, 1, 2), NSTART (0, -21, -12), P21
+    with mrcio.open(src) as f:
+        out = tmp_path / "streamed.mrc"
+        with mrcio.open(out, "w", dtype=f.dtype, frame_shape=f.shape[1:],
+                        geometry=f.header) as w:
+            for section in f:
+                w.append(section * 2)
+        assert_placed_alike(src, out, scale=2)
+        short = tmp_path / "short.mrcz"
+        w = mrcio.open(short, "w", dtype=f.dtype, frame_shape=f.shape[1:],
+                       geometry=f.header, compressor="zstd")
+        w.append(f[:24])
+        with pytest.raises(ValueError, match=r"24 sections given for a geometry of 25"):
+            w.close()
+        assert not short.exists()
+        assert os.listdir(tmp_path) == ["streamed.mrc"]
+        with pytest.raises(ValueError, match=r"3 sections given for a geometry of 25"):
+            mrcio.open(short, "w", dtype=f.dtype, frame_shape=f.shape[1:],
+                       geometry=f.header, nframes=3)
+        assert os.listdir(tmp_path) == ["streamed.mrc"]
+        with pytest.raises(TypeError, match="geometry"):
+            mrcio.open(out, "a", geometry=f.header)

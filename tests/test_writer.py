@@ -702,3 +702,126 @@ def test_levels_and_thread_counts_are_checked(tmp_path: Path, kwargs: dict[str, 
         mrcio.write(tmp_path / "a.mrcz", np.zeros((2, 4, 4), np.float32), compressor="zstd",
                     **kwargs)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- geometry of a source header ---------------------------------------------------------
+GEOMETRY_SOURCES = ["mrcfile/EMD-3001.map", "gemmi/5i55_tiny.ccp4", "gemmi/1pfe_asu.msk.gz",
+                    "relion/ref_model.mrc"]
+
+
+@pytest.mark.parametrize("name", GEOMETRY_SOURCES)
+def test_geometry_keeps_a_map_where_it_was(name: str, tmp_path: Path, real_dir: Path,
+                                           assert_placed_alike: Any) -> None:
+    """read -> process -> write with geometry=: gemmi and mrcfile read the new file as the
+    source (axis order, NSTART, sampling, cell, space group, origin, symmetry records),
+    value for value at the same fractional points."""
+    src = real_dir / name
+    out = tmp_path / "processed.mrc"
+    with mrcio.open(src) as f:
+        data, header = f[:], f.header
+    mrcio.write(out, data * 2, geometry=header)
+    assert_placed_alike(src, out, scale=2)
+    written = mrcio.read_header(out)
+    assert written.geometry == header.geometry
+    assert written.extended_bytes == header.extended_bytes
+    assert written.voxel_size == header.voxel_size
+
+
+def test_geometry_through_mrcz_and_back(tmp_path: Path, real_dir: Path,
+                                        assert_placed_alike: Any) -> None:
+    src = real_dir / "gemmi/5i55_tiny.ccp4"
+    header = mrcio.read_header(src)
+    mrcio.write(tmp_path / "a.mrcz", mrcio.read(src), geometry=header, compressor="zstd")
+    written = mrcio.read_header(tmp_path / "a.mrcz")
+    assert written.geometry == header.geometry
+    assert written.extended_bytes == header.extended_bytes  # symmetry records, not JSON
+    transcode(tmp_path / "a.mrcz", tmp_path / "a.mrc", compressor=None)
+    assert_placed_alike(src, tmp_path / "a.mrc")
+
+
+def test_geometry_of_an_image_stack_takes_any_number_of_images(tmp_path: Path) -> None:
+    path = tmp_path / "stack.mrcs"
+    with mrcfile.new(path) as m:
+        m.set_data(np.zeros((3, 8, 6), np.float32))
+        m.header.ispg = 0
+        m.header.mx, m.header.my, m.header.mz = 3, 4, 1  # 2 Å pixels, MX != NX
+        m.header.cella = (6.0, 8.0, 2.0)
+        m.header.origin = (1.0, 2.0, 3.0)
+    header = mrcio.read_header(path)
+    mrcio.write(tmp_path / "more.mrcs", np.ones((5, 8, 6), np.float32), geometry=header)
+    with mrcfile.open(tmp_path / "more.mrcs") as m:
+        assert m.data.shape == (5, 8, 6)
+        assert m.voxel_size.item() == (2.0, 2.0, 2.0)
+        assert m.header.origin.item() == (1.0, 2.0, 3.0)
+        assert (int(m.header.ispg), int(m.header.mx), int(m.header.mz)) == (0, 3, 1)
+
+
+def test_voxel_size_and_origin_given_override_the_geometry(tmp_path: Path,
+                                                           real_dir: Path) -> None:
+    src = real_dir / "mrcfile/EMD-3001.map"
+    header = mrcio.read_header(src)
+    out = tmp_path / "a.mrc"
+    mrcio.write(out, mrcio.read(src), geometry=header, voxel_size=(0.5, 0.25, 0.5),
+                origin=(1.0, 2.0, 3.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # blank EXTTYP beside symmetry records
+        with mrcfile.open(out, permissive=True) as m:
+            assert m.voxel_size.item() == (0.5, 0.25, 0.5)
+            assert m.header.origin.item() == (1.0, 2.0, 3.0)
+            assert m.header.cella.item() == (20.0, 3.0, 36.0)  # voxel size x (MX, MY, MZ)
+            assert (int(m.header.mapc), int(m.header.nystart), int(m.header.ispg)) == (3, -21, 4)
+
+
+def test_geometry_extended_header_can_be_replaced_or_left_out(tmp_path: Path,
+                                                               real_dir: Path) -> None:
+    src = real_dir / "gemmi/5i55_tiny.ccp4"
+    header, data = mrcio.read_header(src), mrcio.read(src)
+    mrcio.write(tmp_path / "none.mrc", data, geometry=header, extended_header=b"")
+    assert mrcio.read_header(tmp_path / "none.mrc")["nsymbt"] == 0
+    mrcio.write(tmp_path / "own.mrc", data, geometry=header, extended_header=b"x" * 80,
+                exttyp="CCP4")
+    assert mrcio.read_header(tmp_path / "own.mrc").extended_bytes == b"x" * 80
+    mrcio.write(tmp_path / "meta.mrc", data, geometry=header, meta={"step": 2})
+    written = mrcio.read_header(tmp_path / "meta.mrc")
+    assert written.extended == {"step": 2}
+    assert written.geometry == header.geometry
+
+
+def test_geometry_that_cannot_apply_is_refused_before_writing(tmp_path: Path,
+                                                              real_dir: Path) -> None:
+    header = mrcio.read_header(real_dir / "mrcfile/EMD-3001.map")  # 25 x 43 x 73, ISPG 4
+    out = tmp_path / "a.mrc"
+    with pytest.raises(ValueError, match=r"24 sections given for a geometry of 25 \(ISPG 4"):
+        mrcio.write(out, np.zeros((24, 43, 73), np.float32), geometry=header)
+    with pytest.raises(ValueError, match=r"its sections are 43 x 73 .*, the data's 43 x 72"):
+        mrcio.write(out, np.zeros((25, 43, 72), np.float32), geometry=header)
+    with pytest.raises(ValueError, match=r"stack=True contradicts .* ISPG 4"):
+        mrcio.write(out, np.zeros((25, 43, 73), np.float32), geometry=header, stack=True)
+    with pytest.raises(ValueError, match=r"holds no volume stack .*frames of 5 sections"):
+        mrcio.write(out, np.zeros((5, 5, 43, 73), np.float32), geometry=header)
+    with pytest.raises(TypeError, match=r"geometry must be a header .*read_header"):
+        mrcio.write(out, np.zeros((25, 43, 73), np.float32),
+                    geometry=header.geometry)  # type: ignore[arg-type]
+    mrcio.write(tmp_path / "vs.mrc", np.zeros((2, 3, 4, 5), np.float32))  # ISPG 401
+    with pytest.raises(ValueError, match=r"volumes of 3 sections \(ISPG 401\)"):
+        mrcio.write(out, np.zeros((6, 4, 5), np.float32),
+                    geometry=mrcio.read_header(tmp_path / "vs.mrc"))
+    assert not out.exists()
+
+
+def test_voxel_size_given_with_a_geometry_of_no_sampling(tmp_path: Path) -> None:
+    # MX = MY = MZ = 0 (mrcz before mrcio): the voxel size is CELLA / (NX, NY, NZ), and a
+    # new one is written so that it reads back
+    path = tmp_path / "unsampled.mrc"
+    mrcio.write(path, np.zeros((3, 4, 5), np.float32), voxel_size=2.0)
+    raw = bytearray(path.read_bytes())
+    raw[28:40] = bytes(12)  # MX, MY, MZ
+    path.write_bytes(bytes(raw))
+    header = mrcio.read_header(path)
+    assert header.voxel_size == (2.0, 2.0, 2.0)
+    mrcio.write(tmp_path / "same.mrc", np.ones((3, 4, 5), np.float32), geometry=header)
+    assert mrcio.read_header(tmp_path / "same.mrc").voxel_size == (2.0, 2.0, 2.0)
+    mrcio.write(tmp_path / "new.mrc", np.ones((3, 4, 5), np.float32), geometry=header,
+                voxel_size=1.5)
+    written = mrcio.read_header(tmp_path / "new.mrc")
+    assert (written.voxel_size, written["mx"]) == ((1.5, 1.5, 1.5), 0)

@@ -30,6 +30,7 @@ from .errors import (
 __all__ = [
     "CODECS",
     "CODEC_IDS",
+    "GEOMETRY_FIELDS",
     "HEADER_DTYPE",
     "HEADER_SIZE",
     "MODES",
@@ -86,6 +87,11 @@ HEADER_DTYPE = np.dtype(
     ]
 )
 HEADER_SIZE = HEADER_DTYPE.itemsize
+#: the fields that place the data in space: their extent, first index and sampling of the
+#: unit cell, the cell, which crystal axis runs along columns, rows and sections, the space
+#: group and the origin (what ``mrcio.write(..., geometry=header)`` keeps)
+GEOMETRY_FIELDS = ("nx", "ny", "nz", "nxstart", "nystart", "nzstart", "mx", "my", "mz",
+                   "cella", "cellb", "mapc", "mapr", "maps", "ispg", "origin")
 
 IMOD_STAMP = 1146047817  # b"IMOD" read as a little-endian int32
 IMOD_SIGNED_BYTES = 1
@@ -471,8 +477,25 @@ class Header:
 
     @property
     def origin(self) -> Origin:
-        """ORIGIN in angstroms."""
+        """ORIGIN in angstroms (NXSTART/NYSTART/NZSTART, the first index of the data in the
+        unit cell's grid, are fields of their own: see :attr:`geometry`)."""
         return Origin(*self["origin"])
+
+    @property
+    def geometry(self) -> dict[str, Any]:
+        """The fields that place the data in space (:data:`GEOMETRY_FIELDS`), as plain
+        Python values.
+
+        Examples
+        --------
+        >>> import numpy as np, mrcio, io
+        >>> buf = io.BytesIO()
+        >>> mrcio.write(buf, np.zeros((2, 3, 4), np.float32), voxel_size=0.5)
+        >>> geometry = mrcio.read_header(io.BytesIO(buf.getvalue())).geometry
+        >>> geometry["mx"], geometry["cella"], geometry["mapc"], geometry["ispg"]
+        (4, (2.0, 1.5, 1.0), 1, 1)
+        """
+        return {name: self[name] for name in GEOMETRY_FIELDS}
 
     @property
     def labels(self) -> list[str]:
@@ -703,6 +726,48 @@ def new_header(byteorder: str) -> np.void:
     # "statistics not determined", as MRC2014 suggests
     record["dmin"], record["dmax"], record["dmean"], record["rms"] = 0.0, -1.0, -2.0, -1.0
     return record
+
+
+def header_of_fields(
+    values: dict[str, Any],
+    *,
+    labels: Sequence[str | bytes] = (),
+    extended_bytes: bytes = b"",
+    exttyp: str = "",
+    byteorder: str = "<",
+) -> Header:
+    """A :class:`Header` with the given field values (plain Python, as :attr:`Header.geometry`
+    gives them), labels and raw extended header, the other fields as a new file has them: a
+    header described elsewhere (in a TIFF's description) made whole again.
+
+    Raises
+    ------
+    ValueError
+        A name that is no header field, or a value the field cannot hold.
+
+    Examples
+    --------
+    >>> hdr = header_of_fields({"nx": 4, "ny": 3, "nz": 2, "mapc": 3, "mapr": 1, "maps": 2,
+    ...                         "cella": [8.0, 6.0, 4.0]}, extended_bytes=bytes(80))
+    >>> hdr["mapc"], hdr["cella"], hdr["nsymbt"], hdr.shape
+    (3, (8.0, 6.0, 4.0), 80, (2, 3, 4))
+    """
+    record = new_header(byteorder)
+    for name, value in values.items():
+        if name not in (HEADER_DTYPE.names or ()) or name in (
+            "nsymbt", "exttyp", "nlabl", "label"
+        ):
+            raise ValueError(f"{name!r} is not a header field that can be given")
+        try:
+            record[name] = tuple(value) if isinstance(value, (list, tuple)) else value
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"header field {name!r} cannot hold {value!r:.80}") from exc
+    if not exttyp.isascii() or len(exttyp) > 4:
+        raise ValueError(f"exttyp must be at most 4 ASCII characters, got {exttyp!r}")
+    set_labels(record, labels)
+    record["nsymbt"] = len(extended_bytes)
+    record["exttyp"] = exttyp.encode("ascii")
+    return Header(fields=record, byteorder=byteorder, extended_bytes=extended_bytes)
 
 
 def encode_label(text: str | bytes) -> bytes:

@@ -36,6 +36,7 @@ from .writer import (
     _copy_sections,
     build_record,
     choose_mode,
+    chosen_extended,
     encoding_of,
     file_labels,
     kept_extended,
@@ -369,8 +370,10 @@ class StreamWriter:
     are cut into pieces and written before ``append`` returns, so at most a few frames (or
     pieces of one) are held in memory whatever the length of the file. Keyword arguments
     are those of :func:`mrcio.write` (``stats=False`` leaves the statistics "not determined"
-    and saves their pass) plus ``nframes``, the frame count if known in advance. Until close the
-    data live in a temporary file beside the target, so a crash leaves no half-written file.
+    and saves their pass; ``geometry=header`` places the frames as that file's data, its
+    sections appended one by one or its volumes, and a map's sections must all come before
+    close) plus ``nframes``, the frame count if known in advance. Until close the data live
+    in a temporary file beside the target, so a crash leaves no half-written file.
 
     Examples
     --------
@@ -398,6 +401,9 @@ class StreamWriter:
         mode: int | None = None,
         byteorder: str | None = None,
         labels: Sequence[str] = (),
+        extended_header: bytes | None = None,
+        exttyp: str | None = None,
+        geometry: Header | None = None,
         blosc2: bool = False,
         blocksize: int | str = DEFAULT_BLOCKSIZE,
         checksums: bool = True,
@@ -415,7 +421,8 @@ class StreamWriter:
             given = {"dtype": dtype, "frame_shape": frame_shape, "compressor": compressor,
                      "voxel_size": voxel_size, "origin": origin, "meta": meta, "mode": mode,
                      "byteorder": byteorder, "labels": labels or None, "blosc2": blosc2 or None,
-                     "overwrite": overwrite or None}
+                     "overwrite": overwrite or None, "extended_header": extended_header,
+                     "exttyp": exttyp, "geometry": geometry}
             if clash := sorted(name for name, value in given.items() if value is not None):
                 raise TypeError(f"{self.path}: appending keeps the file's own header and "
                                 f"format; {', '.join(clash)} cannot be given")
@@ -448,14 +455,14 @@ class StreamWriter:
                         np.dtype(dtype), ())
             mrcz_form = compressor is not None or meta is not None
             layout = modern_layout(plan, voxel_size, origin, file_labels(labels, mrcz_form),
-                                   mrcz=mrcz_form)
+                                   mrcz=mrcz_form, geometry=geometry)
             encoding = Encoding(
                 mode=base, byteorder=resolve_byteorder(byteorder, np.dtype(dtype)),
                 compressor=compressor, clevel=clevel, blocksize=blocksize, blosc2=blosc2,
                 n_threads=threads, imod_unsigned=imod_unsigned, checksums=checksums,
                 stats=stats,
             )
-            extended, exttyp = None, None
+            extended, exttyp = chosen_extended(extended_header, exttyp, meta, geometry)
         if encoding.compressor is not None and encoding.mode == 101:
             raise ValueError("mode 101 (4-bit) cannot be compressed: mrcz cannot read it back")
         self._file = AtomicFile(self.path, overwrite=overwrite, fsync=fsync)
@@ -511,6 +518,7 @@ class StreamWriter:
         try:
             self._writer.flush()
             writer = self._writer
+            writer.layout.check_sections(writer.sections, self.path)
             if writer.enc.compressor is not None and writer.enc.checksums and (
                 writer._crc_slot is None or len(writer.crcs) > writer._crc_slot[1]
             ):  # no room kept for the checksums, or not enough: more frames than nframes
@@ -579,9 +587,9 @@ def open(
     mode
         ``"r"``: an :class:`MRCFile`. ``"w"``: a :class:`StreamWriter` for a new file (pass
         ``dtype`` and ``frame_shape``, and optionally ``compressor``, ``voxel_size``,
-        ``meta``, ``nframes``, ..., and ``mrc_mode`` for the MRC mode, :func:`mrcio.write`'s
-        ``mode``: uint8 frames need it). ``"a"``: a :class:`StreamWriter` appending to a
-        file.
+        ``meta``, ``geometry``, ``nframes``, ..., and ``mrc_mode`` for the MRC mode,
+        :func:`mrcio.write`'s ``mode``: uint8 frames need it). ``"a"``: a
+        :class:`StreamWriter` appending to a file.
     permissive
         Read damaged files as far as possible (``"r"``).
     n_threads

@@ -41,6 +41,7 @@ from .extheader import (
 )
 from .header import (
     CODEC_IDS,
+    GEOMETRY_FIELDS,
     HEADER_DTYPE,
     HEADER_SIZE,
     IMOD_STAMP,
@@ -62,6 +63,7 @@ __all__ = [
     "Layout",
     "SectionWriter",
     "build_record",
+    "geometry_layout",
     "rewrite_sections",
     "transcode",
     "write",
@@ -120,14 +122,26 @@ class Layout:
     labels: list[str | bytes] = field(default_factory=list)  # bytes: kept from a file
     fields: dict[str, Any] = field(default_factory=dict)
     cell_from_dims: bool = False  # mrcz's rule: CELLA = voxel size x (NX, NY, NZ)
+    sections: int | None = None  # the NZ a map's geometry requires (None: any)
+
+    def check_sections(self, nz: int, name: str) -> None:
+        """Raise ValueError if ``nz`` sections cannot be written with this layout: a map's
+        geometry (ISPG 1-230) fixes their number."""
+        if self.sections is not None and nz != self.sections:
+            raise ValueError(
+                f"{name}: {nz} sections given for a geometry of {self.sections} (ISPG "
+                f"{self.ispg} says one map, whose sections cannot change in number)")
 
     def sampling(self, nz: int) -> tuple[int, int, int]:
         """(MX, MY, MZ) for ``nz`` sections."""
         return self.mx, self.my, nz if self.mz == -1 else self.mz
 
     def cella(self, nz: int) -> tuple[float, float, float]:
-        """CELLA for ``nz`` sections."""
-        counts = (self.nx, self.ny, nz) if self.cell_from_dims else self.sampling(nz)
+        """CELLA for ``nz`` sections: the voxel size times MX, MY, MZ, or where a sampling
+        is 0 (or in mrcz's convention) times NX, NY, NZ, as the voxel size is read."""
+        dims = (self.nx, self.ny, nz)
+        counts = dims if self.cell_from_dims else tuple(
+            m if m > 0 else n for m, n in zip(self.sampling(nz), dims, strict=True))
         x, y, z = (v * c for v, c in zip(self.voxel_size, counts, strict=True))
         return x, y, z
 
@@ -305,6 +319,8 @@ class SectionWriter:
             if slot is not None:
                 at = extended.rindex(slot[0])
                 self._crc_slot = (self.start + HEADER_SIZE + at, slot[1])
+        if expected_sections is not None:
+            layout.check_sections(expected_sections, name)
         self.extended = extended or b""
         self.exttyp = exttyp
         self.data_start = self.start + HEADER_SIZE + len(self.extended)
@@ -873,31 +889,83 @@ def modern_layout(
     labels: Sequence[str],
     *,
     mrcz: bool = False,
+    geometry: Header | None = None,
 ) -> Layout:
     """MRC2014 geometry: image/stack ISPG 0 with MZ 1, volume ISPG 1 with MZ = NZ, volume
-    stack ISPG 401 with MZ = sections per volume; MX, MY = NX, NY.
+    stack ISPG 401 with MZ = sections per volume; MX, MY = NX, NY; or, with ``geometry``,
+    that header's (see :func:`geometry_layout`). ``voxel_size`` and ``origin`` override.
 
     Image stacks in MRCZ form (``mrcz``: labelled ``MRCZ0.6.0``) get CELLA.z = voxel z x NZ,
     the convention mrcz reads them by."""
-    given = np.asarray(0.0 if voxel_size is None else voxel_size, float)
-    sizes = np.broadcast_to(given, 3) if given.ndim == 0 else given
-    if sizes.shape != (3,):
-        raise ValueError(f"voxel_size must be a number or (x, y, z), got {voxel_size!r}")
-    vox = (float(sizes[0]), float(sizes[1]), float(sizes[2]))
-    if not all(0 <= v <= _FLOAT32_MAX for v in vox):  # NaN fails too
-        raise ValueError(f"voxel_size must be finite and not negative (0: unknown), "
-                         f"got {voxel_size!r}")
+    vox = None
+    if voxel_size is not None:
+        given = np.asarray(voxel_size, float)
+        sizes = np.broadcast_to(given, 3) if given.ndim == 0 else given
+        if sizes.shape != (3,):
+            raise ValueError(f"voxel_size must be a number or (x, y, z), got {voxel_size!r}")
+        vox = (float(sizes[0]), float(sizes[1]), float(sizes[2]))
+        if not all(0 <= v <= _FLOAT32_MAX for v in vox):  # NaN fails too
+            raise ValueError(f"voxel_size must be finite and not negative (0: unknown), "
+                             f"got {voxel_size!r}")
+    org = None
+    if origin is not None:
+        where = np.asarray(origin, float)
+        if where.shape != (3,):
+            raise ValueError(f"origin must be (x, y, z), got {origin!r}")
+        org = (float(where[0]), float(where[1]), float(where[2]))
+    if geometry is not None:
+        layout = geometry_layout(geometry, plan, mrcz=mrcz)
+        layout.labels = list(labels)
+        if vox is not None:
+            layout.voxel_size = vox
+            layout.fields.pop("cella", None)  # from the voxel size and MX, MY, MZ
+        if org is not None:
+            layout.origin = org
+            layout.fields.pop("origin", None)
+        return layout
     mz, ispg = {"image": (1, 0), "stack": (1, 0), "volume": (-1, 1)}.get(
         plan.kind, (plan.per, 401)
     )
-    where = np.asarray((0.0, 0.0, 0.0) if origin is None else origin, float)
-    if where.shape != (3,):
-        raise ValueError(f"origin must be (x, y, z), got {origin!r}")
-    org = (float(where[0]), float(where[1]), float(where[2]))
     return Layout(
         ny=plan.ny, nx=plan.nx, mx=plan.nx, my=plan.ny, mz=mz, ispg=ispg,
-        voxel_size=vox, origin=org, labels=list(labels), cell_from_dims=mrcz and ispg == 0,
+        voxel_size=vox or (0.0, 0.0, 0.0), origin=org or (0.0, 0.0, 0.0),
+        labels=list(labels), cell_from_dims=mrcz and ispg == 0,
     )
+
+
+def geometry_layout(header: Header, plan: Plan, *, mrcz: bool) -> Layout:
+    """The layout that writes ``plan``'s data where ``header``'s lie (its
+    :data:`~mrcio.header.GEOMETRY_FIELDS`; labels and extended header are the caller's), in
+    MRCZ form (``mrcz``) or as plain MRC2014 as :func:`converted_layout` has it.
+
+    Raises
+    ------
+    TypeError
+        ``header`` is not a :class:`~mrcio.Header`.
+    ValueError
+        The data do not fit: other rows or columns, frames of another number of sections
+        than the header's volumes (volume stacks), or (checked as they are written) another
+        number of sections than a map's (ISPG 1-230).
+    """
+    if not isinstance(header, Header):
+        raise TypeError(f"geometry must be a header (mrcio.read_header(path) or "
+                        f"MRCFile.header), got {header!r:.80}")
+    where = f"geometry of {header.path or 'the header given'}"
+    if (plan.ny, plan.nx) != header.section_shape:
+        ny, nx = header.section_shape
+        raise ValueError(f"{where}: its sections are {ny} x {nx} (rows x columns), the "
+                         f"data's {plan.ny} x {plan.nx}")
+    if plan.per != header.channels:
+        holds = (f"volumes of {header.channels} sections (ISPG {header['ispg']})"
+                 if header.channels > 1 else f"no volume stack (ISPG {header['ispg']})")
+        raise ValueError(f"{where}: it holds {holds}, the data hold frames of {plan.per} "
+                         "sections")
+    layout = layout_of(header)
+    _mrcz_convention(layout, header, mrcz=mrcz)
+    layout.fields = {k: v for k, v in layout.fields.items() if k in GEOMETRY_FIELDS}
+    if 1 <= header["ispg"] <= 230:
+        layout.sections = header.nsections
+    return layout
 
 
 def resolve_byteorder(byteorder: str | None, dtype: np.dtype[Any]) -> str:
@@ -968,6 +1036,7 @@ def write(
     stats: bool = True,
     n_threads: int | None = None,
     fsync: bool = True,
+    geometry: Header | None = None,
 ) -> None:
     """Write an MRC file, or a compressed MRCZ file when ``compressor`` is given.
 
@@ -1020,6 +1089,19 @@ def write(
         Threads for statistics and compression.
     fsync
         Flush the file to disk before renaming it into place.
+    geometry
+        The header of a file (:func:`mrcio.read_header`, :attr:`MRCFile.header`) whose data
+        these are, processed: the new file places them in space as it did
+        (:data:`~mrcio.header.GEOMETRY_FIELDS`): NXSTART/NYSTART/NZSTART, MX/MY/MZ and
+        CELLA (so the voxel size), CELLB, MAPC/MAPR/MAPS (the axis order: ``data`` are in
+        the file's order, as read), ISPG and ORIGIN; ``voxel_size`` and ``origin`` given
+        override its values, ``stack`` cannot contradict its ISPG. Its extended header is
+        written too, unless it is JSON metadata: CCP4 symmetry records, FEI or SerialEM
+        records and the like, when neither ``extended_header`` nor ``meta`` is given
+        (``extended_header=b""`` writes none). Labels, mode and byte order are not taken
+        from it. The data must fit: the same rows and columns, frames of the same number
+        of sections (volume stacks), and for a map (ISPG 1-230) the same number of
+        sections; ValueError otherwise.
 
     Examples
     --------
@@ -1029,6 +1111,20 @@ def write(
     >>> mrcio.write(path, movie, stack=True, voxel_size=0.83, compressor="zstd")
     >>> np.array_equal(mrcio.read(path), movie)
     True
+
+    A map processed and written back where it was (axis order, start, cell, space group):
+
+    >>> import mrcfile
+    >>> src = os.path.join(os.path.dirname(path), "crystal.map")
+    >>> with mrcfile.new(src) as m:
+    ...     m.set_data(np.zeros((5, 4, 3), np.float32))
+    ...     m.header.mapc, m.header.mapr, m.header.maps = 3, 1, 2
+    ...     m.header.nxstart, m.header.ispg = -2, 4
+    >>> with mrcio.open(src) as f:
+    ...     mrcio.write(path, f[:] * 2, geometry=f.header, overwrite=True)
+    >>> hdr = mrcio.read_header(path)
+    >>> hdr["mapc"], hdr["mapr"], hdr["maps"], hdr["nxstart"], hdr["ispg"]
+    (3, 1, 2, -2, 4)
     """
     plan = plan_data(data, stack=stack)
     base_mode, imod_unsigned = choose_mode(plan.dtype, mode)
@@ -1038,8 +1134,11 @@ def write(
                          f"got {compressor!r}")
     mrcz_form = compressor is not None or meta is not None
     layout = modern_layout(plan, voxel_size, origin, file_labels(labels, mrcz_form),
-                           mrcz=mrcz_form)
-    extended_header, exttyp = _raw_extended(extended_header, exttyp)
+                           mrcz=mrcz_form, geometry=geometry)
+    if stack and geometry is not None and layout.ispg != 0:
+        raise ValueError(f"stack=True contradicts the geometry given: its ISPG "
+                         f"{layout.ispg} says the sections are no image stack")
+    extended_header, exttyp = chosen_extended(extended_header, exttyp, meta, geometry)
     encoding = Encoding(
         mode=base_mode, byteorder=order, compressor=compressor, clevel=clevel,
         blocksize=blocksize, blosc2=blosc2, n_threads=n_threads or default_threads(),
@@ -1049,11 +1148,17 @@ def write(
                exttyp=exttyp, overwrite=overwrite, fsync=fsync)
 
 
-def _raw_extended(extended: Any, exttyp: str | bytes | None
-                  ) -> tuple[bytes | None, str | None]:
-    """A caller's raw extended header as bytes (numpy arrays, such as the FEI records
-    :func:`mrcio.read_header` gives, and other buffers by their bytes) and its EXTTYP as
-    text of at most 4 ASCII characters, checked before anything is written."""
+def chosen_extended(extended: Any, exttyp: str | bytes | None,
+                    meta: dict[str, Any] | None, geometry: Header | None
+                    ) -> tuple[bytes | None, str | None]:
+    """The raw extended header to write and its EXTTYP: the caller's, else (without
+    ``meta``) the one of the ``geometry`` header unless it is JSON; None for none.
+
+    A caller's is taken as bytes (numpy arrays, such as the FEI records
+    :func:`mrcio.read_header` gives, and other buffers by their bytes; empty: none) with
+    EXTTYP as text of at most 4 ASCII characters, checked before anything is written."""
+    if extended is None and exttyp is None and meta is None and geometry is not None:
+        _, extended, exttyp = kept_extended(geometry)
     if extended is None:
         if exttyp is not None:
             raise ValueError("exttyp names the kind of extended_header: give both")
@@ -1062,7 +1167,7 @@ def _raw_extended(extended: Any, exttyp: str | bytes | None
     kind = exttyp.decode("latin-1") if isinstance(exttyp, bytes) else exttyp
     if kind is not None and (not isinstance(kind, str) or not kind.isascii() or len(kind) > 4):
         raise ValueError(f"exttyp must be at most 4 ASCII characters, got {exttyp!r}")
-    return raw, kind
+    return (raw, kind) if raw else (None, None)
 
 
 # --- rewriting an existing file (appends, frames replaced in place) --------------------------
@@ -1221,18 +1326,24 @@ def converted_layout(header: Header, *, mrcz: bool) -> Layout:
                           f"({header.labels[9]!r}) dropped: MRCZ files "
                           f"begin with the label {MRCZ_LABEL!r}", MRCWarning, stacklevel=3)
         layout.labels = [MRCZ_LABEL, *layout.labels][:10]
-        if header["ispg"] == 0:
-            layout.cell_from_dims = True
-            layout.mx, layout.my, layout.mz = layout.nx, layout.ny, 1
     elif not mrcz and header.mrcz_version is not None:
         layout.labels = layout.labels[1:]
-        if layout.cell_from_dims:  # mrcz's ISPG 0 convention
-            layout.cell_from_dims = False
-            channels = header.channels
-            layout.mx, layout.my, layout.mz = layout.nx, layout.ny, channels
-            layout.ispg = 401 if channels > 1 else 0
-            layout.fields.pop("ispg", None)  # not kept: the header's 0 meant mrcz's rule
+    _mrcz_convention(layout, header, mrcz=mrcz)
     return layout
+
+
+def _mrcz_convention(layout: Layout, header: Header, *, mrcz: bool) -> None:
+    """Give an image stack (ISPG 0) entering MRCZ form (``mrcz``) mrcz's geometry, or take
+    it from a file of mrcz's convention leaving it (see :func:`converted_layout`)."""
+    if mrcz and header.mrcz_version is None and header["ispg"] == 0:
+        layout.cell_from_dims = True
+        layout.mx, layout.my, layout.mz = layout.nx, layout.ny, 1
+    elif not mrcz and layout.cell_from_dims:  # mrcz's ISPG 0 convention
+        layout.cell_from_dims = False
+        channels = header.channels
+        layout.mx, layout.my, layout.mz = layout.nx, layout.ny, channels
+        layout.ispg = 401 if channels > 1 else 0
+        layout.fields.pop("ispg", None)  # not kept: the header's 0 meant mrcz's rule
 
 
 def transcode(
