@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import mrcfile
 import mrcz
@@ -985,3 +986,80 @@ def test_files_on_a_dask_cluster(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert out.startswith(f"{tmp_path / 'again.mrcz'} -> {tmp_path / 'again.mrc'} (MRC)")
     np.testing.assert_array_equal(mrcio.read(tmp_path / "again.mrc"), movie)
     assert leftovers(tmp_path) == leftovers(out_dir) == []
+
+
+@pytest.mark.parametrize("name", ["gemmi/5i55_tiny.ccp4", "mrcfile/EMD-3001.map",
+                                  "gemmi/1pfe_asu.msk.gz"])
+def test_convert_mrc_tiff_mrc_keeps_the_map_where_it_was(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, real_dir: Path, name: str,
+        assert_placed_alike: Any) -> None:
+    """Axis order, NSTART, MX/MY/MZ, cell, space group and the symmetry records come back
+    from the TIFF's description: gemmi and mrcfile read the map as they read the source."""
+    src = real_dir / name
+    tif, back = tmp_path / "map.tif", tmp_path / "back.mrc"
+    assert run(capsys, "convert", "--verify", src, tif)[0] == 0
+    code, _, err = run(capsys, "convert", "--verify", tif, back)
+    assert (code, err) == (0, "")
+    before, after = mrcio.read_header(src), mrcio.read_header(back)
+    assert after.geometry == before.geometry
+    assert after.extended_bytes == before.extended_bytes
+    assert after.labels == [t for t in before.labels if t]  # blank labels are not kept
+    assert_placed_alike(src, back)
+    # the TIFF's own calibration is along its columns and rows (MAPC, MAPR of the map)
+    columns, rows = (before.voxel_size[before[axis] - 1] for axis in ("mapc", "mapr"))
+    with tifffile.TiffFile(tif) as t:
+        if t.is_imagej:
+            assert t.pages.first.resolution == pytest.approx((10 / columns, 10 / rows))
+        else:
+            assert t.pages.first.resolution == pytest.approx((1e8 / columns, 1e8 / rows))
+
+
+def test_convert_mrc_tiff_mrc_keeps_fei_records(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path, real_dir: Path) -> None:
+    src = real_dir / "rosettasciio/HAADFscan.mrc"  # FEI2, 909312 bytes
+    tif, back = tmp_path / "scan.tif", tmp_path / "back.mrc"
+    assert run(capsys, "convert", src, tif)[0] == 0
+    assert tif.stat().st_size < 100_000  # the records compress well
+    assert run(capsys, "convert", tif, back)[0] == 0
+    before, after = mrcio.read_header(src), mrcio.read_header(back)
+    assert (after.exttyp, after.extended_bytes) == ("FEI2", before.extended_bytes)
+    assert after.geometry == before.geometry
+    with mrcfile.open(src) as a, mrcfile.open(back) as b:
+        assert b.indexed_extended_header.tolist() == a.indexed_extended_header.tolist()
+        assert b.voxel_size == a.voxel_size
+        np.testing.assert_array_equal(b.data, a.data)
+
+
+def test_convert_to_tiff_warns_of_an_extended_header_it_cannot_carry(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, rng: np.random.Generator,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "big-ext.mrc"
+    mrcio.write(src, np.zeros((2, 8, 8), np.float32), extended_header=rng.bytes(4096),
+                exttyp="SERI")
+    monkeypatch.setattr(cli, "_TIFF_EXTENDED_BYTES", 4000)
+    code, _, err = run(capsys, "convert", src, tmp_path / "a.tif")
+    assert code == 0
+    assert err == (f"mrcio: warning: {src}: its SERI extended header (4,096 bytes) is larger "
+                   "than a TIFF description carries (4,000): a conversion back to MRC will "
+                   "not have it\n")
+    assert run(capsys, "convert", tmp_path / "a.tif", tmp_path / "back.mrc")[0] == 0
+    back = mrcio.read_header(tmp_path / "back.mrc")
+    assert (back["nsymbt"], back.geometry) == (0, mrcio.read_header(src).geometry)
+
+
+def test_tiff_whose_mrc_header_does_not_fit_converts_without_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, volume_mrc: Path) -> None:
+    """A TIFF cropped elsewhere keeping mrcio's description: the header is not applied,
+    with a warning, and the conversion goes on."""
+    tif = tmp_path / "volume.tif"
+    assert run(capsys, "convert", volume_mrc, tif)[0] == 0
+    with tifffile.TiffFile(tif) as t:
+        info = json.loads(t.imagej_metadata["Info"])
+    info["mrcio"]["shape"] = [5, 24, 30]
+    tifffile.imwrite(tmp_path / "cropped.tif", mrcio.read(volume_mrc)[:, :, :30],
+                     imagej=True, metadata={"axes": "ZYX", "Info": json.dumps(info)})
+    code, _, err = run(capsys, "convert", tmp_path / "cropped.tif", tmp_path / "c.mrc")
+    assert code == 0
+    assert "the MRC header in its description is not used (it describes 5 sections of " \
+           "24 x 32, the images are 5 of 24 x 30)" in err
+    assert mrcio.read(tmp_path / "c.mrc").shape == (5, 24, 30)

@@ -25,6 +25,8 @@ Only what a command needs is imported: ``mrcio info`` loads no codec library unl
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import functools
 import json
@@ -34,6 +36,7 @@ import sys
 import time
 import traceback
 import warnings
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,7 +51,7 @@ from ._version import __version__
 from .codecs import BLOSC1_CODECS
 from .errors import MRCError, MRCWarning
 from .extheader import CHECKSUM_KEY
-from .header import HEADER_DTYPE, MODES, Header, native_order
+from .header import HEADER_DTYPE, MODES, Header, header_of_fields, native_order
 from .reader import MRCReader
 from .stats import Stats
 from .writer import (
@@ -58,6 +61,7 @@ from .writer import (
     SectionWriter,
     choose_mode,
     converted_layout,
+    kept_extended,
     modern_layout,
     mrcio_label,
 )
@@ -85,6 +89,9 @@ _UNITS = {
     "cm": 1e8,
 }
 _RESOLUTION_UNITS = {2: 2.54e8, 3: 1e8, 4: 1e7, 5: 1e4}  # inch, cm, mm, µm (tifffile)
+#: the largest raw extended header a TIFF description carries (compressed, base64): FEI
+#: headers of EPU and Velox are 0.8-0.9 MB, CCP4 symmetry records and SerialEM's far less
+_TIFF_EXTENDED_BYTES = 4 * 2**20
 _AXES = {"image": "YX", "stack": "TYX", "volume": "ZYX", "volume stack": "TZYX",
          "multi-channel frames": "TCYX"}
 
@@ -782,7 +789,7 @@ class Frames:
     labels: list[str]
     read_sections: Callable[[range], np.ndarray]
     close: Callable[[], None]
-    header: Header | None = None  # MRC sources: every field, kept when writing MRC
+    header: Header | None = None  # MRC sources (and TIFFs of them): kept when writing MRC
     mode: int | None = None  # MRC sources: the mode to keep
     ratio: float | None = None  # MRCZ sources: the compression ratio
 
@@ -955,6 +962,7 @@ def _tiff_frames(path: str) -> Frames:
         origin = _xyz(info.get("origin", (0.0, 0.0, 0.0)))
         meta = info.get("meta")
         labels = [str(t) for t in info.get("labels", [])]
+        header = _tiff_header(info, shape, dtype, labels, path)
     except BaseException:
         tif.close()
         raise
@@ -965,7 +973,69 @@ def _tiff_frames(path: str) -> Frames:
     return Frames(path=path, shape=shape, kind=kind, dtype=dtype,
                   voxel_size=voxel, origin=origin,
                   meta=meta if isinstance(meta, dict) else None, labels=labels,
-                  read_sections=read, close=tif.close)
+                  read_sections=read, close=tif.close, header=header)
+
+
+def _pack_extended(header: Header, path: str) -> dict[str, str] | None:
+    """A raw (not JSON) extended header as a TIFF description carries it: EXTTYP and the
+    bytes zlib-compressed in base64; None if there is none or it is too large (warned)."""
+    _, raw, kind = kept_extended(header)
+    if not raw:
+        return None
+    if len(raw) > _TIFF_EXTENDED_BYTES:
+        warnings.warn(f"{path}: its {kind or 'raw'} extended header ({len(raw):,} bytes) is "
+                      f"larger than a TIFF description carries ({_TIFF_EXTENDED_BYTES:,}): "
+                      "a conversion back to MRC will not have it", MRCWarning, stacklevel=2)
+        return None
+    return {"exttyp": kind or "",
+            "zlib_base64": base64.b64encode(zlib.compress(raw, 9)).decode("ascii")}
+
+
+def _unpack_extended(packed: Any) -> tuple[bytes, str]:
+    """(raw extended header, EXTTYP) from :func:`_pack_extended`'s form, at most
+    :data:`_TIFF_EXTENDED_BYTES` (TypeError or ValueError otherwise)."""
+    if packed is None:
+        return b"", ""
+    if not isinstance(packed, dict) or not isinstance(packed.get("zlib_base64"), str):
+        raise TypeError("extended header not in the form mrcio writes")
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(base64.b64decode(packed["zlib_base64"], validate=True),
+                                 _TIFF_EXTENDED_BYTES + 1)
+    except (binascii.Error, zlib.error) as exc:
+        raise ValueError(f"extended header not readable ({exc})") from None
+    if len(raw) > _TIFF_EXTENDED_BYTES or not inflate.eof:
+        raise ValueError(f"extended header larger than {_TIFF_EXTENDED_BYTES:,} bytes or cut "
+                         "short")
+    return raw, str(packed.get("exttyp", ""))
+
+
+def _tiff_header(info: dict[str, Any], shape: tuple[int, ...], dtype: np.dtype[Any],
+                 labels: list[str], path: str) -> Header | None:
+    """The MRC header an MRC file converted to TIFF left in its description (its geometry
+    fields, labels and raw extended header), made whole to write MRC again; None if there
+    is none, or (warned) if it cannot be read or does not fit the image data."""
+    fields = info.get("header")
+    if fields is None:
+        return None
+    try:
+        if not isinstance(fields, dict):
+            raise TypeError("not a set of header fields")
+        raw, kind = _unpack_extended(info.get("extended_header"))
+        header = header_of_fields(fields, labels=[_ascii(t) for t in labels][:10],
+                                  extended_bytes=raw, exttyp=kind,
+                                  byteorder=native_order(dtype))
+        sections = int(np.prod(shape[:-2], dtype=np.int64))
+        if header.section_shape != tuple(shape[-2:]) or header.nsections != sections:
+            raise ValueError(f"it describes {header.nsections} sections of "
+                             f"{header['ny']} x {header['nx']}, the images are {sections} "
+                             f"of {shape[-2]} x {shape[-1]}")
+    except (TypeError, ValueError) as exc:
+        warnings.warn(f"{path}: the MRC header in its description is not used ({exc}): "
+                      "the map's placement (start, sampling, cell, axis order, space group) "
+                      "and extended header are not restored", MRCWarning, stacklevel=2)
+        return None
+    return header
 
 
 # --- writing --------------------------------------------------------------------------------
@@ -1013,9 +1083,7 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
         layout = converted_layout(frames.header,
                                   mrcz=compressor is not None or meta is not None)
         byteorder = frames.header.byteorder
-        if not isinstance(frames.header.extended, dict) and frames.header.extended_bytes:
-            extended = frames.header.extended_bytes
-            exttyp = frames.header.exttyp or None
+        _, extended, exttyp = kept_extended(frames.header)
     else:
         ny, nx = frames.section_shape
         per = frames.shape[1] if len(frames.shape) == 4 else 1
@@ -1044,6 +1112,9 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
 
 
 def _tiff_description(frames: Frames) -> dict[str, Any]:
+    """What a TIFF's description keeps of ``frames`` for a conversion back: shape, kind,
+    voxel size, origin, labels, metadata, and of an MRC source its geometry fields and raw
+    extended header."""
     info: dict[str, Any] = {"shape": list(frames.shape), "kind": frames.kind,
                             "voxel_size": list(frames.voxel_size),
                             "origin": list(frames.origin)}
@@ -1051,22 +1122,39 @@ def _tiff_description(frames: Frames) -> dict[str, Any]:
         info["labels"] = frames.labels
     if frames.meta is not None:
         info["meta"] = _jsonable(frames.meta)
+    if frames.header is not None:
+        info["header"] = frames.header.geometry
+        if (extended := _pack_extended(frames.header, frames.path)) is not None:
+            info["extended_header"] = extended
     return info
+
+
+def _data_axes_voxel_size(frames: Frames) -> tuple[float, float, float]:
+    """Voxel size along columns, rows and sections: the voxel size of the crystal axes
+    X, Y, Z in the order MAPC, MAPR, MAPS say."""
+    header = frames.header
+    if header is None:
+        return frames.voxel_size
+    axes = (header["mapc"], header["mapr"], header["maps"])
+    if sorted(axes) != [1, 2, 3]:
+        return frames.voxel_size
+    x, y, z = (frames.voxel_size[a - 1] for a in axes)
+    return x, y, z
 
 
 def _write_tiff(frames: Frames, dst: Path, *, force: bool, update: Callable[[int], object],
                 verify: Callable[[Path], None] | None) -> None:
     """Write ``frames`` as a multi-page TIFF: ImageJ hyperstack where ImageJ can hold the
     data type (uint8, int16, uint16, float32), else a plain TIFF with tifffile's JSON
-    description; voxel size in the resolution tags (and ImageJ's calibration), origin,
-    labels and metadata in the description."""
+    description; voxel size along columns and rows in the resolution tags (and ImageJ's
+    calibration), the rest in the description (:func:`_tiff_description`)."""
     import io
 
     tifffile = _optional("tifffile", "tiff", f"{dst}: writing TIFF")
     dtype = frames.dtype.newbyteorder("=")
     info = _tiff_description(frames)
     axes = _AXES[frames.kind]
-    vx, vy, vz = frames.voxel_size
+    vx, vy, vz = _data_axes_voxel_size(frames)
     options: dict[str, Any] = {}
     if dtype in (np.uint8, np.int16, np.uint16, np.float32):
         options["imagej"] = True
@@ -1397,9 +1485,12 @@ def convert(run: Run, source: Path, target: Path, codec: str | None, clevel: int
     """Convert SOURCE to TARGET between MRC, MRCZ and (multi-page) TIFF.
 
     The formats come from TARGET's name (.mrc/.mrcs/.map, .mrcz, .tif/.tiff) and SOURCE's
-    contents. Voxel size, origin, labels and metadata are kept where the target can hold
-    them: TIFF files get the voxel size as resolution (and ImageJ calibration) and the rest
-    in their description, from which a later conversion back restores it.
+    contents. Voxel size, origin, labels, metadata, the map's placement (NSTART, MX/MY/MZ,
+    cell, axis order, space group) and other extended headers (CCP4 symmetry, FEI, ...)
+    are kept where the target can hold them: TIFF files get the voxel size along columns
+    and rows as resolution (and ImageJ calibration) and the rest in their description, from
+    which a later conversion back restores it (extended headers over 4 MiB are left out,
+    with a warning).
     """
     try:
         fmt = _output_format(target)
