@@ -519,7 +519,7 @@ class StreamWriter:
             self._writer.flush()
             writer = self._writer
             writer.layout.check_sections(writer.sections, self.path)
-            if writer.enc.compressor is not None and writer.enc.checksums and (
+            if writer.checksummed and (
                 writer._crc_slot is None or len(writer.crcs) > writer._crc_slot[1]
             ):  # no room kept for the checksums, or not enough: more frames than nframes
                 self._rebuild_with_checksums()

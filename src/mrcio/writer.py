@@ -258,7 +258,8 @@ class SectionWriter:
     count, the statistics of everything written and, for MRCZ, packedBytes and the chunk
     checksums (crc32 of each chunk, in the JSON extended header, which mrcz ignores; tied to
     the file by :func:`~mrcio.extheader.checksum_tie`, so that a copy another program makes
-    into a file of other chunks is told from them).
+    into a file of other chunks is told from them). A file with a raw extended header
+    (``extended``: FEI, CCP4, ...) keeps no checksums (:attr:`checksummed` is False).
     """
 
     def __init__(
@@ -307,10 +308,9 @@ class SectionWriter:
                           stacklevel=4)
         # checksums live in JSON metadata: a raw (FEI, CCP4, ...) extended header keeps none;
         # their entry, last in the JSON, is a placeholder of the same length until finish
+        self.checksummed = compressed and encoding.checksums and extended is None
         slot = None  # the placeholder's text ('"_mrcio":{...}') and sections
-        if compressed and encoding.checksums and expected_sections is not None and (
-            extended is None
-        ):
+        if self.checksummed and expected_sections is not None:
             placeholder = checksum_entry([0] * expected_sections, 0)
             slot = _entry_text(placeholder), expected_sections
             meta = {**(meta or {}), CHECKSUM_KEY: placeholder}
