@@ -18,6 +18,7 @@ from mrcio.extheader import (
     decode_extended,
     encode_json,
     fei_dtype,
+    fei_in_order,
     is_checksum_entry,
 )
 
@@ -173,6 +174,27 @@ def test_fei_with_a_wrong_block_size_stays_bytes() -> None:
     raw = np.int32(12).tobytes() + bytes(2000)
     with pytest.warns(mrcio.MRCWarning, match="block size 12"):
         assert decode_extended(raw, "FEI1", "<", 1) == raw
+
+
+@pytest.mark.parametrize("exttyp", ["FEI1", "FEI2"])
+def test_fei_blocks_change_byte_order_with_their_bitmasks_kept(exttyp: str) -> None:
+    """Blocks of 1024 as EPU writes them (768 in FEI1 reads as 196608 in big-endian order,
+    which fits too: the smaller size is the bytes' order); the bitmasks stay little-endian,
+    bytes that are not FEI blocks in either order stay as they are."""
+    size = fei_dtype(exttyp).itemsize
+    little = np.zeros(1024, fei_dtype(exttyp, "<"))
+    little["Metadata size"] = size
+    little["HT"][0], little["Bitmask 1"][0], little["Dose"][1] = 300e3, 0x0102, 2.5
+    big = np.zeros(1024, fei_dtype(exttyp, ">"))
+    for name in big.dtype.names or ():
+        big[name] = little[name]
+    for given in (little, little.tobytes(), big, big.tobytes()):
+        assert fei_in_order(given, exttyp, ">") == big.tobytes()
+        assert fei_in_order(given, exttyp, "<") == little.tobytes()
+    assert big["Bitmask 1"].tobytes() == little["Bitmask 1"].tobytes()
+    assert fei_in_order(b"\x01\x02\x03\x04 no blocks", exttyp, ">") == b"\x01\x02\x03\x04 no blocks"
+    with pytest.raises(ValueError, match="need the field 'Metadata size'"):
+        fei_in_order(np.zeros(2, [("HT", "<f8")]), exttyp, ">")
 
 
 def test_other_kinds_stay_bytes() -> None:

@@ -663,6 +663,60 @@ def test_extended_headers_as_arrays_are_written_by_their_bytes(tmp_path: Path) -
                                          else io.BytesIO(target.getvalue())), data)
 
 
+def _same_fei_blocks(ours: np.ndarray, theirs: np.ndarray) -> None:
+    """FEI blocks equal value for value (whatever their byte order), bitmasks byte for byte."""
+    assert ours.shape == theirs.shape
+    assert ours.dtype.names == theirs.dtype.names
+    for name in theirs.dtype.names or ():
+        assert np.array_equal(ours[name], theirs[name], equal_nan=ours[name].dtype.kind == "f"), name
+        if name.startswith("Bitmask"):
+            assert ours[name].tobytes() == theirs[name].tobytes(), name
+
+
+@pytest.mark.parametrize("byteorder", ["little", "big"])
+@pytest.mark.parametrize("given", ["blocks", "bytes"])
+def test_fei_blocks_are_written_in_the_files_byte_order(tmp_path: Path, real_dir: Path,
+                                                        byteorder: str, given: str) -> None:
+    """FEI2 blocks read from a little-endian file (decoded, or raw) and written to a file of
+    either order read back in mrcio and mrcfile (both read FEI numbers in the file's order)
+    as mrcfile reads the original. The decoded blocks are those of the sections only (as
+    mrcfile's indexed_extended_header): the raw bytes keep the unused ones too."""
+    src = real_dir / "rosettasciio/HAADFscan.mrc"
+    hdr = mrcio.read_header(src)
+    extended = hdr.extended if given == "blocks" else hdr.extended_bytes
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, mrcio.read(src), mode=6, voxel_size=hdr.voxel_size,
+                extended_header=extended, exttyp=hdr.exttyp, byteorder=byteorder)
+    back = mrcio.read_header(path)
+    assert back.byteorder == {"little": "<", "big": ">"}[byteorder]
+    assert back["nsymbt"] == {"blocks": 888, "bytes": 909312}[given]
+    _same_fei_blocks(back.extended, hdr.extended)
+    with mrcfile.open(src) as theirs, mrcfile.open(path) as ours:
+        assert ours.header.mode.dtype.byteorder == back.byteorder
+        _same_fei_blocks(ours.indexed_extended_header, theirs.indexed_extended_header)
+        assert np.array_equal(ours.voxel_size.tolist(), theirs.voxel_size.tolist())
+        assert np.array_equal(ours.data, theirs.data)
+    assert mrcio.validate(path) == []
+
+
+@pytest.mark.parametrize("name", ["rosettasciio/HAADFscan.mrc", "mrcfile/fei-extended.mrc"])
+def test_transcoding_fei_files_to_big_endian(tmp_path: Path, real_dir: Path,
+                                             name: str) -> None:
+    """transcode(byteorder='big') swaps every FEI block (unused ones too), so mrcfile reads
+    the big-endian file's blocks as the original's; back to little-endian, the extended
+    header is the original's byte for byte."""
+    src = real_dir / name
+    big, little = tmp_path / "big.mrc", tmp_path / "little.mrc"
+    transcode(src, big, compressor=None, byteorder="big")
+    with mrcfile.open(src) as theirs, mrcfile.open(big) as ours:
+        assert ours.header.mode.dtype.byteorder == ">"
+        assert ours.extended_header.nbytes == theirs.extended_header.nbytes
+        _same_fei_blocks(ours.indexed_extended_header, theirs.indexed_extended_header)
+    transcode(big, little, compressor=None, byteorder="little")
+    assert mrcio.read_header(little).extended_bytes == mrcio.read_header(src).extended_bytes
+    assert np.array_equal(mrcio.read(little), mrcio.read(src))
+
+
 @pytest.mark.parametrize(("kwargs", "words"), [
     ({"labels": ["a", "", "c"]}, "labels must hold text"),
     ({"labels": [5]}, "labels must be text"),

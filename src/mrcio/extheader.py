@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import MetadataError, MRCWarning
+from .header import native_order
 
 __all__ = [
     "CHECKSUM_KEY",
@@ -29,6 +30,7 @@ __all__ = [
     "decode_extended",
     "encode_json",
     "fei_dtype",
+    "fei_in_order",
     "is_checksum_entry",
     "json_extended",
 ]
@@ -108,26 +110,100 @@ def fei_dtype(exttyp: str, byteorder: str = "<") -> np.dtype[Any]:
     return np.dtype(fields)
 
 
-def _decode_fei(raw: bytes, exttyp: str, byteorder: str, nz: int, path: str | None) -> Any:
-    base = fei_dtype(exttyp, byteorder)
+def _record_size(raw: bytes, exttyp: str, byteorder: str) -> int | None:
+    """The size of FEI blocks as their first block's "Metadata size" field gives it, read in
+    ``byteorder``; None unless it is at least one block of ``exttyp`` and fits in ``raw``."""
     if len(raw) < 4:
-        return raw
+        return None
     size = int(np.frombuffer(raw[:4], byteorder + "i4")[0])
-    if size < base.itemsize or size > len(raw):
-        warnings.warn(
-            f"{path}: {exttyp} extended header block size {size} does not fit "
-            f"(expected at least {base.itemsize} and at most {len(raw)}); kept as bytes",
-            MRCWarning,
-            stacklevel=4,
-        )
-        return raw
+    return size if fei_dtype(exttyp).itemsize <= size <= len(raw) else None
+
+
+def _fei_blocks(exttyp: str, byteorder: str, size: int) -> np.dtype[Any]:
+    """:func:`fei_dtype` for blocks of ``size`` bytes (the fields, then padding)."""
+    base = fei_dtype(exttyp, byteorder)
     names = base.names or ()
     fields: Any = base.fields
     spec: dict[str, Any] = {"names": names, "formats": [fields[n][0] for n in names],
                             "offsets": [fields[n][1] for n in names], "itemsize": size}
-    dtype = np.dtype(spec)  # type: ignore[call-overload]
+    dtype: np.dtype[Any] = np.dtype(spec)  # type: ignore[call-overload]
+    return dtype
+
+
+def _decode_fei(raw: bytes, exttyp: str, byteorder: str, nz: int, path: str | None) -> Any:
+    if len(raw) < 4:
+        return raw
+    size = _record_size(raw, exttyp, byteorder)
+    if size is None:
+        warnings.warn(
+            f"{path}: {exttyp} extended header block size "
+            f"{int(np.frombuffer(raw[:4], byteorder + 'i4')[0])} does not fit (expected at "
+            f"least {fei_dtype(exttyp).itemsize} and at most {len(raw)}); kept as bytes",
+            MRCWarning,
+            stacklevel=4,
+        )
+        return raw
     count = min(max(nz, 1), len(raw) // size)
-    return np.frombuffer(raw, dtype, count=count).copy()
+    return np.frombuffer(raw, _fei_blocks(exttyp, byteorder, size), count=count).copy()
+
+
+def fei_in_order(extended: Any, exttyp: str, byteorder: str) -> bytes:
+    """FEI1/FEI2 blocks as the bytes of a file of ``byteorder`` (``"<"`` or ``">"``): numbers
+    in that order, the bitmasks little-endian as always.
+
+    ``extended`` is either blocks decoded by :func:`decode_extended` (a structured array,
+    whose dtype says their byte order) or the raw bytes of an extended header, whose order
+    is told by the first block's size field ("Metadata size"): the order in which it reads
+    as a size that fits (at least a block, at most the bytes given), the smaller one if it
+    fits in both. Blocks are small (768 and 888 bytes so far), and a size below 65536 read
+    in the other order is a multiple of 65536: 768 (bytes 00 03 00 00) reads as 196608 in
+    big-endian order, which fits in an EPU header of 1024 such blocks. Bytes whose size
+    field fits in neither order cannot be decoded as FEI blocks and are returned as they
+    are. Every whole block is converted, the unused ones at the end of an EPU or Velox
+    header included; padding after a block's fields and bytes after the last whole block
+    are kept as they are.
+
+    Raises
+    ------
+    ValueError
+        If ``extended`` is a structured array without FEI's "Metadata size" field, or of
+        blocks shorter than ``exttyp``'s.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> block = np.zeros(1, fei_dtype("FEI1", "<"))
+    >>> block["Metadata size"], block["HT"] = 768, 300e3
+    >>> big = fei_in_order(block, "FEI1", ">")
+    >>> big[:4], float(np.frombuffer(big, fei_dtype("FEI1", ">"))["HT"][0])
+    (b'\\x00\\x00\\x03\\x00', 300000.0)
+    """
+    if isinstance(extended, np.ndarray) and extended.dtype.names is not None:
+        fields: Any = extended.dtype.fields
+        if "Metadata size" not in fields:
+            raise ValueError(f"{exttyp} extended header blocks need the field 'Metadata "
+                             f"size', got fields {list(extended.dtype.names)[:5]}...")
+        source = native_order(fields["Metadata size"][0])
+        raw, size = extended.tobytes(), extended.dtype.itemsize
+        if size < fei_dtype(exttyp).itemsize:
+            raise ValueError(f"{exttyp} extended header blocks have at least "
+                             f"{fei_dtype(exttyp).itemsize} bytes, got blocks of {size}")
+    else:
+        raw = extended.tobytes() if isinstance(extended, np.ndarray) else bytes(extended)
+        fitting = [(found, order) for order in "<>"
+                   if (found := _record_size(raw, exttyp, order)) is not None]
+        if not fitting:
+            return raw
+        size, source = min(fitting)
+    if source == byteorder:
+        return raw
+    count = len(raw) // size
+    out = bytearray(raw)
+    target = np.frombuffer(out, _fei_blocks(exttyp, byteorder, size), count=count)
+    blocks = np.frombuffer(raw, _fei_blocks(exttyp, source, size), count=count)
+    for name in blocks.dtype.names or ():
+        target[name] = blocks[name]
+    return bytes(out)
 
 
 def decode_extended(

@@ -37,6 +37,7 @@ from .extheader import (
     checksum_entry,
     checksum_tie,
     encode_json,
+    fei_in_order,
     json_extended,
 )
 from .header import (
@@ -258,8 +259,11 @@ class SectionWriter:
     count, the statistics of everything written and, for MRCZ, packedBytes and the chunk
     checksums (crc32 of each chunk, in the JSON extended header, which mrcz ignores; tied to
     the file by :func:`~mrcio.extheader.checksum_tie`, so that a copy another program makes
-    into a file of other chunks is told from them). A file with a raw extended header
-    (``extended``: FEI, CCP4, ...) keeps no checksums (:attr:`checksummed` is False).
+    into a file of other chunks is told from them). A raw extended header (``extended``:
+    bytes, or FEI blocks as :func:`~mrcio.extheader.decode_extended` gives them) is written
+    unchanged, except that FEI1/FEI2 blocks are put in the file's byte order
+    (:func:`~mrcio.extheader.fei_in_order`); such a file keeps no checksums
+    (:attr:`checksummed` is False).
     """
 
     def __init__(
@@ -269,7 +273,7 @@ class SectionWriter:
         encoding: Encoding,
         *,
         meta: dict[str, Any] | None = None,
-        extended: bytes | None = None,
+        extended: Any = None,
         exttyp: str | None = None,
         expected_sections: int | None = None,
         name: str = "<stream>",
@@ -309,6 +313,10 @@ class SectionWriter:
         # checksums live in JSON metadata: a raw (FEI, CCP4, ...) extended header keeps none;
         # their entry, last in the JSON, is a placeholder of the same length until finish
         self.checksummed = compressed and encoding.checksums and extended is None
+        if extended is not None and exttyp in ("FEI1", "FEI2"):
+            extended = fei_in_order(extended, exttyp, encoding.byteorder)
+        elif isinstance(extended, np.ndarray):
+            extended = extended.tobytes()
         slot = None  # the placeholder's text ('"_mrcio":{...}') and sections
         if self.checksummed and expected_sections is not None:
             placeholder = checksum_entry([0] * expected_sections, 0)
@@ -1073,7 +1081,13 @@ def write(
         Extra header labels (the first say ``MRCZ0.6.0`` for MRCZ files and
         ``mrcio <version> <date>``).
     extended_header, exttyp
-        Raw extended header bytes and their type (e.g. ``"FEI2"``), written unchanged.
+        Raw extended header bytes and their type (e.g. ``"FEI2"``), written unchanged, or
+        the FEI1/FEI2 blocks :func:`mrcio.read_header` decodes (its ``extended``). FEI blocks
+        are written in the file's byte order (the bitmasks little-endian, as always), from
+        raw bytes in either order (told by the first block's size field). The decoded blocks
+        are those of the sections only, as mrcfile's ``indexed_extended_header``: the unused
+        blocks EPU and Velox add up to 1024 (only their size and version fields set) are not
+        written, so NSYMBT shrinks; pass ``read_header(...).extended_bytes`` to keep them.
     blosc2
         Write Blosc2-format (version 5) chunks, which mrcz < 0.6 cannot read.
     blocksize
@@ -1150,20 +1164,21 @@ def write(
 
 def chosen_extended(extended: Any, exttyp: str | bytes | None,
                     meta: dict[str, Any] | None, geometry: Header | None
-                    ) -> tuple[bytes | None, str | None]:
+                    ) -> tuple[Any, str | None]:
     """The raw extended header to write and its EXTTYP: the caller's, else (without
     ``meta``) the one of the ``geometry`` header unless it is JSON; None for none.
 
-    A caller's is taken as bytes (numpy arrays, such as the FEI records
-    :func:`mrcio.read_header` gives, and other buffers by their bytes; empty: none) with
-    EXTTYP as text of at most 4 ASCII characters, checked before anything is written."""
+    A caller's is taken as bytes (other buffers by their bytes; empty: none), or as the FEI
+    records :func:`mrcio.read_header` gives (which :class:`SectionWriter` puts in the file's
+    byte order), with EXTTYP as text of at most 4 ASCII characters, checked before anything
+    is written."""
     if extended is None and exttyp is None and meta is None and geometry is not None:
         _, extended, exttyp = kept_extended(geometry)
     if extended is None:
         if exttyp is not None:
             raise ValueError("exttyp names the kind of extended_header: give both")
         return None, None
-    raw = extended.tobytes() if hasattr(extended, "tobytes") else bytes(extended)
+    raw = extended if isinstance(extended, np.ndarray) else bytes(extended)
     kind = exttyp.decode("latin-1") if isinstance(exttyp, bytes) else exttyp
     if kind is not None and (not isinstance(kind, str) or not kind.isascii() or len(kind) > 4):
         raise ValueError(f"exttyp must be at most 4 ASCII characters, got {exttyp!r}")
