@@ -717,12 +717,44 @@ def test_transcoding_fei_files_to_big_endian(tmp_path: Path, real_dir: Path,
     assert np.array_equal(mrcio.read(little), mrcio.read(src))
 
 
+def test_mrcfiles_voxel_size_and_origin_records_are_taken(tmp_path: Path,
+                                                          real_dir: Path) -> None:
+    """mrcfile's own voxel_size and header.origin (record arrays of x, y, z) are taken by
+    write() and the streaming writer as mrcfile takes them: the files read the same in
+    mrcfile as one mrcfile wrote with them."""
+    with mrcfile.open(real_dir / "relion/ref_model.mrc", permissive=True) as m:
+        voxel, origin = m.voxel_size, m.header.origin
+    data = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    peer, ours, streamed = tmp_path / "peer.mrc", tmp_path / "ours.mrc", tmp_path / "s.mrc"
+    with mrcfile.new(peer) as m:
+        m.set_data(data)
+        m.voxel_size = voxel
+        m.header.origin = origin
+    mrcio.write(ours, data, voxel_size=voxel, origin=origin)
+    with mrcio.open(streamed, "w", dtype=np.float32, frame_shape=(4, 5), voxel_size=voxel,
+                    origin=origin) as out:
+        out.append(data)
+    with mrcfile.open(peer) as theirs:
+        for path in (ours, streamed):
+            with mrcfile.open(path) as mine:
+                assert mine.voxel_size.tolist() == theirs.voxel_size.tolist()
+                assert mine.header.origin.tolist() == theirs.header.origin.tolist()
+        with mrcfile.open(ours) as mine:
+            assert mine.header.cella.tolist() == theirs.header.cella.tolist()
+    assert mrcio.read_header(ours).origin == (-3.54, -3.54, -3.54)  # float32 values
+    assert mrcfile.validate(str(ours), print_file=io.StringIO())
+
+
 @pytest.mark.parametrize(("kwargs", "words"), [
     ({"labels": ["a", "", "c"]}, "labels must hold text"),
     ({"labels": [5]}, "labels must be text"),
     ({"voxel_size": -1.5}, "voxel_size must be finite and not negative"),
     ({"voxel_size": float("nan")}, "voxel_size must be finite"),
     ({"voxel_size": (1.0, 1e300, 1.0)}, "voxel_size must be finite"),
+    ({"voxel_size": "large"}, "voxel_size must be a number or"),
+    ({"voxel_size": np.zeros(1, [("x", "f4")])}, "voxel_size must be a number or"),
+    ({"origin": 1.5}, r"origin must be \(x, y, z\)"),
+    ({"origin": (1.0, "a", 2.0)}, r"origin must be \(x, y, z\)"),
     ({"exttyp": "CCP4"}, "exttyp names the kind of extended_header"),
     ({"exttyp": "ABCDEFG", "extended_header": bytes(8)}, "at most 4 ASCII characters"),
     ({"exttyp": "é", "extended_header": bytes(8)}, "at most 4 ASCII characters"),

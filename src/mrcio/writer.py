@@ -907,20 +907,11 @@ def modern_layout(
     the convention mrcz reads them by."""
     vox = None
     if voxel_size is not None:
-        given = np.asarray(voxel_size, float)
-        sizes = np.broadcast_to(given, 3) if given.ndim == 0 else given
-        if sizes.shape != (3,):
-            raise ValueError(f"voxel_size must be a number or (x, y, z), got {voxel_size!r}")
-        vox = (float(sizes[0]), float(sizes[1]), float(sizes[2]))
+        vox = _xyz(voxel_size, "voxel_size", number=True)
         if not all(0 <= v <= _FLOAT32_MAX for v in vox):  # NaN fails too
             raise ValueError(f"voxel_size must be finite and not negative (0: unknown), "
                              f"got {voxel_size!r}")
-    org = None
-    if origin is not None:
-        where = np.asarray(origin, float)
-        if where.shape != (3,):
-            raise ValueError(f"origin must be (x, y, z), got {origin!r}")
-        org = (float(where[0]), float(where[1]), float(where[2]))
+    org = None if origin is None else _xyz(origin, "origin", number=False)
     if geometry is not None:
         layout = geometry_layout(geometry, plan, mrcz=mrcz)
         layout.labels = list(labels)
@@ -974,6 +965,38 @@ def geometry_layout(header: Header, plan: Plan, *, mrcz: bool) -> Layout:
     if 1 <= header["ispg"] <= 230:
         layout.sections = header.nsections
     return layout
+
+
+def _xyz(value: Any, name: str, *, number: bool) -> tuple[float, float, float]:
+    """An (x, y, z) argument as three floats: a sequence of three numbers, one number for
+    all three (if ``number``), or a record with fields x, y and z, as mrcfile gives its
+    ``voxel_size`` and ``header.origin`` (and takes them back when they are assigned).
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is none of these.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> _xyz(np.rec.array((1.5, 2.0, 2.5), dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4")]),
+    ...      "origin", number=False)
+    (1.5, 2.0, 2.5)
+    >>> _xyz(0.8, "voxel_size", number=True)
+    (0.8, 0.8, 0.8)
+    """
+    shape = "a number or (x, y, z)" if number else "(x, y, z)"
+    try:
+        given = np.asarray(value)
+        values = np.array(given.tolist() if given.dtype.names else given, float)
+    except (TypeError, ValueError):
+        values = np.empty(0)  # not numbers: refused below
+    if values.ndim == 0 and number:
+        values = np.broadcast_to(values, 3)
+    if values.shape != (3,):
+        raise ValueError(f"{name} must be {shape}, got {value!r}")
+    return float(values[0]), float(values[1]), float(values[2])
 
 
 def resolve_byteorder(byteorder: str | None, dtype: np.dtype[Any]) -> str:
@@ -1182,7 +1205,7 @@ def chosen_extended(extended: Any, exttyp: str | bytes | None,
     kind = exttyp.decode("latin-1") if isinstance(exttyp, bytes) else exttyp
     if kind is not None and (not isinstance(kind, str) or not kind.isascii() or len(kind) > 4):
         raise ValueError(f"exttyp must be at most 4 ASCII characters, got {exttyp!r}")
-    return (raw, kind) if raw else (None, None)
+    return (raw, kind) if len(raw) else (None, None)
 
 
 # --- rewriting an existing file (appends, frames replaced in place) --------------------------
