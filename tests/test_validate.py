@@ -60,6 +60,27 @@ def test_each_check(tmp_path: Path, field: str, raw: bytes, code: str) -> None:
     assert mrcfile.validate(str(path), print_file=io.StringIO()) is False
 
 
+@pytest.mark.parametrize(("field", "axis", "value"), [
+    ("cella", 0, np.nan), ("cella", 2, np.inf), ("origin", 1, np.nan), ("origin", 0, -np.inf),
+])
+def test_non_finite_cell_and_origin_are_warned_of(tmp_path: Path, field: str, axis: int,
+                                                  value: float) -> None:
+    """mrcfile.validate passes NaN and infinite CELLA and ORIGIN (its cell check is "not
+    negative"), so mrcio's verdict stays the same (no error) and warns of them."""
+    path = valid_file(tmp_path)
+    patch(path, field_offset(field) + 4 * axis, np.float32(value).tobytes())
+    issues = mrcio.validate(path)
+    name = f"{field}.{'xyz'[axis]}"
+    code = "cell" if field == "cella" else "origin"
+    assert [(i.severity, i.code, i.field) for i in issues] == [("warning", code, name)]
+    assert f"is {value}" in issues[0].message
+    assert mrcfile.validate(str(path), print_file=io.StringIO()) is True
+    with mrcfile.open(path) as theirs:
+        mine = mrcio.read_header(path)
+        assert np.array_equal(mine.voxel_size, theirs.voxel_size.tolist(), equal_nan=True)
+        assert np.array_equal(mine.origin, theirs.header.origin.tolist(), equal_nan=True)
+
+
 def test_machine_stamp_and_mode(tmp_path: Path) -> None:
     path = valid_file(tmp_path)
     patch(path, field_offset("machst"), bytes(4))

@@ -754,6 +754,11 @@ def test_mrcfiles_voxel_size_and_origin_records_are_taken(tmp_path: Path,
     ({"voxel_size": "large"}, "voxel_size must be a number or"),
     ({"voxel_size": np.zeros(1, [("x", "f4")])}, "voxel_size must be a number or"),
     ({"origin": 1.5}, r"origin must be \(x, y, z\)"),
+    ({"origin": (np.nan, 0, 0)}, "origin must be finite and within float32's range"),
+    ({"origin": (0, 0, -np.inf)}, "origin must be finite and within float32's range"),
+    ({"origin": (1e39, 0, 0)}, "origin must be finite and within float32's range"),
+    ({"voxel_size": 1e38}, r"voxel_size 1e\+38 gives a cell of \(4e\+38, 4e\+38, 2e\+38\)"),
+    ({"voxel_size": (1, 1, 2e38)}, "beyond float32's range"),
     ({"origin": (1.0, "a", 2.0)}, r"origin must be \(x, y, z\)"),
     ({"exttyp": "CCP4"}, "exttyp names the kind of extended_header"),
     ({"exttyp": "ABCDEFG", "extended_header": bytes(8)}, "at most 4 ASCII characters"),
@@ -764,6 +769,14 @@ def test_bad_arguments_are_refused_before_writing(tmp_path: Path, kwargs: dict[s
                                                   words: str) -> None:
     with pytest.raises((ValueError, TypeError), match=words):
         mrcio.write(tmp_path / "a.mrc", np.zeros((2, 4, 4), np.float32), **kwargs)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kwargs", [{"origin": (0, np.nan, 0)}, {"voxel_size": 2e38}])
+def test_the_streaming_writer_refuses_what_float32_cannot_hold(tmp_path: Path,
+                                                              kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="float32's range"):
+        mrcio.open(tmp_path / "s.mrc", "w", dtype=np.float32, frame_shape=(4, 5), **kwargs)
     assert list(tmp_path.iterdir()) == []
 
 

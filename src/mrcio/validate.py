@@ -80,6 +80,12 @@ def _header_checks(h: Header) -> list[Issue]:
     for axis, length in zip("xyz", h["cella"], strict=True):
         if length < 0:
             add("cell", f"cella.{axis}", f"is negative ({length})")
+        elif not math.isfinite(length):
+            add("cell", f"cella.{axis}", f"is {length}, not a length: the voxel size is "
+                f"{length} too", "warning")
+    for axis, value in zip("xyz", h["origin"], strict=True):
+        if not math.isfinite(value):
+            add("origin", f"origin.{axis}", f"is {value}, not a position", "warning")
     axes = sorted((h["mapc"], h["mapr"], h["maps"]))
     if axes != [1, 2, 3]:
         add("axis-map", "mapc/mapr/maps", f"are {axes}, should be 1, 2, 3 in some order")
@@ -194,7 +200,8 @@ def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
     2. the machine stamp names a byte order (``machine-stamp``);
     3. the mode (and MRCZ codec) is known, and in MRC2014 for uncompressed files (``mode``);
     4. NX, NY, NZ, MX, MY, MZ, ISPG, NLABL and CELLA are not negative (``dimensions``,
-       ``cell``);
+       ``cell``), and CELLA and ORIGIN are finite (``cell``, ``origin``: warnings, as
+       ``mrcfile.validate`` passes NaN and infinity there; mrcio does not write them);
     5. MAPC, MAPR, MAPS are 1, 2, 3 in some order (``axis-map``);
     6. a volume stack's NZ is a multiple of MZ (``volume-stack``);
     7. NLABL counts the labels with text, and no empty label comes between them (``labels``);

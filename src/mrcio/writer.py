@@ -912,6 +912,9 @@ def modern_layout(
             raise ValueError(f"voxel_size must be finite and not negative (0: unknown), "
                              f"got {voxel_size!r}")
     org = None if origin is None else _xyz(origin, "origin", number=False)
+    if org is not None and not _fits_float32(org):
+        raise ValueError(f"origin must be finite and within float32's range (+-3.4e+38 Å: "
+                         f"ORIGIN is float32), got {origin!r}")
     if geometry is not None:
         layout = geometry_layout(geometry, plan, mrcz=mrcz)
         layout.labels = list(labels)
@@ -921,15 +924,25 @@ def modern_layout(
         if org is not None:
             layout.origin = org
             layout.fields.pop("origin", None)
-        return layout
-    mz, ispg = {"image": (1, 0), "stack": (1, 0), "volume": (-1, 1)}.get(
-        plan.kind, (plan.per, 401)
-    )
-    return Layout(
-        ny=plan.ny, nx=plan.nx, mx=plan.nx, my=plan.ny, mz=mz, ispg=ispg,
-        voxel_size=vox or (0.0, 0.0, 0.0), origin=org or (0.0, 0.0, 0.0),
-        labels=list(labels), cell_from_dims=mrcz and ispg == 0,
-    )
+    else:
+        mz, ispg = {"image": (1, 0), "stack": (1, 0), "volume": (-1, 1)}.get(
+            plan.kind, (plan.per, 401)
+        )
+        layout = Layout(
+            ny=plan.ny, nx=plan.nx, mx=plan.nx, my=plan.ny, mz=mz, ispg=ispg,
+            voxel_size=vox or (0.0, 0.0, 0.0), origin=org or (0.0, 0.0, 0.0),
+            labels=list(labels), cell_from_dims=mrcz and ispg == 0,
+        )
+    if vox is not None and not _fits_float32(cell := layout.cella(max(plan.nz, 1))):
+        raise ValueError(f"voxel_size {voxel_size!r} gives a cell of {cell} Å, beyond "
+                         f"float32's range (3.4e+38), which CELLA is stored in")
+    return layout
+
+
+def _fits_float32(values: Sequence[float]) -> bool:
+    """Whether all ``values`` are finite and stay finite as float32 (CELLA, ORIGIN)."""
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(np.asarray(values, np.float64).astype(np.float32)).all())
 
 
 def geometry_layout(header: Header, plan: Plan, *, mrcz: bool) -> Layout:
@@ -1081,9 +1094,12 @@ def write(
         of 2-D frames (image stack) or of 3-D frames (volume stack), or a Dask array
         (written chunk by chunk).
     voxel_size
-        Angstroms per voxel: one number or (x, y, z).
+        Angstroms per voxel: one number or (x, y, z) (mrcfile's ``voxel_size`` record
+        too), finite and not negative, and small enough that the cell (voxel size x
+        voxels) fits in float32.
     origin
-        Map origin in angstroms (x, y, z).
+        Map origin in angstroms (x, y, z) (mrcfile's ``header.origin`` too), finite and
+        within float32's range.
     meta
         Dict stored as JSON in the extended header (MRCZ's convention): numpy values become
         lists and numbers, Enums ``"Enum.Class.NAME"``.
