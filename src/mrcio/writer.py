@@ -91,13 +91,20 @@ def mrcio_label() -> str:
 
 def file_labels(labels: str | Sequence[str], mrcz_form: bool) -> list[str]:
     """The labels of a new file: ``MRCZ0.6.0`` first in MRCZ form, then mrcio's own (where
-    there is room for it), then the caller's, checked before anything is written."""
+    there is room for it), then the caller's with text, checked before anything is written.
+
+    Blank labels are dropped: MRC2014 validators (mrcio's, mrcfile's) reject them before
+    labels with text and counted in NLABL, and RELION counts blank labels in NLABL, so
+    :attr:`~mrcio.header.Header.labels` of its files gives ten of them.
+
+    Examples
+    --------
+    >>> file_labels(["", "motion corrected", " "], mrcz_form=True)[::2]
+    ['MRCZ0.6.0', 'motion corrected']
+    """
     if isinstance(labels, str):
         labels = [labels]  # one label, not one per character
-    for text in labels:
-        if not encode_label(text).strip():
-            raise ValueError("labels must hold text: MRC2014 validators reject blank labels "
-                             "before labels with text")
+    labels = [text for text in labels if encode_label(text).strip()]
     first = [MRCZ_LABEL] if mrcz_form else []
     if len(first) + len(labels) > 10:
         raise ValueError(
@@ -1118,7 +1125,9 @@ def write(
         Force an MRC mode; needed for uint8 (6, 0 or 101).
     labels
         Extra header labels (the first say ``MRCZ0.6.0`` for MRCZ files and
-        ``mrcio <version> <date>``).
+        ``mrcio <version> <date>``). Blank ones are dropped (validators reject blank
+        labels counted in NLABL), so the labels :func:`mrcio.read_header` gives can be
+        written back, also those of RELION files (ten blank labels in NLABL).
     extended_header, exttyp
         Raw extended header bytes and their type (e.g. ``"FEI2"``), written unchanged, or
         the FEI1/FEI2 blocks :func:`mrcio.read_header` decodes (its ``extended``). FEI blocks
