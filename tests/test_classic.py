@@ -737,6 +737,21 @@ def test_frames_of_other_dtypes_raise_type_error_as_mrcz_and_value_error(tmp_pat
         mrcz.writeMRC(frames, os.fspath(tmp_path / "theirs.mrc"))
 
 
+@pytest.mark.parametrize("endian", ["le", "be"])
+def test_frames_differing_only_in_byte_order_are_converted(tmp_path: Path,
+                                                           endian: str) -> None:
+    """mrcz refuses them (its dtypes differ); mrcio converts them to the file's order, as
+    write() and the streaming writer do, and mrcz reads the file back."""
+    frames = [np.arange(16, dtype="<f4").reshape(4, 4), np.ones((4, 4), ">f4")]
+    with pytest.raises(TypeError, match="Frame 1 has dtype >f4"):
+        mrcz.writeMRC(frames, os.fspath(tmp_path / "theirs.mrc"))
+    path = tmp_path / "ours.mrc"
+    mrcio.writeMRC(frames, path, endian=endian)
+    assert mrcio.read_header(path).byteorder == {"le": "<", "be": ">"}[endian]
+    back, _ = mrcz.readMRC(os.fspath(path))
+    assert np.array_equal(np.asarray(back), np.stack(frames))
+
+
 def test_meta_id_is_exttyp_as_stored(real_dir: Path) -> None:
     path = real_dir / "mrcfile/EMD-3001.map"  # 160 bytes of symmetry records, EXTTYP blank
     ours, theirs = mrcio.readMRCHeader(path)[0], mrcz.readMRCHeader(os.fspath(path))[0]

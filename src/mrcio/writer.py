@@ -853,17 +853,24 @@ class FrameMismatchError(TypeError, ValueError):
 def plan_data(data: Any, *, stack: bool) -> Plan:
     """Shape the input as z-sections: arrays (2-D image, 3-D volume or stack, 4-D volume
     stack), sequences of 2-D or 3-D frames, or Dask arrays; sections need rows and columns.
+
+    The frames of a sequence must have one shape and one dtype but for the byte order:
+    the plan's dtype is the first frame's, and the others are converted to the file's
+    byte order as they are written, as the streaming writer converts the frames appended.
     """
     if isinstance(data, (list, tuple)):
         if not data:
             raise ValueError("nothing to write: empty list of frames")
         frames = [np.asarray(f) for f in data]
         first = frames[0]
-        for k, frame in enumerate(frames):
-            if frame.shape != first.shape or frame.dtype != first.dtype:
+        for k, frame in enumerate(frames):  # byte orders may differ: converted when written
+            if frame.shape != first.shape or (
+                frame.dtype.newbyteorder("=") != first.dtype.newbyteorder("=")
+            ):
                 raise FrameMismatchError(
                     f"frame {k} is {frame.shape} {frame.dtype}, frame 0 is "
-                    f"{first.shape} {first.dtype}: all frames must match"
+                    f"{first.shape} {first.dtype}: all frames must match (in all but "
+                    "byte order)"
                 )
         if first.ndim not in (2, 3):
             raise ValueError(f"frames must be 2-D or 3-D, got {first.ndim}-D")
@@ -1118,7 +1125,8 @@ def write(
     stack
         Write a 3-D array as an image stack (ISPG 0) instead of a volume (ISPG 1).
     byteorder
-        None keeps the data's byte order; ``"little"`` or ``"big"`` forces one.
+        None keeps the data's byte order (a list's first frame's: frames in the other
+        order are converted); ``"little"`` or ``"big"`` forces one.
     overwrite
         Replace an existing file (otherwise :class:`FileExistsError`).
     mode
