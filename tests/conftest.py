@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gemmi
+import mrcfile
+import mrcz
 import numpy as np
 import pytest
 
@@ -126,3 +130,27 @@ def assert_placed_alike() -> Callable[..., None]:
         assert np.isfinite(values_src).sum() >= 8  # the points inside the map
 
     return check
+
+
+@pytest.fixture
+def peer_geometry() -> Callable[[Path], dict[str, Any]]:
+    """How the peers read a file's geometry, to compare value for value: mrcz's frame
+    shapes and (z, y, x) pixel size, and for plain files mrcfile's voxel size, data shape
+    and kind (volume, image stack) and gemmi's grid and unit cell after its usual
+    ``setup()``."""
+
+    def view(path: Path) -> dict[str, Any]:
+        image, header = mrcz.readMRC(os.fspath(path))
+        frames = image if isinstance(image, list) else [image]
+        seen: dict[str, Any] = {
+            "mrcz": ([frame.shape for frame in frames], header["pixelsize"].tolist())}
+        if mrcio.read_header(path).compressor is None:
+            with mrcfile.open(path, permissive=True) as m:
+                seen["mrcfile"] = (m.voxel_size.tolist(), m.data.shape, m.is_volume(),
+                                   m.is_image_stack())
+            ccp4 = gemmi.read_ccp4_map(os.fspath(path))
+            ccp4.setup(float("nan"))
+            seen["gemmi"] = (ccp4.grid.shape, ccp4.grid.unit_cell.parameters)
+        return seen
+
+    return view

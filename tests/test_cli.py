@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -554,15 +555,16 @@ def test_decompress_keeps_metadata(capsys: pytest.CaptureFixture[str], movie_mrc
 def test_compression_keeps_real_headers(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                         real_dir: Path, name: str) -> None:
     """Every header field and the extended header survive compress + decompress; only the
-    statistics (recomputed), blank trailing labels and, for image stacks, MZ (1 in MRCZ
-    and after, with the voxel size kept) may change; mrcfile sees the same voxel size."""
+    statistics (recomputed) and blank trailing labels may change: the geometry (MX, MY, MZ,
+    CELLA, ISPG) is kept, that of RELION's volume with ISPG 0 too; mrcfile sees the same
+    voxel size."""
     original = real_dir / name
     mrcz, back = tmp_path / "a.mrcz", tmp_path / "b.mrc"
     assert run(capsys, "compress", "--verify", original, "-o", mrcz)[0] == 0
     assert run(capsys, "decompress", "--verify", mrcz, "-o", back)[0] == 0
     before, after = mrcio.read_header(original), mrcio.read_header(back)
     changeable = {"dmin", "dmax", "dmean", "rms", "label", "nlabl", "nversion", "map",
-                  "machst", "mz", "cella"}
+                  "machst"}
     old, new = before.to_dict(), after.to_dict()
     assert {k: new[k] for k in old if k not in changeable} == \
         {k: old[k] for k in old if k not in changeable}
@@ -576,6 +578,26 @@ def test_compression_keeps_real_headers(capsys: pytest.CaptureFixture[str], tmp_
     with mrcfile.open(original, permissive=True) as a, mrcfile.open(back) as b:
         assert b.voxel_size == a.voxel_size
     np.testing.assert_array_equal(mrcio.read(back), mrcio.read(original))
+
+
+@pytest.mark.parametrize("commands", [("compress", "decompress"), ("convert", "convert")])
+def test_an_ispg0_volume_stays_a_volume_for_peers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, real_dir: Path,
+    commands: tuple[str, str], peer_geometry: Callable[[Path], dict[str, Any]],
+) -> None:
+    """RELION 1.4 writes maps with ISPG 0 and MZ = NZ: through MRCZ and back, gemmi keeps
+    its 100^3 grid and 354 Å cell, mrcfile its voxel size and kind, and mrcz reads the MRCZ
+    file as it reads the original (one frame of 100 sections, 3.54 Å pixels)."""
+    original = real_dir / "relion/ref_model.mrc"
+    mrcz_file, back = tmp_path / "a.mrcz", tmp_path / "b.mrc"
+    output = ["-o"] if commands[0] == "compress" else []
+    assert run(capsys, commands[0], original, *output, mrcz_file)[0] == 0
+    assert run(capsys, commands[1], mrcz_file, *output, back)[0] == 0
+    before = peer_geometry(original)
+    assert before["gemmi"] == ((100, 100, 100), (354.0, 354.0, 354.0, 90.0, 90.0, 90.0))
+    assert peer_geometry(back) == before
+    assert peer_geometry(mrcz_file) == {"mrcz": before["mrcz"]}
+    assert before["mrcz"] == ([(100, 100, 100)], [3.54, 3.54, 3.54])
 
 
 def test_failed_verification_leaves_nothing(capsys: pytest.CaptureFixture[str],

@@ -170,6 +170,19 @@ def test_mrcz_channels_and_old_mrcz_versions() -> None:
     assert parse_header(record.tobytes()).mrcz_version == (0, 4, 1)
 
 
+def test_mz_equal_to_nz_is_a_volume_in_mrcz_files_too() -> None:
+    # RELION 1.4 and cryoDRGN volumes (ISPG 0, MZ = NZ) keep their geometry in MRCZ form,
+    # where mrcz reads one frame of NZ sections: one 3-D array, not a frame of NZ channels
+    record = np.frombuffer(make(nz=6, mz=6, cella=(4, 3, 12))[:1024], HEADER_DTYPE)[0].copy()
+    set_labels(record, ["MRCZ0.6.0"])
+    header = parse_header(record.tobytes())
+    assert (header.sampled_volume, header.four_d, header.channels) == (True, False, 1)
+    assert header.shape == (6, 3, 4)
+    assert header.voxel_size == (1.0, 1.0, 2.0)
+    record["ispg"] = 1
+    assert not parse_header(record.tobytes()).sampled_volume
+
+
 def test_voxel_size_uses_sampling_and_falls_back_to_dimensions() -> None:
     assert parse_header(make(cella=(8, 9, 10), mx=4, my=3, mz=2)).voxel_size == (2, 3, 5)
     assert parse_header(make(cella=(8, 9, 10), mx=0, my=0, mz=0)).voxel_size == (2, 3, 5)

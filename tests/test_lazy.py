@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,22 @@ def test_many_files_locally_and_on_a_cluster(tmp_path: Path, rng: np.random.Gene
         assert mrcio.read_header(r["dst"]).voxel_size.x == 2.0
     with pytest.raises(FileExistsError):
         convert_files([(sources[0], sources[0].with_suffix(".mrcz"))], workers=1)
+
+
+def test_converting_files_keeps_an_ispg0_volume_for_peers(
+    tmp_path: Path, real_dir: Path, peer_geometry: Callable[[Path], dict[str, Any]],
+) -> None:
+    # cryoDRGN writes volumes with ISPG 0 and MZ = NZ: compressed and decompressed, gemmi
+    # and mrcfile read the same grid, cell and voxel size, and mrcz the MRCZ file as the
+    # original (one frame of 30 sections)
+    original = real_dir / "cryodrgn/toymodel_small_nocenter.mrc"
+    mrcz_file, back = tmp_path / "m.mrcz", tmp_path / "m.mrc"
+    convert_files([(original, mrcz_file)], workers=1)
+    convert_files([(mrcz_file, back)], compressor=None, workers=1)
+    before = peer_geometry(original)
+    assert before["gemmi"] == ((30, 30, 30), (30.0, 30.0, 30.0, 90.0, 90.0, 90.0))
+    assert peer_geometry(back) == before
+    assert peer_geometry(mrcz_file) == {"mrcz": before["mrcz"]}
 
 
 def test_import_does_no_work() -> None:

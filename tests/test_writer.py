@@ -8,6 +8,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -273,14 +274,143 @@ def test_decompressed_mrcz_channels_become_a_volume_stack(tmp_path: Path) -> Non
     assert _peer_view(tmp_path / "c.mrc") == ((2.0, 2.0, 2.0), (2, 3, 4, 5), 401)
 
 
-def test_compress_decompress_keeps_a_volume_for_peers(tmp_path: Path, real_dir: Path) -> None:
-    original = real_dir / "relion/ref_model.mrc"  # ISPG 0, MZ = NZ, ten blank labels
+def test_decompressed_mrcz_frame_of_every_section_stays_a_volume(tmp_path: Path) -> None:
+    import mrcz
+
+    volume = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5)
+    mrcz.writeMRC([volume], str(tmp_path / "v.mrcz"), compressor="zstd",
+                  pixelsize=[2.0, 2.0, 2.0])  # mrcz: MZ = NZ = 3, ISPG 0
+    assert np.array_equal(mrcio.read(tmp_path / "v.mrcz"), volume)
+    transcode(tmp_path / "v.mrcz", tmp_path / "v.mrc", compressor=None)
+    assert np.array_equal(mrcio.read(tmp_path / "v.mrc"), volume)
+    assert _peer_view(tmp_path / "v.mrc") == ((2.0, 2.0, 2.0), (3, 4, 5), 0)
+    assert mrcio.read_header(tmp_path / "v.mrc")["mz"] == 3
+
+
+def _geometry(path: Path) -> tuple[Any, ...]:
+    """The header's geometry: MX, MY, MZ, CELLA, ISPG."""
+    h = mrcio.read_header(path)
+    return (int(h["mx"]), int(h["my"]), int(h["mz"]), [float(c) for c in h["cella"]],
+            int(h["ispg"]))
+
+
+@pytest.mark.parametrize("name", ["relion/ref_model.mrc", "cryodrgn/toymodel_small_nocenter.mrc",
+                                  "cryodrgn/50S-vol.mrc"])
+def test_compress_decompress_keeps_a_volume_for_peers(
+    tmp_path: Path, real_dir: Path, name: str,
+    peer_geometry: Callable[[Path], dict[str, Any]],
+) -> None:
+    # RELION 1.4 and cryoDRGN write volumes with ISPG 0 and MZ = NZ: mrcfile takes the z
+    # voxel size over MZ, gemmi makes an NZ-deep grid of it, mrcz reads one frame of NZ
+    # sections. Such a file's geometry stays as it is in MRCZ form and back (an image
+    # stack's MZ = 1 would fold gemmi's grid into one section)
+    original = real_dir / name
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # blank labels make no room problem
         transcode(original, tmp_path / "r.mrcz", compressor="zstd")
     transcode(tmp_path / "r.mrcz", tmp_path / "r.mrc", compressor=None)
+    assert _geometry(tmp_path / "r.mrcz") == _geometry(tmp_path / "r.mrc") == \
+        _geometry(original)
+    before = peer_geometry(original)
+    assert peer_geometry(tmp_path / "r.mrc") == before
+    assert before["gemmi"][0] == mrcio.read_header(original).shape[::-1]
+    assert peer_geometry(tmp_path / "r.mrcz") == {"mrcz": before["mrcz"]}
     assert _peer_view(tmp_path / "r.mrc")[:2] == _peer_view(original)[:2]
-    assert np.array_equal(mrcio.read(tmp_path / "r.mrc"), mrcio.read(original))
+    volume = mrcio.read(original)
+    assert volume.ndim == 3
+    assert np.array_equal(mrcio.read(tmp_path / "r.mrcz"), volume)
+    assert np.array_equal(mrcio.read(tmp_path / "r.mrc"), volume)
+    assert mrcio.read_header(tmp_path / "r.mrcz").voxel_size == \
+        mrcio.read_header(original).voxel_size
+
+
+VOXEL = (1.0, 2.0, 3.0)
+
+
+def _volume_stack_mrcz(route: str, path: Path, volumes: np.ndarray) -> None:
+    """Write ``volumes`` compressed: with :func:`mrcio.write`, the streaming writer, or
+    plain first and then compressed (as ``mrcio compress`` does)."""
+    if route == "write":
+        mrcio.write(path, volumes, voxel_size=VOXEL, compressor="zstd")
+    elif route == "stream":
+        with mrcio.open(path, "w", dtype=volumes.dtype, frame_shape=volumes.shape[1:],
+                        compressor="zstd", voxel_size=VOXEL) as out:
+            for volume in volumes:
+                out.append(volume)
+    else:
+        mrcio.write(path.with_suffix(".plain.mrc"), volumes, voxel_size=VOXEL)
+        transcode(path.with_suffix(".plain.mrc"), path, compressor="zstd")
+
+
+@pytest.mark.parametrize("route", ["write", "stream", "compress"])
+def test_mrcz_volume_stacks_carry_the_cell_mrcz_reads(
+    route: str, tmp_path: Path, rng: np.random.Generator,
+    peer_geometry: Callable[[Path], dict[str, Any]],
+) -> None:
+    # mrcz takes the z pixel size as CELLA.z / NZ: an MRCZ stack of 4 volumes of 3
+    # sections needs CELLA.z = 3 x 12, labelled ISPG 0 as mrcz writes its frames (ISPG 401
+    # in MRCZ files keeps MRC2014's CELLA.z / MZ, as older mrcio wrote them)
+    volumes = rng.normal(size=(4, 3, 5, 6)).astype(np.float32)
+    _volume_stack_mrcz(route, tmp_path / "v.mrcz", volumes)
+    assert _geometry(tmp_path / "v.mrcz") == (6, 5, 3, [6.0, 10.0, 36.0], 0)
+    assert peer_geometry(tmp_path / "v.mrcz") == {"mrcz": ([(3, 5, 6)] * 4, [3.0, 2.0, 1.0])}
+    assert mrcio.readMRC(tmp_path / "v.mrcz")[1]["pixelsize"].tolist() == [3.0, 2.0, 1.0]
+    assert mrcio.read_header(tmp_path / "v.mrcz").voxel_size == VOXEL
+    assert np.array_equal(mrcio.read(tmp_path / "v.mrcz"), volumes)
+
+    transcode(tmp_path / "v.mrcz", tmp_path / "v.mrc", compressor=None)
+    mrcio.write(tmp_path / "plain.mrc", volumes, voxel_size=VOXEL)
+    assert _geometry(tmp_path / "v.mrc") == _geometry(tmp_path / "plain.mrc") == (
+        6, 5, 3, [6.0, 10.0, 9.0], 401)
+    seen = peer_geometry(tmp_path / "v.mrc")
+    assert seen == peer_geometry(tmp_path / "plain.mrc")
+    assert seen["mrcfile"][:2] == (VOXEL, (4, 3, 5, 6))
+    assert np.array_equal(mrcio.read(tmp_path / "v.mrc"), volumes)
+    assert mrcfile.validate(str(tmp_path / "v.mrc"), print_file=io.StringIO())
+
+
+def test_one_volume_mrcz_stack_grows_into_mrczs_rule(
+    tmp_path: Path, peer_geometry: Callable[[Path], dict[str, Any]],
+) -> None:
+    # one volume's cell is the same by MRC2014's rule and mrcz's: it keeps ISPG 401 (ISPG
+    # 0 with MZ = NZ would be a volume), and takes mrcz's rule once a volume is appended
+    volume = np.arange(3 * 5 * 6, dtype=np.float32).reshape(1, 3, 5, 6)
+    path = tmp_path / "v.mrcz"
+    mrcio.write(path, volume, voxel_size=VOXEL, compressor="zstd")
+    assert _geometry(path) == (6, 5, 3, [6.0, 10.0, 9.0], 401)
+    assert peer_geometry(path) == {"mrcz": ([(3, 5, 6)], [3.0, 2.0, 1.0])}
+    assert np.array_equal(mrcio.read(path), volume)
+    with mrcio.open(path, "a") as out:
+        out.append(volume[0] + 1)
+    assert _geometry(path) == (6, 5, 3, [6.0, 10.0, 18.0], 0)
+    assert peer_geometry(path) == {"mrcz": ([(3, 5, 6)] * 2, [3.0, 2.0, 1.0])}
+    assert np.array_equal(mrcio.read(path), np.concatenate([volume, volume + 1]))
+
+
+def test_older_mrcz_volume_stacks_keep_their_voxel_size(
+    tmp_path: Path, rng: np.random.Generator,
+    peer_geometry: Callable[[Path], dict[str, Any]],
+) -> None:
+    # mrcio wrote MRCZ volume stacks with ISPG 401 and MRC2014's CELLA.z = voxel z x MZ:
+    # read (and appended to, and decompressed) by that rule; mrcz reads z / 4 from them
+    volumes = rng.normal(size=(4, 3, 5, 6)).astype(np.float32)
+    path = tmp_path / "old.mrcz"
+    mrcio.write(path, volumes, voxel_size=VOXEL, compressor="zstd")
+    raw = bytearray(path.read_bytes())
+    raw[48:52] = np.float32(9.0).tobytes()  # CELLA.z
+    raw[88:92] = np.int32(401).tobytes()  # ISPG
+    path.write_bytes(bytes(raw))
+    assert mrcio.read_header(path).voxel_size == VOXEL
+    assert np.array_equal(mrcio.read(path), volumes)
+    assert peer_geometry(path) == {"mrcz": ([(3, 5, 6)] * 4, [0.75, 2.0, 1.0])}
+    with mrcio.open(path, "a") as out:
+        out.append(volumes[0])
+    assert _geometry(path) == (6, 5, 3, [6.0, 10.0, 9.0], 401)
+    assert mrcio.read_header(path).voxel_size == VOXEL
+    transcode(path, tmp_path / "old.mrc", compressor=None)
+    with mrcfile.open(tmp_path / "old.mrc") as m:
+        assert m.voxel_size.tolist() == VOXEL
+        assert m.data.shape == (5, 3, 5, 6)
 
 
 def test_compressing_ten_labels_says_which_one_gives_way(tmp_path: Path) -> None:

@@ -420,13 +420,26 @@ class Header:
 
         mrcz stores "sections per frame" in MZ; only files labelled ``MRCZ<version>`` are
         read that way (with ISPG 0, as mrcz writes), so MRC2014 files keep MZ's meaning.
+        MZ = NZ is one volume's sampling in every file (:attr:`sampled_volume`).
         """
         nz, mz, ispg = self.nsections, int(self["mz"]), int(self["ispg"])
         if mz < 1 or nz % mz:
             return False
         if 401 <= ispg <= 630:
             return True
-        return mz > 1 and ispg == 0 and self.mrcz_classic
+        return mz > 1 and not self.sampled_volume and self.mrcz_classic
+
+    @property
+    def sampled_volume(self) -> bool:
+        """True for a volume labelled an image stack: ISPG 0 with MZ = NZ > 1.
+
+        RELION 1.4 and cryoDRGN write maps so; mrcfile and gemmi take CELLA.z / MZ as the
+        z voxel size (gemmi: the grid is NZ sections deep), and mrcz, which reads MZ as
+        sections per frame, returns one frame of NZ sections. So MZ = NZ is a volume's
+        sampling in MRCZ files too: one 3-D array, never a frame of NZ channels.
+        """
+        nz = self.nsections
+        return int(self["ispg"]) == 0 and nz > 1 and int(self["mz"]) == nz
 
     @property
     def mrcz_classic(self) -> bool:

@@ -144,6 +144,19 @@ class Layout:
         """(MX, MY, MZ) for ``nz`` sections."""
         return self.mx, self.my, nz if self.mz == -1 else self.mz
 
+    def space_group(self, nz: int) -> int:
+        """ISPG for ``nz`` sections.
+
+        In mrcz's rule (:attr:`cell_from_dims`) a stack of more than one volume is labelled
+        0, as mrcz labels its frames of MZ sections: readers take CELLA.z over NZ sections
+        only in such files (ISPG 401 in an MRCZ file keeps MRC2014's CELLA.z over MZ, as
+        mrcio wrote it before). A single volume's cell is the same by both rules: it keeps
+        ISPG 401 (ISPG 0 with MZ = NZ is a volume, not a stack of one).
+        """
+        if self.cell_from_dims and self.ispg == 401 and nz > self.sampling(nz)[2]:
+            return 0
+        return self.ispg
+
     def cella(self, nz: int) -> tuple[float, float, float]:
         """CELLA for ``nz`` sections: the voxel size times MX, MY, MZ, or where a sampling
         is 0 (or in mrcz's convention) times NX, NY, NZ, as the voxel size is read."""
@@ -797,7 +810,7 @@ def build_record(
     )
     record["mx"], record["my"], record["mz"] = layout.sampling(nz)
     record["cella"] = layout.cella(nz)
-    record["ispg"] = layout.ispg
+    record["ispg"] = layout.space_group(nz)
     record["origin"] = layout.origin
     record["dmin"], record["dmax"], record["dmean"], record["rms"] = stats
     record["nsymbt"] = extended_nbytes
@@ -917,8 +930,9 @@ def modern_layout(
     stack ISPG 401 with MZ = sections per volume; MX, MY = NX, NY; or, with ``geometry``,
     that header's (see :func:`geometry_layout`). ``voxel_size`` and ``origin`` override.
 
-    Image stacks in MRCZ form (``mrcz``: labelled ``MRCZ0.6.0``) get CELLA.z = voxel z x NZ,
-    the convention mrcz reads them by."""
+    Image and volume stacks in MRCZ form (``mrcz``: labelled ``MRCZ0.6.0``) get CELLA.z =
+    voxel z x NZ, the convention mrcz reads them by (and volume stacks of more than one
+    volume ISPG 0, see :meth:`Layout.space_group`)."""
     vox = None
     if voxel_size is not None:
         vox = _xyz(voxel_size, "voxel_size", number=True)
@@ -945,7 +959,7 @@ def modern_layout(
         layout = Layout(
             ny=plan.ny, nx=plan.nx, mx=plan.nx, my=plan.ny, mz=mz, ispg=ispg,
             voxel_size=vox or (0.0, 0.0, 0.0), origin=org or (0.0, 0.0, 0.0),
-            labels=list(labels), cell_from_dims=mrcz and ispg == 0,
+            labels=list(labels), cell_from_dims=mrcz and ispg in (0, 401),
         )
     if vox is not None and not _fits_float32(cell := layout.cella(max(plan.nz, 1))):
         raise ValueError(f"voxel_size {voxel_size!r} gives a cell of {cell} Å, beyond "
@@ -1242,8 +1256,8 @@ def chosen_extended(extended: Any, exttyp: str | bytes | None,
 
 
 # --- rewriting an existing file (appends, frames replaced in place) --------------------------
-_REWRITTEN = {"nx", "ny", "nz", "mode", "mx", "my", "mz", "cella", "dmin", "dmax", "dmean",
-              "rms", "nsymbt", "exttyp", "packed_bytes", "nversion", "map", "machst", "nlabl",
+_REWRITTEN = {"nx", "ny", "nz", "mode", "mx", "my", "mz", "cella", "ispg", "dmin", "dmax",
+              "dmean", "rms", "nsymbt", "exttyp", "packed_bytes", "nversion", "map", "machst", "nlabl",
               "label"}
 
 
@@ -1251,14 +1265,17 @@ def layout_of(header: Header) -> Layout:
     """The layout of an existing file, so that it can be rewritten with more sections.
 
     Every header field not derived from the data is kept. CELLA keeps its meaning: scaled
-    with NZ where it covers all sections (volumes, files written by mrcz), fixed otherwise.
+    with NZ where it covers all sections (volumes, MRCZ files in mrcz's rule), fixed
+    otherwise. An MRCZ volume stack of one volume takes mrcz's rule (its cell is the same
+    by both), so that it grows into one that mrcz reads right (see
+    :meth:`Layout.space_group`).
     """
     assert HEADER_DTYPE.names is not None
     fields = {n: header.fields[n] for n in HEADER_DTYPE.names if n not in _REWRITTEN}
     nx, ny, nz = header["nx"], header["ny"], header.nsections
     mx, my, mz = header["mx"], header["my"], header["mz"]
-    cella = header["cella"]
-    by_dims = header.mrcz_version is not None and header["ispg"] == 0
+    cella, ispg = header["cella"], header["ispg"]
+    by_dims = header.mrcz_version is not None and (ispg == 0 or (ispg == 401 and mz == nz))
     counts = (nx, ny, nz) if by_dims else (mx, my, mz)
     voxel = (0.0, 0.0, 0.0)
     if min(counts) <= 0:
@@ -1266,8 +1283,8 @@ def layout_of(header: Header) -> Layout:
     else:
         voxel = (cella[0] / counts[0], cella[1] / counts[1], cella[2] / counts[2])
     return Layout(
-        ny=ny, nx=nx, mx=mx, my=my, mz=-1 if mz == nz and nz > 1 else mz,
-        ispg=header["ispg"], voxel_size=voxel, origin=header.origin,
+        ny=ny, nx=nx, mx=mx, my=my, mz=-1 if mz == nz > 1 and not header.four_d else mz,
+        ispg=ispg, voxel_size=voxel, origin=header.origin,
         labels=list(header.raw_labels), fields=fields, cell_from_dims=by_dims,
     )
 
@@ -1379,13 +1396,16 @@ def converted_layout(header: Header, *, mrcz: bool) -> Layout:
     (``mrcz``: compressed, or with JSON metadata) or as plain MRC2014.
 
     A file entering MRCZ form gets the ``MRCZ0.6.0`` first label (the last of ten labels
-    gives way, with a warning) and, if it is an image stack (ISPG 0), mrcz's convention
-    that such files are read by: MZ = 1, MX, MY = NX, NY and CELLA = voxel size x (NX, NY,
-    NZ). A file leaving it (decompressed, no metadata left) loses that label and gets
-    MRC2014's geometry back: MX, MY = NX, NY and MZ = 1 for an image stack, or ISPG 401
-    with MZ = sections per frame for mrcz's multi-channel frames, CELLA = voxel size x
-    (MX, MY, MZ), so that other readers (mrcfile, gemmi) see the same voxel size and shape.
-    The voxel size stays the same.
+    gives way, with a warning) and, if it is an image stack (ISPG 0), a volume labelled one
+    (ISPG 0, MZ = NZ: :attr:`~mrcio.header.Header.sampled_volume`) or a volume stack (ISPG
+    401), mrcz's convention that such files are read by: MX, MY = NX, NY, CELLA = voxel
+    size x (NX, NY, NZ), MZ = 1 for an image stack, and ISPG 0 for more than one volume
+    (:meth:`Layout.space_group`); a volume keeps MZ = NZ and ISPG 0, which mrcz reads as one
+    frame of NZ sections. A file leaving it (decompressed, no metadata left) loses that
+    label and gets MRC2014's geometry back: MX, MY = NX, NY; MZ = 1 for an image stack, MZ =
+    NZ for a volume (ISPG kept), or ISPG 401 with MZ = sections per frame for mrcz's frames
+    of several sections; CELLA = voxel size x (MX, MY, MZ), so that other readers (mrcfile,
+    gemmi) see the same voxel size and shape. The voxel size stays the same.
     """
     layout = layout_of(header)
     labels = layout.labels  # the file's, as bytes
@@ -1404,17 +1424,22 @@ def converted_layout(header: Header, *, mrcz: bool) -> Layout:
 
 
 def _mrcz_convention(layout: Layout, header: Header, *, mrcz: bool) -> None:
-    """Give an image stack (ISPG 0) entering MRCZ form (``mrcz``) mrcz's geometry, or take
-    it from a file of mrcz's convention leaving it (see :func:`converted_layout`)."""
-    if mrcz and header.mrcz_version is None and header["ispg"] == 0:
-        layout.cell_from_dims = True
-        layout.mx, layout.my, layout.mz = layout.nx, layout.ny, 1
-    elif not mrcz and layout.cell_from_dims:  # mrcz's ISPG 0 convention
+    """Give an image stack (ISPG 0), a volume labelled one (ISPG 0, MZ = NZ) or a volume
+    stack (ISPG 401) entering MRCZ form (``mrcz``) mrcz's geometry, or take it from a file
+    of mrcz's convention leaving it (see :func:`converted_layout`)."""
+    if mrcz and header.mrcz_version is None:
+        if layout.ispg == 0 or (layout.ispg == 401 and header.four_d):
+            layout.cell_from_dims = True
+            layout.mx, layout.my = layout.nx, layout.ny
+            if layout.ispg == 0 and not header.sampled_volume:
+                layout.mz = 1
+    elif not mrcz and layout.cell_from_dims:  # mrcz's rule
         layout.cell_from_dims = False
-        channels = header.channels
-        layout.mx, layout.my, layout.mz = layout.nx, layout.ny, channels
-        layout.ispg = 401 if channels > 1 else 0
-        layout.fields.pop("ispg", None)  # not kept: the header's 0 meant mrcz's rule
+        layout.mx, layout.my = layout.nx, layout.ny
+        if header.four_d:  # frames of MZ sections: volumes
+            layout.mz, layout.ispg = header.channels, 401
+        elif not header.sampled_volume:  # mrcz's 2-D frames or one array of them
+            layout.mz = 1
 
 
 def transcode(
