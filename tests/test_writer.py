@@ -248,6 +248,8 @@ def _peer_view(path: Path) -> tuple[tuple[float, float, float], tuple[int, ...],
 
 
 def test_decompressed_stack_gets_mrc2014_geometry_back(tmp_path: Path) -> None:
+    import mrcz
+
     # an MRCZ image stack keeps mrcz's rule (CELLA = voxel x NZ, MZ = 1); decompressed with
     # no metadata left, it must read the same in mrcfile as a stack written plain
     data = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6)
@@ -259,6 +261,9 @@ def test_decompressed_stack_gets_mrc2014_geometry_back(tmp_path: Path) -> None:
     assert not any(t.startswith("MRCZ") for t in header.labels)
     assert _peer_view(tmp_path / "s.mrc") == _peer_view(tmp_path / "plain.mrc") == (
         (3.0, 3.0, 3.0), (4, 5, 6), 0)
+    # mrcz divides CELLA.z by NZ: right in MRCZ form, a quarter in plain MRC2014 (MZ = 1)
+    assert mrcz.readMRC(str(tmp_path / "s.mrcz"))[1]["pixelsize"].tolist() == [3.0] * 3
+    assert mrcz.readMRC(str(tmp_path / "s.mrc"))[1]["pixelsize"].tolist() == [0.75, 3.0, 3.0]
     assert np.array_equal(mrcio.read(tmp_path / "s.mrc"), data)
     assert mrcfile.validate(str(tmp_path / "s.mrc"), print_file=io.StringIO())
 
@@ -365,6 +370,7 @@ def test_mrcz_volume_stacks_carry_the_cell_mrcz_reads(
     seen = peer_geometry(tmp_path / "v.mrc")
     assert seen == peer_geometry(tmp_path / "plain.mrc")
     assert seen["mrcfile"][:2] == (VOXEL, (4, 3, 5, 6))
+    assert seen["mrcz"][1] == [0.75, 2.0, 1.0]  # plain: no cell suits mrcz and MRC2014
     assert np.array_equal(mrcio.read(tmp_path / "v.mrc"), volumes)
     assert mrcfile.validate(str(tmp_path / "v.mrc"), print_file=io.StringIO())
 
@@ -411,6 +417,26 @@ def test_older_mrcz_volume_stacks_keep_their_voxel_size(
     with mrcfile.open(tmp_path / "old.mrc") as m:
         assert m.voxel_size.tolist() == VOXEL
         assert m.data.shape == (5, 3, 5, 6)
+
+
+def test_mrcz_volume_stacks_of_other_space_groups_keep_them(
+    tmp_path: Path, rng: np.random.Generator,
+    peer_geometry: Callable[[Path], dict[str, Any]],
+) -> None:
+    # ISPG 402-630 keep their space group and MRC2014's cell in MRCZ form (mrcz reads z / 2)
+    volumes = rng.normal(size=(2, 3, 5, 6)).astype(np.float32)
+    mrcio.write(tmp_path / "p.mrc", volumes, voxel_size=VOXEL)
+    raw = bytearray((tmp_path / "p.mrc").read_bytes())
+    raw[88:92] = np.int32(402).tobytes()  # ISPG: P2 volumes
+    (tmp_path / "p.mrc").write_bytes(bytes(raw))
+    transcode(tmp_path / "p.mrc", tmp_path / "p.mrcz", compressor="zstd")
+    transcode(tmp_path / "p.mrcz", tmp_path / "back.mrc", compressor=None)
+    for path in (tmp_path / "p.mrcz", tmp_path / "back.mrc"):
+        assert _geometry(path) == (6, 5, 3, [6.0, 10.0, 9.0], 402)
+        assert mrcio.read_header(path).voxel_size == VOXEL
+        assert np.array_equal(mrcio.read(path), volumes)
+    assert peer_geometry(tmp_path / "p.mrcz") == {"mrcz": ([(3, 5, 6)] * 2, [1.5, 2.0, 1.0])}
+    assert peer_geometry(tmp_path / "back.mrc") == peer_geometry(tmp_path / "p.mrc")
 
 
 def test_compressing_ten_labels_says_which_one_gives_way(tmp_path: Path) -> None:

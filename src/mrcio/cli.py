@@ -1409,7 +1409,9 @@ def compress(run: Run, inputs: tuple[Path, ...], output: Path | None, codec: str
     """Compress MRC files to MRCZ (one Blosc chunk per frame, bit-shuffled).
 
     Every header field, the labels and the extended header are kept; the output gets the
-    MRCZ label and chunk checksums. Prints sizes, ratio and speed.
+    MRCZ label and chunk checksums. Image and volume stacks take the geometry mrcz reads
+    (MX, MY = NX, NY, CELLA over all sections; MZ = 1 for images, ISPG 0 for several
+    volumes), which decompress undoes. Prints sizes, ratio and speed.
     """
     pairs = _targets(inputs, output, ".mrcz")
     _warn_of_suffix(output, "mrcz")

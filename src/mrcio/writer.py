@@ -1257,8 +1257,8 @@ def chosen_extended(extended: Any, exttyp: str | bytes | None,
 
 # --- rewriting an existing file (appends, frames replaced in place) --------------------------
 _REWRITTEN = {"nx", "ny", "nz", "mode", "mx", "my", "mz", "cella", "ispg", "dmin", "dmax",
-              "dmean", "rms", "nsymbt", "exttyp", "packed_bytes", "nversion", "map", "machst", "nlabl",
-              "label"}
+              "dmean", "rms", "nsymbt", "exttyp", "packed_bytes", "nversion", "map", "machst",
+              "nlabl", "label"}
 
 
 def layout_of(header: Header) -> Layout:
