@@ -393,6 +393,15 @@ def test_one_volume_mrcz_stack_grows_into_mrczs_rule(
     assert np.array_equal(mrcio.read(path), np.concatenate([volume, volume + 1]))
 
 
+def test_mrcz_stacks_of_one_section_volumes_stay_volume_stacks(tmp_path: Path) -> None:
+    # labelled ISPG 0 with MZ = 1 they would be images: they keep ISPG 401 and MRC2014's cell
+    volumes = np.arange(2 * 5 * 6, dtype=np.int8).reshape(2, 1, 5, 6)
+    mrcio.write(tmp_path / "v.mrcz", volumes, voxel_size=VOXEL, compressor="lz4")
+    assert _geometry(tmp_path / "v.mrcz") == (6, 5, 1, [6.0, 10.0, 3.0], 401)
+    assert mrcio.read_header(tmp_path / "v.mrcz").voxel_size == VOXEL
+    assert np.array_equal(mrcio.read(tmp_path / "v.mrcz"), volumes)
+
+
 def test_older_mrcz_volume_stacks_keep_their_voxel_size(
     tmp_path: Path, rng: np.random.Generator,
     peer_geometry: Callable[[Path], dict[str, Any]],

@@ -151,7 +151,8 @@ class Layout:
         0, as mrcz labels its frames of MZ sections: readers take CELLA.z over NZ sections
         only in such files (ISPG 401 in an MRCZ file keeps MRC2014's CELLA.z over MZ, as
         mrcio wrote it before). A single volume's cell is the same by both rules: it keeps
-        ISPG 401 (ISPG 0 with MZ = NZ is a volume, not a stack of one).
+        ISPG 401 (ISPG 0 with MZ = NZ is a volume, not a stack of one). Stacks of volumes of
+        one section keep MRC2014's rule and ISPG 401: with ISPG 0 they would be images.
         """
         if self.cell_from_dims and self.ispg == 401 and nz > self.sampling(nz)[2]:
             return 0
@@ -931,8 +932,8 @@ def modern_layout(
     that header's (see :func:`geometry_layout`). ``voxel_size`` and ``origin`` override.
 
     Image and volume stacks in MRCZ form (``mrcz``: labelled ``MRCZ0.6.0``) get CELLA.z =
-    voxel z x NZ, the convention mrcz reads them by (and volume stacks of more than one
-    volume ISPG 0, see :meth:`Layout.space_group`)."""
+    voxel z x NZ, the convention mrcz reads them by (volume stacks of volumes of more than
+    one section, and of more than one volume ISPG 0, see :meth:`Layout.space_group`)."""
     vox = None
     if voxel_size is not None:
         vox = _xyz(voxel_size, "voxel_size", number=True)
@@ -959,7 +960,8 @@ def modern_layout(
         layout = Layout(
             ny=plan.ny, nx=plan.nx, mx=plan.nx, my=plan.ny, mz=mz, ispg=ispg,
             voxel_size=vox or (0.0, 0.0, 0.0), origin=org or (0.0, 0.0, 0.0),
-            labels=list(labels), cell_from_dims=mrcz and ispg in (0, 401),
+            labels=list(labels),
+            cell_from_dims=mrcz and (ispg == 0 or (ispg == 401 and plan.per > 1)),
         )
     if vox is not None and not _fits_float32(cell := layout.cella(max(plan.nz, 1))):
         raise ValueError(f"voxel_size {voxel_size!r} gives a cell of {cell} Å, beyond "
@@ -1275,7 +1277,8 @@ def layout_of(header: Header) -> Layout:
     nx, ny, nz = header["nx"], header["ny"], header.nsections
     mx, my, mz = header["mx"], header["my"], header["mz"]
     cella, ispg = header["cella"], header["ispg"]
-    by_dims = header.mrcz_version is not None and (ispg == 0 or (ispg == 401 and mz == nz))
+    by_dims = header.mrcz_version is not None and (
+        ispg == 0 or (ispg == 401 and mz == nz > 1))
     counts = (nx, ny, nz) if by_dims else (mx, my, mz)
     voxel = (0.0, 0.0, 0.0)
     if min(counts) <= 0:
@@ -1398,7 +1401,7 @@ def converted_layout(header: Header, *, mrcz: bool) -> Layout:
     A file entering MRCZ form gets the ``MRCZ0.6.0`` first label (the last of ten labels
     gives way, with a warning) and, if it is an image stack (ISPG 0), a volume labelled one
     (ISPG 0, MZ = NZ: :attr:`~mrcio.header.Header.sampled_volume`) or a volume stack (ISPG
-    401), mrcz's convention that such files are read by: MX, MY = NX, NY, CELLA = voxel
+    401, volumes of several sections), mrcz's convention that such files are read by: MX, MY = NX, NY, CELLA = voxel
     size x (NX, NY, NZ), MZ = 1 for an image stack, and ISPG 0 for more than one volume
     (:meth:`Layout.space_group`); a volume keeps MZ = NZ and ISPG 0, which mrcz reads as one
     frame of NZ sections. A file leaving it (decompressed, no metadata left) loses that
@@ -1428,7 +1431,7 @@ def _mrcz_convention(layout: Layout, header: Header, *, mrcz: bool) -> None:
     stack (ISPG 401) entering MRCZ form (``mrcz``) mrcz's geometry, or take it from a file
     of mrcz's convention leaving it (see :func:`converted_layout`)."""
     if mrcz and header.mrcz_version is None:
-        if layout.ispg == 0 or (layout.ispg == 401 and header.four_d):
+        if layout.ispg == 0 or (layout.ispg == 401 and header.four_d and header.channels > 1):
             layout.cell_from_dims = True
             layout.mx, layout.my = layout.nx, layout.ny
             if layout.ispg == 0 and not header.sampled_volume:
