@@ -993,7 +993,7 @@ def test_files_on_a_dask_cluster(capsys: pytest.CaptureFixture[str], tmp_path: P
     out_dir.mkdir()
     missing = tmp_path / "missing.mrc"
     with LocalCluster(n_workers=1, processes=False, threads_per_worker=2,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         code, out, err = run(capsys, "compress", "--verify", "-o", out_dir, movie_mrc,
                              volume_mrc, missing, "--scheduler", cluster.scheduler_address)
         assert code == 1

@@ -186,7 +186,7 @@ def test_write_dask_array_chunk_by_chunk(tmp_path: Path, rng: np.random.Generato
 @pytest.fixture(scope="module")
 def cluster_client() -> Client:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         yield client
 
 
