@@ -48,7 +48,7 @@ def assert_own_checksums(tmp_path: Path) -> Callable[[Path], None]:
         assert set(mrcio.read_header(path).extended[CHECKSUM_KEY]) == {"crc32", "file"}
         with MRCReader(path) as reader:
             assert reader.checksums is not None
-            assert reader.stale_checksums is None
+            assert reader.unchecked is None
             assert reader.index is not None
             end = reader.index.end
         raw = bytearray(path.read_bytes())

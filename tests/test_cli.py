@@ -153,6 +153,25 @@ def test_info_of_checksums_copied_from_another_file(capsys: pytest.CaptureFixtur
                           "'_mrcio' were written for another file")
 
 
+def test_info_of_a_damaged_checksum_entry(capsys: pytest.CaptureFixture[str],
+                                          movie_mrcz: Path) -> None:
+    raw = bytearray(movie_mrcz.read_bytes())
+    at = raw.index(b'"crc32"')
+    raw[at + 5] = ord("3")  # "crc33": no longer mrcio's form, so the chunks are unchecked
+    movie_mrcz.write_bytes(bytes(raw))
+    code, out, err = run(capsys, "info", movie_mrcz)
+    assert code == 0, err
+    assert "(JSON metadata)" in out  # not "with chunk checksums": none are checked
+    assert err.startswith(f"mrcio: warning: {movie_mrcz}: JSON entry '_mrcio' is not in the "
+                          "form of mrcio's chunk checksums")
+    code, out, err = run(capsys, "info", "--json", movie_mrcz)
+    assert code == 0, err
+    assert json.loads(out)["extended_header"]["checksums"] is False
+    code, out, _ = run(capsys, "validate", "--deep", movie_mrcz)
+    assert code == 0  # a warning
+    assert f"{movie_mrcz}: warning: [checksum-entry] extended header: JSON entry" in out
+
+
 def test_info_plain_and_volume(capsys: pytest.CaptureFixture[str], volume_mrc: Path) -> None:
     code, out, _ = run(capsys, "info", volume_mrc)
     assert code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import gemmi
@@ -13,6 +14,7 @@ import pytest
 
 import mrcio
 from mrcio.header import field_offset
+from mrcio.reader import MRCReader
 
 
 def valid_file(tmp_path: Path, **kwargs: object) -> Path:
@@ -144,6 +146,41 @@ def test_checksums_copied_from_another_file_are_a_warning_not_corruption(
         ("warning", "stale-checksums", "extended header")]
     assert "were written for another file" in stale[0].message
     assert "read unchecked" in stale[0].message
+
+
+def test_a_damaged_checksum_entry_is_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "m.mrcz"
+    mrcio.write(path, np.random.default_rng(0).poisson(0.8, (5, 64, 48)).astype(np.int8),
+                stack=True, compressor="zstd", stats=False)  # nothing else to disagree
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b'"crc32"')
+    raw[at + 5] = ord("3")  # "crc33": not mrcio's form
+    first_chunk = mrcio.read_header(path).data_offset
+    raw[first_chunk + 2] ^= 0x04  # bit-shuffle flag: chunk 0 decodes, to wrong pixels
+    path.write_bytes(bytes(raw))
+    issues = mrcio.validate(path, deep=True)
+    assert [(i.severity, i.code, i.field) for i in issues] == [
+        ("warning", "checksum-entry", "extended header")]
+    assert "{'crc33': " in issues[0].message
+    assert "read unchecked" in issues[0].message
+
+
+def test_every_reader_warning_is_an_issue() -> None:
+    """validate silences mrcio's warnings: each file of the malformed corpus whose reading
+    warns (opening it and reading every frame) gets at least one issue for it."""
+    warned = 0
+    for path in sorted((Path(__file__).parent / "corpus" / "files").iterdir()):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", mrcio.MRCWarning)
+            try:
+                with MRCReader(path) as reader:
+                    reader.read()
+            except mrcio.MRCError:
+                pass
+        if any(issubclass(w.category, mrcio.MRCWarning) for w in caught):
+            warned += 1
+            assert mrcio.validate(path, deep=True), path.name
+    assert warned >= 5
 
 
 @pytest.mark.parametrize("dtype", ["i4", "u4"])

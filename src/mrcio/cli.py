@@ -395,9 +395,9 @@ def _data_statistics(stats: Stats) -> dict[str, Any]:
     }
 
 
-def _extended_facts(header: Header, own_checksums: bool) -> dict[str, Any] | None:
-    """What the extended header holds; ``own_checksums``: False if the chunk checksums in it
-    were copied from another file (not counted as checksums)."""
+def _extended_facts(header: Header, checksums: bool) -> dict[str, Any] | None:
+    """What the extended header holds; ``checksums``: True if it holds chunk checksums
+    that the chunks are checked against (not copied from another file, not damaged)."""
     nbytes = int(header["nsymbt"])
     if not nbytes:
         return None
@@ -405,7 +405,7 @@ def _extended_facts(header: Header, own_checksums: bool) -> dict[str, Any] | Non
     extended = header.extended
     if isinstance(extended, dict):
         facts["decoded"] = "JSON metadata"
-        facts["checksums"] = CHECKSUM_KEY in extended and own_checksums
+        facts["checksums"] = checksums
     elif isinstance(extended, np.ndarray):
         count = len(extended)
         facts["decoded"] = f"{count} {header.exttyp} record{'' if count == 1 else 's'}"
@@ -472,7 +472,7 @@ def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
         "file_bytes": os.path.getsize(reader.source.name),
         "container": _container(reader.source.name),
         "statistics": {"header": _header_statistics(h)},
-        "extended_header": _extended_facts(h, reader.stale_checksums is None),
+        "extended_header": _extended_facts(h, reader.checksums is not None),
         "labels": h.labels,
         "meta": _meta(h),
         "warnings": list(h.warnings),

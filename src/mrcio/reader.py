@@ -17,7 +17,7 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,7 +41,8 @@ from .extheader import (
 )
 from .header import HEADER_SIZE, Header, check_data_fits, field_offset, parse_header
 
-__all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "read", "read_header", "read_section"]
+__all__ = ["ChunkIndex", "FrameSelection", "MRCReader", "UncheckedChunks", "read", "read_header",
+           "read_section"]
 
 _PARALLEL_READ_PIECE = 8 * 2**20
 #: small chunks consecutive in the file are read together, up to this many bytes at once
@@ -242,18 +243,28 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     return index
 
 
-def stored_checksums(header: Header) -> tuple[np.ndarray | None, str | None]:
+class UncheckedChunks(NamedTuple):
+    """Why the chunk checksums in an MRCZ file's JSON are not used (its chunks are read
+    unchecked): :func:`mrcio.validate`'s issue code for it, and the reason."""
+
+    code: str  # "stale-checksums" (copied from another file) or "checksum-entry"
+    reason: str
+
+
+def stored_checksums(header: Header) -> tuple[np.ndarray | None, UncheckedChunks | None]:
     """The crc32 of each chunk that mrcio stored in an MRCZ file's JSON (uint32, one per
-    section), or None; and, if the entry was copied from another file, why it is not used.
+    section), or None; and, if there is an entry that cannot be used, why.
 
     mrcio's entry ties the checksums to the file they were written for
     (:func:`~mrcio.extheader.checksum_tie`). One whose tie does not match, or that holds
     checksums for another number of sections, was copied into this file by another program
     (mrcz's ``writeMRC(..., meta=readMRC(...)[1])`` copies it): it describes other chunks and
-    is not used. A corrupted file of mrcio's keeps its tie (a flipped bit in the metadata or
-    in packedBytes aside, which the chunks do not depend on), and a flipped bit cannot change
-    the number of digits, so its chunks are still checked. Entries of older mrcio, without a
-    tie, are used when their digits count the sections.
+    is not used (``stale-checksums``). A corrupted file of mrcio's keeps its tie (a flipped
+    bit in the metadata or in packedBytes aside, which the chunks do not depend on), and a
+    flipped bit cannot change the number of digits, so its chunks are still checked. Entries
+    of older mrcio, without a tie, are used when their digits count the sections. An entry
+    under mrcio's key that is not in mrcio's form (damaged, or a user's key named like it)
+    holds no usable checksums (``checksum-entry``).
 
     Raises :class:`MetadataError` when the entry's digits are not hexadecimal, 8 per value.
     """
@@ -262,11 +273,11 @@ def stored_checksums(header: Header) -> tuple[np.ndarray | None, str | None]:
     entry = header.extended.get(CHECKSUM_KEY)
     if entry is None:
         return None, None
-    if not is_checksum_entry(entry):  # a key of mrcz's user named like mrcio's own
-        warnings.warn(
-            f"{header.path}: JSON entry {CHECKSUM_KEY!r} is not mrcio's chunk checksums "
-            f"({entry!r:.60}); the chunks are read unchecked", MRCWarning, stacklevel=3)
-        return None, None
+    if not is_checksum_entry(entry):
+        return None, UncheckedChunks("checksum-entry", (
+            f"JSON entry {CHECKSUM_KEY!r} is not in the form of mrcio's chunk checksums "
+            f"({entry!r:.60}): damaged, or another program's data under mrcio's key; the "
+            "chunks are read unchecked"))
     crcs = _hex_words(header, entry, "crc32")
     tie = _hex_words(header, entry, TIE_KEY, words=1) if TIE_KEY in entry else None
     nz = header.nsections
@@ -279,10 +290,10 @@ def stored_checksums(header: Header) -> tuple[np.ndarray | None, str | None]:
         why = "their tie does not match this file's metadata and packedBytes"
     else:
         return crcs, None
-    return None, (
+    return None, UncheckedChunks("stale-checksums", (
         f"the chunk checksums in JSON entry {CHECKSUM_KEY!r} were written for another file "
         f"({why}): another program copied them here with the metadata (as mrcz's writeMRC "
-        "does with a meta dict from readMRC); the chunks are read unchecked")
+        "does with a meta dict from readMRC); the chunks are read unchecked"))
 
 
 def _hex_words(header: Header, entry: dict[str, str], key: str,
@@ -361,6 +372,14 @@ class MRCReader:
     verify
         Check each MRCZ chunk against the crc32 mrcio stored when writing it (files without
         checksums, such as mrcz's, are read unchecked).
+
+    Attributes
+    ----------
+    checksums
+        The crc32 of each chunk that the chunks are checked against, or None.
+    unchecked
+        Why the file's chunk checksums are not used (copied from another file, or not in
+        mrcio's form), or None; opening such a file warns once.
     """
 
     def __init__(
@@ -377,11 +396,11 @@ class MRCReader:
                 if self.header.codec_id
                 else None
             )
-            self.checksums, self.stale_checksums = (
+            self.checksums, self.unchecked = (
                 stored_checksums(self.header) if verify else (None, None)
             )
-            if self.stale_checksums is not None:
-                warnings.warn(f"{self.source.name}: {self.stale_checksums}", MRCWarning,
+            if self.unchecked is not None:
+                warnings.warn(f"{self.source.name}: {self.unchecked.reason}", MRCWarning,
                               stacklevel=2)
         except BaseException:
             self.close()

@@ -214,9 +214,10 @@ def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
         consistent with their headers and with packedBytes, and shuffled by the data's item
         size (``file-size``, ``chunks``, ``packed-bytes``);
     12. mrcio's chunk checksums in an MRCZ file's JSON were written for this file, not
-        copied from another by another program (``stale-checksums``, a warning: the chunks
-        cannot be checked); with ``deep``, every MRCZ chunk decodes and matches its stored
-        crc32 (``chunks``, ``checksum``).
+        copied from another by another program (``stale-checksums``), and an entry under
+        their key is in their form (``checksum-entry``; both warnings: the chunks cannot be
+        checked); with ``deep``, every MRCZ chunk decodes and matches its stored crc32
+        (``chunks``, ``checksum``).
 
     Parameters
     ----------
@@ -254,9 +255,9 @@ def _validate(source: Any, deep: bool) -> list[Issue]:
         return _opening_issues(source, exc)
     issues = _header_checks(reader.header)
     issues += _size_issues(reader)
-    if reader.stale_checksums is not None:
-        issues.append(Issue("warning", "stale-checksums", "extended header",
-                            reader.stale_checksums))
+    if reader.unchecked is not None:
+        issues.append(Issue("warning", reader.unchecked.code, "extended header",
+                            reader.unchecked.reason))
     try:
         real = _data_pass(reader, deep)
     except MRCError as exc:
