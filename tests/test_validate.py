@@ -132,6 +132,43 @@ def test_unreadable_files_give_issues_not_exceptions(tmp_path: Path) -> None:
         assert all(i.severity in ("error", "warning") for i in issues)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("mode", 5, "mode"),  # unknown mode
+        ("mode", 16002, "mode"),  # unknown MRCZ codec id: MODE is wrong (check 3)
+        ("nx", 0, "dimensions"),
+        ("nsymbt", -4, "extended-header"),
+    ],
+)
+def test_a_header_that_stops_reading_still_gets_every_other_check(
+    tmp_path: Path, field: str, value: int, code: str,
+) -> None:
+    path = valid_file(tmp_path)
+    patch(path, field_offset(field), np.int32(value).tobytes())
+    patch(path, field_offset("map"), b"XXXX")
+    patch(path, field_offset("nversion"), np.int32(0).tobytes())
+    issues = mrcio.validate(path)
+    assert [(i.severity, i.code, i.field) for i in issues] == [
+        ("error", "map-id", "map"), ("error", "nversion", "nversion"), ("error", code, field)]
+    assert f"field {field} at byte {field_offset(field)}" in issues[-1].message
+    if field != "nsymbt":  # mrcfile's validate raises on a negative NSYMBT
+        report = io.StringIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # mrcfile warns of the map id as it validates
+            assert mrcfile.validate(str(path), print_file=report) is False
+        assert "Map ID string is incorrect" in report.getvalue()
+        assert "MRC format version" in report.getvalue()
+
+
+def test_the_reason_a_header_cannot_be_read_is_not_repeated(tmp_path: Path) -> None:
+    path = valid_file(tmp_path)
+    patch(path, field_offset("nx"), np.int32(-6).tobytes())
+    issues = mrcio.validate(path)
+    assert [(i.code, i.field) for i in issues] == [("dimensions", "nx")]
+    assert "field nx at byte 0: dimension must not be negative (value -6)" in issues[0].message
+
+
 def test_checksums_copied_from_another_file_are_a_warning_not_corruption(
     tmp_path: Path,
 ) -> None:

@@ -577,6 +577,27 @@ def parse_header(
     HeaderError, ModeError
         Negative or absurd dimensions, unknown mode or codec, NSYMBT outside the file.
     """
+    header = decode_header(buf, path=path, file_size=file_size, convention=convention)
+    check_header(header, file_size=file_size, permissive=permissive)
+    return header
+
+
+def decode_header(
+    buf: bytes | bytearray | memoryview,
+    *,
+    path: str | None = None,
+    file_size: int | None = None,
+    convention: str = "ccpem",
+) -> Header:
+    """Decode the first 1024 bytes of an MRC file in the byte order :func:`parse_header`
+    chooses (with its warnings), without :func:`check_header`'s checks: the header of a file
+    that cannot be read, for :func:`mrcio.validate` to check what it still can.
+
+    Raises
+    ------
+    TruncatedFileError
+        Fewer than 1024 bytes.
+    """
     if len(buf) < HEADER_SIZE:
         raise TruncatedFileError(
             f"file too short for an MRC header (needs {HEADER_SIZE} bytes, has {len(buf)})",
@@ -611,12 +632,10 @@ def parse_header(
         warnings.warn(
             f"{path}: {note}" if path else note,
             ByteOrderWarning if "stamp" in note else MRCWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    header = Header(fields=fields, byteorder=order, path=path, warnings=tuple(notes),
-                    convention=convention)
-    check_header(header, file_size=file_size, permissive=permissive)
-    return header
+    return Header(fields=fields, byteorder=order, path=path, warnings=tuple(notes),
+                  convention=convention)
 
 
 def _other(order: str) -> str:

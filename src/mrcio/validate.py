@@ -26,7 +26,7 @@ from .errors import (
     MRCError,
     MRCWarning,
 )
-from .header import HEADER_SIZE, MODES, Header, byteorder_of_stamp, parse_header
+from .header import HEADER_SIZE, MODES, Header, byteorder_of_stamp, decode_header
 from .reader import MRCReader
 from .stats import Stats
 
@@ -269,14 +269,10 @@ def _validate(source: Any, deep: bool) -> list[Issue]:
 
 
 def _opening_issues(source: Any, exc: MRCError) -> list[Issue]:
-    """Issues for a file mrcio cannot open: the header checks that still apply, then why."""
-    issues: list[Issue] = []
-    try:
-        head = source.read_exact(HEADER_SIZE, 0, "header")
-        issues = _header_checks(parse_header(head, path=source.name, permissive=True))
-    except MRCError:
-        pass
-    if isinstance(exc, ModeError):
+    """Issues for a file mrcio cannot open: every header check that can still be made (the
+    header decoded without the checks that stopped the reader), then why it cannot be
+    opened (in place of a header check that says the same of the same field)."""
+    if isinstance(exc, ModeError) or exc.field == "mode":  # an unknown mode or codec id
         code = "mode"
     elif isinstance(exc, MetadataError) or exc.field == "nsymbt":
         code = "extended-header"
@@ -287,4 +283,12 @@ def _opening_issues(source: Any, exc: MRCError) -> list[Issue]:
     else:
         code = "file-size"
     where = exc.field or ("data" if exc.frame is None else f"frame {exc.frame}")
-    return [*issues, Issue("error", code, where, str(exc))]
+    try:
+        head = source.read_exact(HEADER_SIZE, 0, "header")
+        header = decode_header(head, path=source.name, file_size=source.size)
+    except MRCError:  # shorter than a header
+        checks = []
+    else:
+        checks = [issue for issue in _header_checks(header)
+                  if (issue.code, issue.field) != (code, where)]
+    return [*checks, Issue("error", code, where, str(exc))]
