@@ -270,6 +270,37 @@ def test_preview_frame_sum_and_montage(capsys: pytest.CaptureFixture[str], volum
     assert montage[montage.shape[0] - 5, tile // 2] > montage[tile // 3, tile // 3 + 10]
 
 
+@pytest.mark.parametrize("tiles", [9, 10, 20, 50])
+def test_preview_montage_of_more_frames_than_there_are_shows_each_once(
+    capsys: pytest.CaptureFixture[str], volume: Path, tmp_path: Path, tiles: int,
+) -> None:
+    out_png = tmp_path / f"m{tiles}.png"
+    code, out, err = run(capsys, "preview", volume, "--montage", tiles, "-o", out_png,
+                         "--size", "120", "--no-scale-bar")
+    assert (code, err) == (0, "")
+    assert f"PNG of frames {', '.join(str(k) for k in range(9))} of 9" in out
+    montage, _ = read_png(out_png)
+    tile = (montage.shape[1] - 4) // 3  # 3 x 3 tiles, 2-pixel gaps
+    assert montage.shape == (3 * round(tile * 40 / 60) + 4, 3 * tile + 4)
+
+
+def test_preview_of_complex_data_shows_magnitudes_of_frames_and_sums(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    data = np.ones((2, 16, 16), np.complex64)
+    data[:, :, :8] = 5j  # left half purely imaginary, |z| = 5; right half |z| = 1
+    path = tmp_path / "c.mrc"
+    mrcio.write(path, data, stack=True)
+    for picked in (["--frame", "0"], ["--sum"]):  # numpy's ComplexWarning is an error here
+        out_png = tmp_path / "c.png"
+        code, _, err = run(capsys, "preview", path, *picked, "-o", out_png, "-f",
+                           "--size", "16")
+        assert (code, err) == (0, "")
+        image, _ = read_png(out_png)
+        assert np.all(image[:, :8] == 255), picked
+        assert np.all(image[:, 8:] == 0), picked
+
+
 def test_preview_movie_and_4d(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                               rng: np.random.Generator) -> None:
     movie = tmp_path / "movie.mrcz"

@@ -1533,9 +1533,11 @@ def _read_sections(reader: MRCReader, sections: Sequence[int]) -> np.ndarray:
               help="Frame to show (a section of a volume, a volume's middle section in a "
                    "volume stack); negative counts from the end [default: the middle one].")
 @click.option("--sum", "summed", is_flag=True,
-              help="Show the sum of all frames (e.g. a movie's total exposure).")
+              help="Show the sum of all frames (e.g. a movie's total exposure; of their "
+                   "magnitudes for complex data).")
 @click.option("--montage", type=click.IntRange(min=2), default=None, metavar="N",
-              help="Show N frames, evenly spaced, side by side.")
+              help="Show N frames, evenly spaced, side by side (every frame if there are "
+                   "no more than N).")
 @click.option("--size", type=click.IntRange(min=16), default=512, show_default=True,
               help="Longest side of the picture in pixels.")
 @click.option("--scale-bar/--no-scale-bar", default=True, show_default=True,
@@ -1556,7 +1558,7 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
     dst = output or _default_output(file, ".png")
 
     def one() -> None:
-        from .preview import pixel_size_of, render, write_png
+        from .preview import magnitude, pixel_size_of, render, write_png
 
         _target(dst, force)
         with MRCReader(file) as reader:
@@ -1572,12 +1574,12 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
                 with run.bar(len(sections) * section_bytes, file.name) as update:
                     for part in _sections_in_blocks(len(sections), section_bytes):
                         block = _read_sections(reader, [sections[i] for i in part])
-                        image += block.sum(axis=0, dtype=np.float64)
+                        image += magnitude(block).sum(axis=0, dtype=np.float64)
                         update(block.nbytes)
                 shown, what = image, f"sum of {count} frames"
             elif montage is not None:
-                picked = sorted({round(i * (count - 1) / max(montage - 1, 1))
-                                 for i in range(min(montage, count))})
+                tiles = min(montage, count)  # every frame once if N is not below count
+                picked = [round(i * (count - 1) / max(tiles - 1, 1)) for i in range(tiles)]
                 shown = _read_sections(reader, _frame_sections(reader, picked))
                 labels = [str(k) for k in picked]
                 what = f"frames {', '.join(labels)} of {count}"

@@ -24,7 +24,8 @@ import numpy as np
 from ._fileio import AtomicFile
 from ._version import __version__
 
-__all__ = ["encode_png", "pixel_size_of", "render", "scale_bar_length", "stretch", "write_png"]
+__all__ = ["encode_png", "magnitude", "pixel_size_of", "render", "scale_bar_length", "stretch",
+           "write_png"]
 
 #: percentiles mapped to black and white by :func:`stretch`
 LOW_PERCENTILE = 0.5
@@ -62,6 +63,17 @@ _GLYPHS = {
 }
 
 
+def magnitude(image: np.ndarray) -> np.ndarray:
+    """The values a picture shows: ``|z|`` of complex data, real data as they are.
+
+    Examples
+    --------
+    >>> magnitude(np.array([3 + 4j, -1j])).tolist(), magnitude(np.array([-2])).tolist()
+    ([5.0, 1.0], [-2])
+    """
+    return np.abs(image) if np.iscomplexobj(image) else image
+
+
 def stretch(
     image: np.ndarray,
     low: float = LOW_PERCENTILE,
@@ -86,8 +98,7 @@ def stretch(
     >>> int(img[0, 0]), int(img[-1, -1]), lo, hi
     (0, 255, 0.0, 99.0)
     """
-    values = np.abs(image) if np.iscomplexobj(image) else image
-    values = np.asarray(values, dtype=np.float32)
+    values = np.asarray(magnitude(image), dtype=np.float32)
     if limits is None:
         limits = _percentiles(values, low, high)
     lo, hi = limits
@@ -126,7 +137,7 @@ def _resample(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
 
     Returns the image as float32 and the factor by which its pixels grew along x.
     """
-    values = np.abs(image) if np.iscomplexobj(image) else image
+    values = magnitude(image)
     ny, nx = values.shape
     shrink = max(ny, nx) / size
     if shrink <= 1:
