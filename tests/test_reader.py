@@ -151,7 +151,9 @@ def test_truncated_data(tmp_path: Path) -> None:
     mrcio.write(tmp_path / "a.mrc", data)
     cut = tmp_path / "cut.mrc"
     cut.write_bytes((tmp_path / "a.mrc").read_bytes()[:-30])
-    with pytest.raises(mrcio.TruncatedFileError, match=r"cut\.mrc: field nz at byte 1,024"):
+    with pytest.raises(mrcio.TruncatedFileError, match=r"cut\.mrc: field nz at byte 8: data "
+                       r"block needs 240 bytes \(3 sections of 80\) from byte 1,024 to byte "
+                       r"1,264, but the file has 210 after byte 1,024 \(it is 1,234 bytes long\)"):
         mrcio.read(cut)
     with pytest.warns(mrcio.MRCWarning, match="holds 2 of the 3 sections"):
         assert mrcio.read(cut, permissive=True).shape == (2, 4, 5)

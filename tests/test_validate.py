@@ -108,6 +108,28 @@ def test_file_size(tmp_path: Path) -> None:
     assert "file-size" in codes(path)
 
 
+def test_a_short_data_block_names_nz_where_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, np.zeros((4, 5, 6), np.float32))
+    path.write_bytes(path.read_bytes()[:-4])
+    issues = mrcio.validate(path)
+    assert [(i.severity, i.code, i.field) for i in issues] == [("error", "file-size", "nz")]
+    assert issues[0].message == (
+        f"{path}: field nz at byte {field_offset('nz')}: data block needs 480 bytes (4 sections "
+        "of 120) from byte 1,024 to byte 1,504, but the file has 476 after byte 1,024 (it is "
+        "1,500 bytes long) (value 4)")
+    packed = tmp_path / "a.mrcz"
+    mrcio.write(packed, np.zeros((4, 5, 6), np.float32), compressor="zstd")
+    patch(packed, field_offset("nz"), np.int32(10**6).tobytes())  # chunk headers too many
+    issues = mrcio.validate(packed)
+    assert [(i.severity, i.code, i.field) for i in issues] == [("error", "file-size", "nz")]
+    start, size = mrcio.read_header(packed).data_offset, packed.stat().st_size
+    assert issues[0].message == (
+        f"{packed}: field nz at byte {field_offset('nz')}: 1,000,000 compressed sections need "
+        f"at least 16,000,000 bytes of chunk headers from byte {start:,}, but the file has "
+        f"{size - start:,} after byte {start:,} (it is {size:,} bytes long) (value 1000000)")
+
+
 def test_compressed_checks(tmp_path: Path) -> None:
     path = valid_file(tmp_path, compressor="zstd")
     good = path.read_bytes()

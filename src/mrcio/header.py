@@ -724,13 +724,15 @@ def check_data_fits(header: Header, file_size: int, *, permissive: bool = False)
             path=header.path, field="nx", offset=field_offset("nx"), value=header["nx"],
         )
     if header.codec_id == 0 and header.data_nbytes > available and not permissive:
+        start = header.data_offset
         raise TruncatedFileError(
             f"data block needs {header.data_nbytes:,} bytes "
-            f"({header.nsections} sections of {header.section_nbytes:,}) but the file has "
-            f"{max(available, 0):,} after byte {header.data_offset:,}",
+            f"({header.nsections} sections of {header.section_nbytes:,}) from byte {start:,} "
+            f"to byte {start + header.data_nbytes:,}, but the file has "
+            f"{max(available, 0):,} after byte {start:,} (it is {file_size:,} bytes long)",
             path=header.path,
             field="nz",
-            offset=header.data_offset,
+            offset=field_offset("nz"),
             value=header["nz"],
         )
     if header.section_nbytes > _MAX_ARRAY_BYTES:

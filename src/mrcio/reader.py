@@ -163,10 +163,11 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     if nz * codecs.CHUNK_HEADER_SIZE > size - pos and not permissive:
         raise TruncatedFileError(
             f"{nz:,} compressed sections need at least {nz * codecs.CHUNK_HEADER_SIZE:,} "
-            f"bytes, the file has {max(size - pos, 0):,} after the header",
+            f"bytes of chunk headers from byte {pos:,}, but the file has "
+            f"{max(size - pos, 0):,} after byte {pos:,} (it is {size:,} bytes long)",
             path=source.name,
             field="nz",
-            offset=pos,
+            offset=field_offset("nz"),
             value=nz,
         )
     section_nbytes = header.section_nbytes

@@ -542,7 +542,8 @@ def build(tmp: Path) -> Corpus:
           data_error(err("TruncatedFileError", "field nz", "2147483647")))
     zstd_data = HEADER_SIZE + getf(zstd_raw, "nsymbt")
     c.add("mrcz_header_only.mrcz", B_ZSTD, "header and JSON of a 4-frame MRCZ file, no chunks",
-          zstd_raw[:zstd_data], data_error(err("TruncatedFileError", "field nz", at(zstd_data))))
+          zstd_raw[:zstd_data],
+          data_error(err("TruncatedFileError", "field nz at byte 8", f"from byte {zstd_data:,}")))
     missing = chunk_at(mrcz1_raw, 3)
     c.add("mrcz_last_chunk_missing.mrcz", B_MRCZ1, "file cut where the last chunk starts",
           mrcz1_raw[:missing],
