@@ -658,6 +658,45 @@ def test_write_mrc_header_matches_mrcz(tmp_path: Path) -> None:
     assert (their["mx"], their["my"], their["nversion"]) == (0, 0, 0)
 
 
+@pytest.mark.parametrize("spelling", ["ZSTD", "Zstd", "zstd"])
+def test_write_mrc_header_takes_compressor_names_as_write_mrc_does(tmp_path: Path,
+                                                                   spelling: str) -> None:
+    """writeMRC takes a compressor name in any case (mrcz's refuses upper case), and so does
+    writeMRCHeader (mrcio raised KeyError; mrcz's writes the header uncompressed)."""
+    header = mrcio.defaultHeader()
+    header.update(dimensions=np.array([2, 3, 4]), dtype="float32", meta=None,
+                  compressor=spelling, packedBytes=0)
+    buf = io.BytesIO()
+    assert mrcio.writeMRCHeader(buf, header, 0) == 0
+    assert struct.unpack_from("<i", buf.getvalue(), 12)[0] == 6002  # MODE: zstd, float32
+    path = tmp_path / "z.mrcz"
+    mrcio.writeMRC(np.zeros((2, 3, 4), np.float32), path, compressor=spelling)
+    assert mrcio.read_header(path)["mode"] == 6002
+    header["compressor"] = "zstandard"
+    with pytest.raises(ValueError, match=r"Unknown compressor 'zstandard', expected one of "):
+        mrcio.writeMRCHeader(io.BytesIO(), header, 0)
+
+
+def test_pixel_size_divides_the_cell_by_the_sampling(real_dir: Path) -> None:
+    """readMRCHeader's pixelsize is CELLA / (MZ, MY, MX), as MRC2014 defines it; mrcz divides
+    by the dimensions, which differ on EMDB maps sampled in a larger cell."""
+    path = real_dir / "mrcfile/EMD-3001.map"
+    hdr = mrcio.read_header(path)
+    assert (hdr["mx"], hdr["my"], hdr["mz"]) != (hdr["nx"], hdr["ny"], hdr["nz"])
+    ours = mrcio.readMRCHeader(path)[0]["pixelsize"]
+    np.testing.assert_allclose(ours, np.array(hdr["cella"][::-1]) / [hdr["mz"], hdr["my"],
+                                                                     hdr["mx"]], rtol=1e-6)
+    np.testing.assert_allclose(ours, hdr.voxel_size[::-1], rtol=1e-6)  # as mrcio.read_header
+    theirs = mrcz.readMRCHeader(os.fspath(path))[0]["pixelsize"]
+    np.testing.assert_allclose(theirs, np.array(hdr["cella"][::-1]) / [hdr["nz"], hdr["ny"],
+                                                                       hdr["nx"]], rtol=1e-6)
+    # a deliberate difference, listed with mrcz's other bugs that mrcio fixes
+    assert "``pixelsize`` read from a file is CELLA / (MZ, MY, MX)" in (mrcio.classic.__doc__
+                                                                       or "")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "`readMRCHeader` give `pixelsize` as CELLA / (MZ, MY, MX)" in readme
+
+
 # --- metadata and input that mrcz takes or refuses ------------------------------------------------
 
 

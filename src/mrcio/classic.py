@@ -6,6 +6,13 @@ arrays, lists of frames for files whose MZ counts sections per frame), built on 
 reader and writer. Where mrcz is wrong, mrcio is right instead:
 
 * ``pixelunits='\\mum'`` converts by 1e-4 (mrcz: 1e-5);
+* ``pixelsize`` read from a file is CELLA / (MZ, MY, MX), the sampling MRC2014 defines it
+  by (mrcz divides CELLA by the dimensions, which gives wrong sizes for maps sampled in a
+  larger cell, such as EMDB's EMD-3001: NX 73, MX 40); files labelled ``MRCZ<version>``,
+  and samplings of 0, divide by the dimensions as mrcz does;
+* compressor names are taken in any case (``'ZSTD'``), by ``writeMRC`` and in
+  ``writeMRCHeader``'s header dict alike, and unknown names raise ValueError (mrcz's
+  ``writeMRC`` refuses upper case, its ``writeMRCHeader`` writes such a header uncompressed);
 * statistics are exact (mrcz's ``quickStats`` took min/max of the first frame and
   mean = (min + max) / 2, and wrote RMS 0); ``quickStats`` is accepted and ignored;
 * MX, MY = NX, NY and NVERSION = 20141, so mrcfile, IMOD and RELION see the right x and y
@@ -484,11 +491,7 @@ def writeMRC(
     blocks = _cast_blocks(plan.blocks, np.dtype("u1") if uint4 else target, name)
     plan = Plan(plan.nz, plan.ny, plan.nx, plan.per, plan.kind, stored, blocks)
     mode, imod_unsigned = choose_mode(stored, 101 if uint4 else None)
-    if compressor is not None:
-        compressor = compressor.lower()
-        if compressor not in CODEC_IDS:
-            raise ValueError(f"Unknown compressor {compressor!r}, expected one of "
-                             f"{sorted(CODEC_IDS)}")
+    compressor = _codec_name(compressor)
     encoding = Encoding(
         mode=mode, byteorder=resolve_byteorder("le" if endian == "le" else "be", stored),
         compressor=compressor, clevel=clevel, blocksize=blocksize,
@@ -505,6 +508,29 @@ def writeMRC(
     layout = _classic_layout(plan.ny, plan.nx, slices, pixelsize, pixelunits, voltage, C3, gain)
     write_plan(name, plan, layout, encoding, meta=meta, extended=None, exttyp=None,
                overwrite=True, fsync=fsync)
+
+
+def _codec_name(compressor: str | None) -> str | None:
+    """A compressor name as :func:`writeMRC` and :func:`writeMRCHeader` take it: any case
+    (``"ZSTD"``), None for no compression.
+
+    Raises
+    ------
+    ValueError
+        For a name that is no MRCZ codec's.
+
+    Examples
+    --------
+    >>> _codec_name("ZSTD"), _codec_name(None)
+    ('zstd', None)
+    """
+    if compressor is None:
+        return None
+    name = str(compressor).lower()
+    if name not in CODEC_IDS:
+        raise ValueError(f"Unknown compressor {compressor!r}, expected one of "
+                         f"{sorted(CODEC_IDS)}")
+    return name
 
 
 def _write_at(name: str, idx: int, plan: Plan, encoding: Encoding, fsync: bool) -> None:
@@ -545,7 +571,7 @@ def writeMRCHeader(f: BinaryIO, header: dict[str, Any], slices: int, endchar: st
     mode, imod_unsigned = (101, False) if code == "uint4" else choose_mode(
         np.dtype(_DTYPE_NAMES.get(code, code)), None
     )
-    compressor = header.get("compressor")
+    compressor = _codec_name(header.get("compressor"))
     layout = _classic_layout(
         ny, nx, slices, header.get("pixelsize", 0.1), header.get("pixelunits", "\\AA"),
         header.get("voltage", 0.0), header.get("C3", 0.0), header.get("gain", 1.0),
