@@ -83,6 +83,18 @@ def test_non_finite_cell_and_origin_are_warned_of(tmp_path: Path, field: str, ax
         assert np.array_equal(mine.origin, theirs.header.origin.tolist(), equal_nan=True)
 
 
+@pytest.mark.parametrize("blank", [b"\t", b"\r\n", b" \x0b\x0c "])
+def test_a_label_of_whitespace_holds_no_text_as_in_mrcfile(tmp_path: Path, blank: bytes) -> None:
+    path = tmp_path / "l.mrc"
+    mrcio.write(path, np.zeros((2, 3), np.float32))  # one label (NLABL 1)
+    patch(path, field_offset("label") + 80 * 2, blank)
+    assert mrcio.validate(path) == []
+    assert mrcfile.validate(str(path), print_file=io.StringIO()) is True
+    patch(path, field_offset("label") + 80 * 3, b"text")  # after an empty label: still wrong
+    assert [(i.code, i.field) for i in mrcio.validate(path)] == [("labels", "label"),
+                                                               ("labels", "nlabl")]
+
+
 def test_machine_stamp_and_mode(tmp_path: Path) -> None:
     path = valid_file(tmp_path)
     patch(path, field_offset("machst"), bytes(4))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import string
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ __all__ = ["Issue", "validate"]
 _KNOWN_EXTTYPS = ("CCP4", "MRCO", "SERI", "AGAR", "FEI1", "FEI2", "HDF5", "json")
 _SECTIONS_PER_TASK_BYTES = 16 * 2**20
 _NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Infinity)\b")
+#: what a label holding no text may hold: NULs and ASCII whitespace (mrcfile strips the same)
+_BLANK = b"\0" + string.whitespace.encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def _header_checks(h: Header) -> list[Issue]:
         add("axis-map", "mapc/mapr/maps", f"are {axes}, should be 1, 2, 3 in some order")
     if 401 <= h["ispg"] <= 630 and (h["mz"] <= 0 or h["nz"] % h["mz"]):
         add("volume-stack", "mz", f"NZ {h['nz']} is not a multiple of MZ {h['mz']}")
-    labels = [bytes(label).strip(b" \0") for label in h["label"]]
+    labels = [bytes(label).strip(_BLANK) for label in h["label"]]
     used = sum(1 for label in labels if label)
     if any(labels[i] and not labels[i - 1] for i in range(1, 10)):
         add("labels", "label", "empty labels between labels with text")
@@ -204,7 +207,8 @@ def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
        ``mrcfile.validate`` passes NaN and infinity there; mrcio does not write them);
     5. MAPC, MAPR, MAPS are 1, 2, 3 in some order (``axis-map``);
     6. a volume stack's NZ is a multiple of MZ (``volume-stack``);
-    7. NLABL counts the labels with text, and no empty label comes between them (``labels``);
+    7. NLABL counts the labels with text (not only whitespace, as mrcfile counts them), and no
+       empty label comes between them (``labels``);
     8. NVERSION is 20140 or 20141 (``nversion``);
     9. an extended header has a known EXTTYP (``exttyp``) and can be decoded
        (``extended-header``);
