@@ -172,6 +172,24 @@ def test_info_of_a_damaged_checksum_entry(capsys: pytest.CaptureFixture[str],
     assert f"{movie_mrcz}: warning: [checksum-entry] extended header: JSON entry" in out
 
 
+def test_info_names_the_codec_the_chunks_hold(capsys: pytest.CaptureFixture[str],
+                                              movie_mrcz: Path) -> None:
+    raw = bytearray(movie_mrcz.read_bytes())  # lz4 chunks
+    raw[12:16] = np.int32(6000).tobytes()  # MODE: zstd, int8
+    movie_mrcz.write_bytes(bytes(raw))
+    code, out, err = run(capsys, "info", "--json", movie_mrcz)
+    assert (code, err) == (0, "")
+    facts = json.loads(out)
+    assert facts["compressor"] == "lz4"  # what decodes them, as mrcz reads them
+    assert facts["header"]["mode"] == 6000
+    assert facts["warnings"] == [
+        ("MODE names codec zstd, but 6 of the 6 chunks (the first: chunk 0) hold lz4 data; a "
+         "chunk decodes by the codec it records (mrcz takes that as authoritative)")]
+    code, out, _ = run(capsys, "info", movie_mrcz)
+    assert "compressor    lz4 (Blosc1 chunks)" in out
+    assert "warning       MODE names codec zstd" in out
+
+
 def test_info_plain_and_volume(capsys: pytest.CaptureFixture[str], volume_mrc: Path) -> None:
     code, out, _ = run(capsys, "info", volume_mrc)
     assert code == 0

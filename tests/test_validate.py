@@ -219,6 +219,35 @@ def test_checksums_copied_from_another_file_are_a_warning_not_corruption(
     assert "read unchecked" in stale[0].message
 
 
+@pytest.mark.parametrize("blosc2", [False, True])
+def test_mode_naming_another_codec_than_the_chunks_is_a_warning(tmp_path: Path,
+                                                                blosc2: bool) -> None:
+    path = tmp_path / "m.mrcz"
+    mrcio.write(path, np.random.default_rng(0).poisson(0.8, (3, 64, 64)).astype(np.int8),
+                stack=True, compressor="zstd", blosc2=blosc2)
+    assert mrcio.validate(path, deep=True) == []
+    patch(path, field_offset("mode"), np.int32(2000).tobytes())  # lz4, int8
+    issues = mrcio.validate(path, deep=True)
+    assert [(i.severity, i.code, i.field) for i in issues] == [("warning", "mode", "mode")]
+    assert issues[0].message.startswith(
+        "is 2000: MODE names codec lz4, but 3 of the 3 chunks (the first: chunk 0) hold zstd "
+        "data")
+    patch(path, field_offset("mode"), np.int32(6000).tobytes())
+    assert mrcio.validate(path, deep=True) == []
+
+
+def test_chunks_that_agree_with_mode(tmp_path: Path) -> None:
+    """lz4 and lz4hc chunks record the same library (mrcz before 0.6 labelled lz4hc 2)."""
+    path = tmp_path / "m.mrcz"
+    mrcio.write(path, np.zeros((2, 8, 8), np.int8), stack=True, compressor="lz4hc")
+    patch(path, field_offset("mode"), np.int32(2000).tobytes())
+    assert mrcio.validate(path, deep=True) == []
+    # a frame too small to compress is stored as it is: Blosc2 records no library for it
+    mrcio.write(path, np.zeros((1, 1), np.int8), compressor="zstd", blosc2=True,
+                overwrite=True)
+    assert mrcio.validate(path, deep=True) == []
+
+
 def test_a_damaged_checksum_entry_is_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "m.mrcz"
     mrcio.write(path, np.random.default_rng(0).poisson(0.8, (5, 64, 48)).astype(np.int8),

@@ -48,7 +48,7 @@ import numpy as np
 from ._fileio import AtomicFile, remove_unfinished
 from ._parallel import default_threads
 from ._version import __version__
-from .codecs import BLOSC1_CODECS
+from .codecs import BLOSC1_CODECS, codec_mismatch
 from .errors import MRCError, MRCWarning
 from .extheader import CHECKSUM_KEY
 from .header import HEADER_DTYPE, MODES, Header, header_of_fields, native_order
@@ -455,6 +455,7 @@ def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
     shape = reader.shape
     index = reader.index
     stored = index.packed_bytes if index is not None else h.data_nbytes
+    mismatch = None if index is None else codec_mismatch(index.records, h.compressor)
     facts: dict[str, Any] = {
         "path": reader.source.name,
         "shape": list(shape),
@@ -464,7 +465,9 @@ def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
         "byteorder": "little" if h.byteorder == "<" else "big",
         "voxel_size": list(h.voxel_size),
         "origin": list(h.origin),
-        "compressor": h.compressor,
+        # what the chunks hold, if MODE names another codec for all of them (as mrcz reads)
+        "compressor": (mismatch.found if mismatch is not None
+                       and mismatch.differing == mismatch.total else h.compressor),
         "chunk_format": None if index is None else ("Blosc2" if index.blosc2 else "Blosc1"),
         "data_bytes": h.data_nbytes,
         "stored_bytes": stored,
@@ -475,7 +478,7 @@ def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
         "extended_header": _extended_facts(h, reader.checksums is not None),
         "labels": h.labels,
         "meta": _meta(h),
-        "warnings": list(h.warnings),
+        "warnings": [*h.warnings, *([] if mismatch is None else [mismatch.message])],
         "header": {**h.to_dict(), "machst": list(h["machst"])},
     }
     if stats is not None:

@@ -70,9 +70,11 @@ __all__ = [
     "CHUNK_RECORD_DTYPE",
     "ChunkInfo",
     "ChunkStitcher",
+    "CodecMismatch",
     "auto_blocksize",
     "check_chunks",
     "chunk_record",
+    "codec_mismatch",
     "crc32",
     "crc32_combine",
     "decode_into",
@@ -107,8 +109,9 @@ MAX_RATIO_BLOSC2 = 2**20
 _BLOSC1_MAX_NBYTES = 2**31 - 1 - CHUNK_HEADER_SIZE  # c-blosc 1.x's BLOSC_MAX_BUFFERSIZE
 #: codecs that Blosc1 (c-blosc 1.x) can write; the others need Blosc2
 BLOSC1_CODECS = ("blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd")
-# codec format codes kept in bits 5-7 of a Blosc1 chunk's flags
+# codec format codes kept in bits 5-7 of a chunk's flags (Blosc1, and Blosc2 for these codecs)
 _BLOSC1_FORMATS = {0: "blosclz", 1: "lz4", 2: "snappy", 3: "zlib", 4: "zstd"}
+_FORMAT_OF_CODEC = {**{name: code for code, name in _BLOSC1_FORMATS.items()}, "lz4hc": 1}
 # Blosc1 codec formats that c-blosc 2 decodes (all but snappy, which it dropped)
 _BLOSC2_READS_BLOSC1 = ("blosclz", "lz4", "zlib", "zstd")
 _THREADED_DECODE_BYTES = 2 * 2**20  # smaller chunks decode faster in one thread
@@ -247,6 +250,53 @@ class ChunkInfo(NamedTuple):
         if self.blosc2:
             return None
         return _BLOSC1_FORMATS.get(self.flags >> 5)
+
+
+class CodecMismatch(NamedTuple):
+    """Chunks that record another codec than an MRCZ file's MODE names (see
+    :func:`codec_mismatch`)."""
+
+    expected: str  # the codec MODE names
+    found: str  # the codec the first of those chunks records
+    first: int  # that chunk's number
+    differing: int  # how many chunks record another codec
+    total: int  # how many chunks there are
+
+    @property
+    def message(self) -> str:
+        """What is wrong, naming both codecs."""
+        return (f"MODE names codec {self.expected}, but {self.differing:,} of the {self.total:,} "
+                f"chunks (the first: chunk {self.first}) hold {self.found} data; a chunk "
+                "decodes by the codec it records (mrcz takes that as authoritative)")
+
+
+def codec_mismatch(records: np.ndarray, codec: str | None) -> CodecMismatch | None:
+    """Which chunks (:data:`CHUNK_RECORD_DTYPE` records) record in their flags another codec
+    than ``codec``, the one an MRCZ file's MODE names; None if all agree.
+
+    The flags' bits 5-7 name the compression library, in Blosc1 and Blosc2 chunks alike
+    (lz4 and lz4hc share LZ4's). Codecs only Blosc2 has (``codec`` None or not in that
+    list) are not compared, nor chunks that hold no compressed data: memcpyed ones (Blosc2
+    leaves their library bits 0) and Blosc2 special-value chunks.
+
+    Examples
+    --------
+    >>> zstd_chunk = bytes([2, 1, 4 << 5 | 4, 1]) + (64).to_bytes(4, "little") * 3
+    >>> records = np.frombuffer(chunk_record(zstd_chunk, 1024)[0], CHUNK_RECORD_DTYPE)
+    >>> codec_mismatch(records, "zstd") is None, codec_mismatch(records, "lz4").found
+    (True, 'zstd')
+    """
+    expected = _FORMAT_OF_CODEC.get(codec or "")
+    if codec is None or expected is None:
+        return None
+    formats = records["flags"] >> 5
+    odd = (formats != expected) & (records["special"] == 0) & (records["flags"] & _MEMCPYED == 0)
+    if not odd.any():
+        return None
+    first = int(np.argmax(odd))
+    code = int(formats[first])
+    return CodecMismatch(codec, _BLOSC1_FORMATS.get(code, f"unknown (format code {code})"),
+                         first, int(odd.sum()), len(records))
 
 
 def parse_chunk_header(raw: bytes | memoryview) -> ChunkInfo:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from . import codecs
 from ._fileio import PathOrStream, open_source
 from ._parallel import imap_ordered
 from .errors import (
@@ -170,6 +171,9 @@ def _size_issues(reader: MRCReader) -> list[Issue]:
             f"{int(reader.index.records['typesize'][first])}, not the data's item size "
             f"{itemsize} (mrcz writes the source's when it casts with dtype=): they decode "
             "the same, but were shuffled by the wrong unit, which compresses worse"))
+    mismatch = codecs.codec_mismatch(reader.index.records, h.compressor)
+    if mismatch is not None:
+        issues.append(Issue("warning", "mode", "mode", f"is {h['mode']}: {mismatch.message}"))
     return issues
 
 
@@ -201,7 +205,8 @@ def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
 
     1. the map id is ``MAP `` (``map-id``);
     2. the machine stamp names a byte order (``machine-stamp``);
-    3. the mode (and MRCZ codec) is known, and in MRC2014 for uncompressed files (``mode``);
+    3. the mode (and MRCZ codec) is known, and in MRC2014 for uncompressed files, and an
+       MRCZ file's chunks record the codec MODE names (a warning) (``mode``);
     4. NX, NY, NZ, MX, MY, MZ, ISPG, NLABL and CELLA are not negative (``dimensions``,
        ``cell``), and CELLA and ORIGIN are finite (``cell``, ``origin``: warnings, as
        ``mrcfile.validate`` passes NaN and infinity there; mrcio does not write them);
