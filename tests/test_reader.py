@@ -267,16 +267,23 @@ def test_chunks_larger_than_a_frame_and_more_threads_than_frames(
         np.testing.assert_array_equal(got, array[picked])
 
 
+def _flip_chunk_bits(path: Path, frame: int, mask: int) -> int:
+    """Flip the bits ``mask`` of byte 40 of ``frame``'s chunk (in its data, past the header
+    and the block offsets); return the chunk's offset."""
+    with MRCReader(path) as reader:
+        assert reader.index is not None
+        offset = reader.index.entry(frame)[0]
+    raw = bytearray(path.read_bytes())
+    raw[offset + 40] ^= mask
+    path.write_bytes(bytes(raw))
+    return int(offset)
+
+
 def test_corrupt_chunk_stops_a_threaded_read(tmp_path: Path, rng: np.random.Generator) -> None:
     data = rng.poisson(2.0, size=(30, 64, 64)).astype(np.int16)
     path = tmp_path / "a.mrcz"
     mrcio.write(path, data, compressor="zstd")
-    with MRCReader(path) as reader:
-        assert reader.index is not None
-        offset = reader.index.entry(17)[0]
-    raw = bytearray(path.read_bytes())
-    raw[offset + 40] ^= 0xFF
-    path.write_bytes(bytes(raw))
+    offset = _flip_chunk_bits(path, 17, 0xFF)
     for n_threads in (1, 2, 5):
         with pytest.raises(mrcio.ChecksumError, match="frame 17") as caught:
             mrcio.read(path, n_threads=n_threads)
@@ -363,12 +370,7 @@ def test_checksums_of_older_mrcio_without_a_tie_are_still_checked(
     _replaced(path, raw, entry, old_format)
     assert mrcio.read_header(path).extended["_mrcio"] == {"crc32": digits}
     assert np.array_equal(mrcio.read(path), data)
-    with MRCReader(path) as reader:
-        assert reader.index is not None
-        last = reader.index.entry(3)[0]
-    damaged = bytearray(path.read_bytes())
-    damaged[last + 40] ^= 0x10
-    path.write_bytes(bytes(damaged))
+    _flip_chunk_bits(path, 3, 0x10)
     with pytest.raises(mrcio.ChecksumError, match="frame 3"):
         mrcio.read(path)
     # checksums of another number of sections were copied from another file: a bit flip
