@@ -123,6 +123,24 @@ def test_append_mode(movie: tuple[Path, np.ndarray]) -> None:
     assert mrcio.validate(path, deep=True) == []
 
 
+def test_appending_to_a_damaged_mrcz_file_is_refused(tmp_path: Path) -> None:
+    """The chunks already in the file are checked against their stored crc32 before they are
+    copied: an append must not write fresh checksums that vouch for a damaged chunk (an lz4
+    chunk with one bit flipped still decodes, to wrong pixels)."""
+    path = tmp_path / "damaged.mrcz"
+    data = np.random.default_rng(9).integers(0, 9, (4, 64, 64)).astype(np.int16)
+    mrcio.write(path, data, stack=True, compressor="lz4")
+    raw = bytearray(path.read_bytes())
+    raw[mrcio.read_header(path).data_offset + 40] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(mrcio.ChecksumError, match="frame 0"):
+        mrcio.read(path)
+    with pytest.raises(mrcio.ChecksumError, match="frame 0"), mrcio.open(path, "a") as out:
+        out.append(data[:1])
+    assert path.read_bytes() == bytes(raw)  # left as it was, and still reported damaged
+    assert [i.code for i in mrcio.validate(path, deep=True)] == ["checksum"]
+
+
 @pytest.mark.parametrize("name", ["mrcfile/EMD-3001.map", "rosettasciio/HAADFscan.mrc"])
 def test_appending_to_mrcz_keeps_a_raw_extended_header(tmp_path: Path, real_dir: Path,
                                                        name: str) -> None:

@@ -522,7 +522,7 @@ class MRCReader:
                 buffer, at = lender.take(first, stop, nbytes)
                 try:
                     if stop - first == 1:
-                        read_section(source, header, sections[first], self._chunk(sections[first]),
+                        read_section(source, header, sections[first], self.chunk(sections[first]),
                                      out[first], lambda n: buffer[:n], threads)
                         return
                     assert index is not None  # several sections are read at once from chunks
@@ -531,7 +531,7 @@ class MRCReader:
                         buffer, start, f"Blosc chunks of frames {sections[first]}-"
                         f"{sections[stop - 1]}", frame=sections[first])
                     for i in range(first, stop):
-                        entry = self._chunk(sections[i])
+                        entry = self.chunk(sections[i])
                         assert entry is not None
                         offset, info, crc = entry
                         chunk = buffer[offset - start : offset - start + info.cbytes]
@@ -602,7 +602,7 @@ class MRCReader:
 
         run_all(fetch, jobs, n_threads=self.n_threads)
 
-    def _chunk(self, section: int) -> tuple[int, codecs.ChunkInfo, int | None] | None:
+    def chunk(self, section: int) -> tuple[int, codecs.ChunkInfo, int | None] | None:
         """(offset, header, stored crc32 or None) of a section's chunk; None if uncompressed."""
         if self.index is None:
             return None

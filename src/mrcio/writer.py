@@ -56,7 +56,7 @@ from .header import (
     new_header,
     set_labels,
 )
-from .reader import MRCReader, convert_section
+from .reader import MRCReader, convert_section, decode_section
 from .stats import Stats
 
 __all__ = [
@@ -1324,29 +1324,25 @@ def kept_extended(header: Header) -> tuple[dict[str, Any] | None, bytes | None, 
 
 
 def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) -> None:
-    """Copy existing sections in stored form, decoding them only to add up statistics."""
+    """Copy existing sections in stored form, decoding them only to add up statistics; an
+    MRCZ chunk is first checked against the crc32 the file stores for it (if any), so that
+    the new checksums never vouch for a chunk already damaged."""
     header = reader.header
     ny, nx = header.section_shape
     step = header.section_nbytes
 
     def stored_and_stats(section: int) -> tuple[Any, Stats, int | None]:
         pixels = np.empty((ny, nx), header.dtype)
-        if reader.index is None:
+        entry = reader.chunk(section)
+        if entry is None:
             stored = reader.source.read_exact(step, header.data_offset + section * step,
                                               "data block", frame=section)
             convert_section(stored, header, pixels)
             return stored, Stats.of(pixels), None
-        offset, info = reader.index.entry(section)
+        offset, info, crc = entry
         chunk = reader.source.read_exact(info.cbytes, offset, "Blosc chunk", frame=section)
-        if header.mode.direct:
-            codecs.decode_into(chunk, info, pixels, frame=section, offset=offset,
-                               path=reader.source.name)
-        else:
-            raw = np.empty(step, np.uint8)
-            codecs.decode_into(chunk, info, raw, frame=section, offset=offset,
-                               path=reader.source.name)
-            convert_section(raw, header, pixels)
-        return chunk, Stats.of(pixels), codecs.crc32(chunk)
+        decode_section(chunk, info, crc, header, section, offset, pixels, reader.source.name)
+        return chunk, Stats.of(pixels), codecs.crc32(chunk) if crc is None else crc
 
     for stored, stats, crc in imap_ordered(stored_and_stats, sections,
                                            n_threads=reader.n_threads):
