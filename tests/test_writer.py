@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import mrcfile
+import mrcz
 import numpy as np
 import pytest
 
@@ -1083,6 +1084,33 @@ def test_geometry_of_an_image_stack_takes_any_number_of_images(tmp_path: Path) -
         assert m.voxel_size.item() == (2.0, 2.0, 2.0)
         assert m.header.origin.item() == (1.0, 2.0, 3.0)
         assert (int(m.header.ispg), int(m.header.mx), int(m.header.mz)) == (0, 3, 1)
+
+
+def test_geometry_of_a_compressed_volume_stack_takes_any_number_of_volumes(
+        tmp_path: Path) -> None:
+    """A compressed stack of several volumes is labelled ISPG 0 (mrcz's rule); written again
+    with its geometry, one volume must stay a stack of one (ISPG 401), not become a 3-D
+    volume that no volume can be appended to, and two volumes get mrcz's rule again."""
+    rng = np.random.default_rng(0)
+    source = tmp_path / "stack.mrcz"
+    mrcio.write(source, rng.standard_normal((3, 2, 8, 10)).astype(np.float32),
+                voxel_size=(1.5, 2.0, 2.5), compressor="zstd")
+    header = mrcio.read_header(source)
+    assert header["ispg"] == 0
+    one = rng.standard_normal((1, 2, 8, 10)).astype(np.float32)
+    path = tmp_path / "one.mrcz"
+    mrcio.write(path, one, geometry=header, compressor="zstd")
+    written = mrcio.read_header(path)
+    assert (written["ispg"], written["mz"], written.voxel_size) == (401, 2, (1.5, 2.0, 2.5))
+    assert np.array_equal(mrcio.read(path), one)
+    with mrcio.open(path, "a") as out:
+        out.append(one)
+    grown = mrcio.read_header(path)
+    assert (grown["ispg"], grown["mz"], grown.voxel_size) == (0, 2, (1.5, 2.0, 2.5))
+    assert np.array_equal(mrcio.read(path), np.concatenate([one, one]))
+    frames, meta = mrcz.readMRC(str(path))
+    assert [f.shape for f in frames] == [(2, 8, 10)] * 2
+    assert np.allclose(meta["pixelsize"], (2.5, 2.0, 1.5))
 
 
 def test_voxel_size_and_origin_given_override_the_geometry(tmp_path: Path,

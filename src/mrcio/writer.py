@@ -1285,6 +1285,8 @@ def layout_of(header: Header) -> Layout:
         fields["cella"] = cella
     else:
         voxel = (cella[0] / counts[0], cella[1] / counts[1], cella[2] / counts[2])
+    if header.four_d and ispg == 0:  # a volume stack in mrcz's rule: ISPG by the count
+        ispg = 401  # (Layout.space_group: 0 for several volumes, 401 for one)
     return Layout(
         ny=ny, nx=nx, mx=mx, my=my, mz=-1 if mz == nz > 1 and not header.four_d else mz,
         ispg=ispg, voxel_size=voxel, origin=header.origin,
