@@ -4,6 +4,7 @@ processes (``python -m mrcio`` and the ``mrcio`` script). Previews are tested in
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -1122,3 +1124,58 @@ def test_tiff_whose_mrc_header_does_not_fit_converts_without_it(
     assert "the MRC header in its description is not used (it describes 5 sections of " \
            "24 x 32, the images are 5 of 24 x 30)" in err
     assert mrcio.read(tmp_path / "c.mrc").shape == (5, 24, 30)
+
+
+def _tampered_tiff(src: Path, tif: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """``src`` converted to an ImageJ TIFF whose mrcio description ``edit`` then changes."""
+    assert main(["convert", os.fspath(src), os.fspath(tif)]) == 0
+    with tifffile.TiffFile(tif) as t:
+        info, data = json.loads(t.imagej_metadata["Info"]), t.asarray()
+    edit(info["mrcio"])
+    tifffile.imwrite(tif, data, imagej=True, metadata={"axes": "ZYX", "Info": json.dumps(info)})
+
+
+@pytest.mark.parametrize("text", [b'{"a":', b'{"a": 1}'])
+def test_tiff_whose_description_packs_a_json_extended_header_converts_without_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, volume_mrc: Path,
+        text: bytes) -> None:
+    """mrcio packs only raw extended headers in a description (metadata goes apart): one
+    typed json is refused, valid JSON or not, rather than written into an MRC file that
+    (cut short) mrcio cannot read back."""
+    tif, out = tmp_path / "v.tif", tmp_path / "back.mrc"
+    _tampered_tiff(volume_mrc, tif, lambda info: info.__setitem__("extended_header", {
+        "exttyp": "json", "zlib_base64": base64.b64encode(zlib.compress(text)).decode()}))
+    capsys.readouterr()
+    code, _, err = run(capsys, "convert", tif, out)
+    assert code == 0
+    assert err == (f"mrcio: warning: {tif}: the MRC header in its description is not used "
+                   "(its extended header is typed json, which mrcio never packs there; "
+                   "metadata is kept apart): the map's placement (start, sampling, cell, "
+                   "axis order, space group) and extended header are not restored\n")
+    assert mrcio.validate(out) == []
+    back = mrcio.read_header(out)
+    assert (back["nsymbt"], back.exttyp) == (0, "")
+    np.testing.assert_array_equal(mrcio.read(out), mrcio.read(volume_mrc))
+
+
+@pytest.mark.parametrize(("name", "value"), [("cella", [1e39, 36.0, 10.0]),
+                                              ("origin", [0.0, -1e39, 0.0]),
+                                              ("nx", 2**40)])
+def test_tiff_whose_description_has_a_value_beyond_its_field_converts_without_it(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, volume_mrc: Path,
+        name: str, value: Any) -> None:
+    """A value the header field cannot hold (1e39 in float32 CELLA) is refused, as write()
+    refuses it, not stored as inf with numpy's overflow warning."""
+    tif, out = tmp_path / "v.tif", tmp_path / "back.mrc"
+    _tampered_tiff(volume_mrc, tif, lambda info: info["header"].__setitem__(name, value))
+    capsys.readouterr()
+    code, _, err = run(capsys, "convert", tif, out)
+    assert code == 0
+    assert err.startswith(f"mrcio: warning: {tif}: the MRC header in its description is "
+                          f"not used (header field '{name}' cannot hold ")
+    assert err.count("\n") == 1  # no numpy warning besides
+    assert mrcio.validate(out) == []
+    back = mrcio.read_header(out)
+    assert np.isfinite(back["cella"]).all()
+    assert np.isfinite(back["origin"]).all()
+    assert back.voxel_size == pytest.approx(mrcio.read_header(volume_mrc).voxel_size)

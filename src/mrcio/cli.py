@@ -1001,6 +1001,14 @@ def _unpack_extended(packed: Any) -> tuple[bytes, str]:
         return b"", ""
     if not isinstance(packed, dict) or not isinstance(packed.get("zlib_base64"), str):
         raise TypeError("extended header not in the form mrcio writes")
+    kind = packed.get("exttyp", "")
+    if not isinstance(kind, str):
+        raise TypeError("extended header type not in the form mrcio writes")
+    if kind.rstrip(" \0") == "json":  # as the reader takes EXTTYP
+        # JSON metadata travels as "meta": a packed one is none mrcio wrote, and one that
+        # does not parse would make an MRC file mrcio cannot read
+        raise ValueError("its extended header is typed json, which mrcio never packs "
+                         "there; metadata is kept apart")
     inflate = zlib.decompressobj()
     try:
         raw = inflate.decompress(base64.b64decode(packed["zlib_base64"], validate=True),
@@ -1010,7 +1018,7 @@ def _unpack_extended(packed: Any) -> tuple[bytes, str]:
     if len(raw) > _TIFF_EXTENDED_BYTES or not inflate.eof:
         raise ValueError(f"extended header larger than {_TIFF_EXTENDED_BYTES:,} bytes or cut "
                          "short")
-    return raw, str(packed.get("exttyp", ""))
+    return raw, kind
 
 
 def _tiff_header(info: dict[str, Any], shape: tuple[int, ...], dtype: np.dtype[Any],

@@ -777,7 +777,8 @@ def header_of_fields(
     Raises
     ------
     ValueError
-        A name that is no header field, or a value the field cannot hold.
+        A name that is no header field, or a value the field cannot hold (one beyond its
+        range, such as 1e39 for a float32 field: as :func:`mrcio.write` refuses them).
 
     Examples
     --------
@@ -793,8 +794,11 @@ def header_of_fields(
         ):
             raise ValueError(f"{name!r} is not a header field that can be given")
         try:
-            record[name] = tuple(value) if isinstance(value, (list, tuple)) else value
-        except (TypeError, ValueError, OverflowError) as exc:
+            # a number beyond the field's range (1e39 for float32 CELLA) is refused, not
+            # stored as inf (or wrapped around) with numpy's warning
+            with np.errstate(over="raise", invalid="raise"):
+                record[name] = tuple(value) if isinstance(value, (list, tuple)) else value
+        except (TypeError, ValueError, OverflowError, FloatingPointError) as exc:
             raise ValueError(f"header field {name!r} cannot hold {value!r:.80}") from exc
     if not exttyp.isascii() or len(exttyp) > 4:
         raise ValueError(f"exttyp must be at most 4 ASCII characters, got {exttyp!r}")
