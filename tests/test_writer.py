@@ -1069,6 +1069,107 @@ def test_geometry_through_mrcz_and_back(tmp_path: Path, real_dir: Path,
     assert_placed_alike(src, tmp_path / "a.mrc")
 
 
+#: real files whose extended header is CCP4 symmetry records under a blank EXTTYP
+UNTYPED_SYMMETRY = ["mrcfile/EMD-3001.map", "gemmi/5i55_tiny.ccp4", "gemmi/iota_yzx.ccp4.gz",
+                    "gemmi/1pfe_asu.msk.gz"]
+
+
+def _mrcfile_validate(path: Path) -> tuple[bool, str]:
+    """mrcfile.validate's verdict on ``path`` and what it printed after its "Checking if
+    ... is a valid MRC2014 file" line."""
+    printed = io.StringIO()
+    ok = mrcfile.validate(path, print_file=printed)
+    first, _, rest = printed.getvalue().partition("\n")
+    assert first.startswith("Checking if ")
+    return ok, rest
+
+
+def _write_with_geometry(src: Path, out: Path) -> None:
+    with mrcio.open(src) as f:
+        mrcio.write(out, f[:] * 2, geometry=f.header)
+
+
+def _transcode(src: Path, out: Path) -> None:
+    transcode(src, tmp := out.with_suffix(".mrcz"), compressor="zstd")
+    transcode(tmp, out, compressor=None)
+
+
+def _append(src: Path, out: Path) -> None:
+    with mrcio.open(src) as f:  # an untouched plain copy first (the .gz are read unpacked)
+        data, header = f[:], f.header
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mrcio.MRCWarning)
+        with mrcfile.new(out) as m:
+            m.set_data(data.reshape(-1, *data.shape[-2:]))
+            m.set_extended_header(np.frombuffer(header.extended_bytes, "V1"))
+    assert mrcio.read_header(out).exttyp == ""
+    with mrcio.open(out, "a") as w:
+        w.append(data.reshape(-1, *data.shape[-2:])[-1])
+
+
+@pytest.mark.parametrize("how", [_write_with_geometry, _transcode, _append],
+                         ids=["write-geometry", "transcode", "append"])
+@pytest.mark.parametrize("name", UNTYPED_SYMMETRY)
+def test_untyped_symmetry_records_are_written_as_ccp4(name: str, how: Callable[..., None],
+                                                      tmp_path: Path, real_dir: Path) -> None:
+    """CCP4 and EMDB maps keep their symmetry records (80-character operators) under a
+    blank EXTTYP; written by mrcio as MRC2014 (NVERSION 20141) they are typed CCP4, bytes
+    unchanged, so that mrcio.validate and mrcfile.validate pass the file and mrcfile reads
+    the same extended header."""
+    src = real_dir / name
+    original = mrcio.read_header(src)
+    assert (original.exttyp, original["nsymbt"] % 80) == ("", 0)
+    out = tmp_path / "out.mrc"
+    how(src, out)
+    written = mrcio.read_header(out)
+    assert (written["nversion"], written.exttyp) == (20141, "CCP4")
+    assert written.extended_bytes == original.extended_bytes
+    assert mrcio.validate(out) == []
+    assert _mrcfile_validate(out) == (True, "File appears to be valid.\n")
+    with mrcfile.open(out) as m:
+        assert m.header.exttyp == b"CCP4"
+        assert m.extended_header.tobytes() == original.extended_bytes
+
+
+def test_symmetry_records_padded_with_nuls_are_typed_ccp4(tmp_path: Path) -> None:
+    records = (b"X,  Y,  Z".ljust(80) + b"-X,  -Y,  Z+1/2".ljust(60, b"\0").ljust(80, b"\0")
+               + bytes(80))
+    mrcio.write(tmp_path / "a.mrc", np.zeros((2, 4, 4), np.float32), extended_header=records)
+    written = mrcio.read_header(tmp_path / "a.mrc")
+    assert (written.exttyp, written.extended_bytes) == ("CCP4", records)
+    assert _mrcfile_validate(tmp_path / "a.mrc")[0]
+
+
+@pytest.mark.parametrize("raw", [bytes(80), b" " * 160, b"X,  Y,  Z".ljust(81),
+                                 b"X,  Y,  Z\tX".ljust(80), b"\xff" * 80,
+                                 b"X,  Y,\0  Z".ljust(80)],
+                         ids=["nuls", "spaces", "81-bytes", "tab", "binary", "inner-nul"])
+def test_untyped_extended_header_of_other_bytes_is_kept_blank_with_a_warning(
+        raw: bytes, tmp_path: Path) -> None:
+    """An untyped extended header that is not symmetry records has no MRC2014 type mrcio
+    could honestly give it: it is written unchanged with EXTTYP blank, warned that the
+    validators (mrcfile's too) will flag the file."""
+    path = tmp_path / "a.mrc"
+    with pytest.warns(mrcio.MRCWarning) as caught:
+        mrcio.write(path, np.zeros((2, 4, 4), np.float32), extended_header=raw)
+    assert [str(w.message) for w in caught] == [(
+        f"{path}: its {len(raw):,}-byte extended header has no type and is not CCP4 "
+        "symmetry records: it is written with EXTTYP blank, which mrcio.validate and "
+        "mrcfile.validate flag as invalid (mrcio.write's exttyp names its kind)")]
+    written = mrcio.read_header(path)
+    assert (written.exttyp, written.extended_bytes) == ("", raw)
+    assert [i.code for i in mrcio.validate(path)] == ["exttyp"]
+    assert _mrcfile_validate(path) == (
+        False, "Extended header type is undefined or unrecognised: exttyp = ''\n")
+
+
+def test_a_given_exttyp_is_kept_for_symmetry_records(tmp_path: Path) -> None:
+    records = b"X,  Y,  Z".ljust(80)
+    mrcio.write(tmp_path / "a.mrc", np.zeros((1, 4, 4), np.float32), extended_header=records,
+                exttyp="MRCO")
+    assert mrcio.read_header(tmp_path / "a.mrc").exttyp == "MRCO"
+
+
 def test_geometry_of_an_image_stack_takes_any_number_of_images(tmp_path: Path) -> None:
     path = tmp_path / "stack.mrcs"
     with mrcfile.new(path) as m:

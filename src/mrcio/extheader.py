@@ -32,6 +32,7 @@ __all__ = [
     "fei_dtype",
     "fei_in_order",
     "is_checksum_entry",
+    "is_symmetry_records",
     "json_extended",
 ]
 
@@ -204,6 +205,31 @@ def fei_in_order(extended: Any, exttyp: str, byteorder: str) -> bytes:
     for name in blocks.dtype.names or ():
         target[name] = blocks[name]
     return bytes(out)
+
+
+#: a CCP4 symmetry record's text: printable ASCII, padded with spaces, or with NULs at its end
+_SYMMETRY_TEXT = re.compile(rb"[ -~]*\0*")
+
+
+def is_symmetry_records(raw: bytes) -> bool:
+    """Whether a raw extended header is CCP4 symmetry records (EXTTYP CCP4): 80-character
+    records of printable ASCII (symmetry operators such as ``X,  Y+1/2,  -Z``), each padded
+    with spaces or with NULs at its end, not all of them blank.
+
+    CCP4 and EMDB maps carry them with EXTTYP blank (an older format than MRC2014's).
+
+    Examples
+    --------
+    >>> is_symmetry_records(b"X,  Y,  Z".ljust(80) + b"-X,  Y+1/2,  -Z".ljust(80))
+    True
+    >>> is_symmetry_records(bytes(80)), is_symmetry_records(b"X,  Y,  Z")
+    (False, False)
+    """
+    if not raw or len(raw) % 80:
+        return False
+    records = [raw[at:at + 80] for at in range(0, len(raw), 80)]
+    return (all(_SYMMETRY_TEXT.fullmatch(r) for r in records)
+            and any(r.strip(b" \0") for r in records))
 
 
 def decode_extended(

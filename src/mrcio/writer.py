@@ -38,6 +38,7 @@ from .extheader import (
     checksum_tie,
     encode_json,
     fei_in_order,
+    is_symmetry_records,
     json_extended,
 )
 from .header import (
@@ -284,7 +285,10 @@ class SectionWriter:
     bytes, or FEI blocks as :func:`~mrcio.extheader.decode_extended` gives them) is written
     unchanged, except that FEI1/FEI2 blocks are put in the file's byte order
     (:func:`~mrcio.extheader.fei_in_order`); such a file keeps no checksums
-    (:attr:`checksummed` is False).
+    (:attr:`checksummed` is False). Its EXTTYP is ``exttyp``; left blank, it is CCP4 for
+    symmetry records (which CCP4 and EMDB maps carry untyped), or stays blank with a
+    warning (:func:`_raw_exttyp`). Every path that writes an extended header
+    (:func:`mrcio.write`, appends, the command line's conversions) comes through here.
     """
 
     def __init__(
@@ -338,6 +342,8 @@ class SectionWriter:
             extended = fei_in_order(extended, exttyp, encoding.byteorder)
         elif isinstance(extended, np.ndarray):
             extended = extended.tobytes()
+        if extended is not None and meta is None:
+            exttyp = _raw_exttyp(extended, exttyp, name)
         slot = None  # the placeholder's text ('"_mrcio":{...}') and sections
         if self.checksummed and expected_sections is not None:
             placeholder = checksum_entry([0] * expected_sections, 0)
@@ -791,6 +797,23 @@ class _Piece:
     @property
     def last(self) -> bool:
         return self.stop == self.section.size
+
+
+def _raw_exttyp(raw: bytes, exttyp: str | None, name: str) -> str | None:
+    """The EXTTYP to write a raw extended header under: ``exttyp`` unless blank; for one
+    without, CCP4 if it is symmetry records (:func:`~mrcio.extheader.is_symmetry_records`),
+    so that MRC2014 readers and validators know it, else none, with a warning that
+    validators will flag the file."""
+    if not raw or (exttyp or "").strip(" \0"):
+        return exttyp
+    if is_symmetry_records(raw):
+        return "CCP4"
+    warnings.warn(f"{name}: its {len(raw):,}-byte extended header has no type and is not "
+                  "CCP4 symmetry records: it is written with EXTTYP blank, which "
+                  "mrcio.validate and mrcfile.validate flag as invalid (mrcio.write's "
+                  "exttyp names its kind)", MRCWarning,
+                  stacklevel=5)  # as SectionWriter's own warnings (stacklevel 4 there)
+    return exttyp
 
 
 def build_record(
