@@ -111,12 +111,18 @@ def fei_dtype(exttyp: str, byteorder: str = "<") -> np.dtype[Any]:
     return np.dtype(fields)
 
 
+def _size_field(raw: bytes, byteorder: str) -> int:
+    """The first FEI block's "Metadata size" field (``raw`` has at least 4 bytes), read in
+    ``byteorder``."""
+    return int(np.frombuffer(raw[:4], byteorder + "i4")[0])
+
+
 def _record_size(raw: bytes, exttyp: str, byteorder: str) -> int | None:
     """The size of FEI blocks as their first block's "Metadata size" field gives it, read in
     ``byteorder``; None unless it is at least one block of ``exttyp`` and fits in ``raw``."""
     if len(raw) < 4:
         return None
-    size = int(np.frombuffer(raw[:4], byteorder + "i4")[0])
+    size = _size_field(raw, byteorder)
     return size if fei_dtype(exttyp).itemsize <= size <= len(raw) else None
 
 
@@ -138,7 +144,7 @@ def _decode_fei(raw: bytes, exttyp: str, byteorder: str, nz: int, path: str | No
     if size is None:
         warnings.warn(
             f"{path}: {exttyp} extended header block size "
-            f"{int(np.frombuffer(raw[:4], byteorder + 'i4')[0])} does not fit (expected at "
+            f"{_size_field(raw, byteorder)} does not fit (expected at "
             f"least {fei_dtype(exttyp).itemsize} and at most {len(raw)}); kept as bytes",
             MRCWarning,
             stacklevel=4,
