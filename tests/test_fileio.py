@@ -93,6 +93,51 @@ def test_containers_in_memory_and_in_streams(tmp_path: Path, compress: Any) -> N
         assert not stream.closed
 
 
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_streams_are_read_from_their_position(compressor: str | None) -> None:
+    # an MRC file inside a larger stream: written at the stream's position by mrcio, read
+    # from there by mrcio and by mrcfile alike, and the stream left where it was
+    import mrcfile
+
+    data = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    stream = io.BytesIO()
+    stream.write(b"prefix--" * 16)
+    mrcio.write(stream, data, compressor=compressor, meta={"kV": 300})
+    end = stream.tell()
+    stream.seek(128)
+    assert np.array_equal(mrcio.read(stream), data)
+    assert stream.tell() == 128
+    assert np.array_equal(mrcio.read(stream, frames=1), data[1])
+    header = mrcio.read_header(stream)
+    assert header.shape == (2, 3, 4)
+    assert header.extended["kV"] == 300
+    assert stream.tell() == 128
+    with mrcio.open(stream) as f:
+        assert np.array_equal(f[1], data[1])
+    assert stream.tell() == 128
+    assert mrcio.validate(stream, deep=True) == []
+    assert stream.tell() == 128
+    if compressor is None:  # on a copy: mrcfile writes its header back at byte 0 on close
+        copy = io.BytesIO(stream.getvalue())
+        copy.seek(128)
+        assert np.array_equal(mrcfile.mrcinterpreter.MrcInterpreter(copy).data, data)
+    stream.seek(end)  # nothing after it: no header
+    with pytest.raises(mrcio.TruncatedFileError, match=r"<BytesIO>"):
+        mrcio.read(stream)
+    assert stream.tell() == end
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress])
+def test_containers_are_read_from_a_streams_position(compress: Any) -> None:
+    data = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    plain = io.BytesIO()
+    mrcio.write(plain, data)
+    stream = io.BytesIO(b"x" * 100 + compress(plain.getvalue()))
+    stream.seek(100)
+    assert np.array_equal(mrcio.read(stream), data)
+    assert stream.tell() == 100
+
+
 def test_container_reads_no_more_than_the_header_claims(tmp_path: Path) -> None:
     data = np.ones((2, 3, 4), np.float32)
     plain = tmp_path / "a.mrc"

@@ -179,19 +179,22 @@ class _FileSource(Source):
 
 
 class _StreamSource(Source):
-    """A seekable binary stream the caller owns (not closed here)."""
+    """A seekable binary stream the caller owns, read from the position it had when given
+    (where the MRC header starts, as mrcio's writers and mrcfile's ``MrcInterpreter`` have
+    it): offsets count from there. :meth:`close` puts the stream back at that position and
+    leaves it open."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
         self.name = str(getattr(stream, "name", None) or f"<{type(stream).__name__}>")
-        start = stream.tell()
-        self.size = stream.seek(0, io.SEEK_END)
-        stream.seek(start)
+        self._start = stream.tell()
+        self.size = max(stream.seek(0, io.SEEK_END) - self._start, 0)
+        stream.seek(self._start)
         self._lock = threading.Lock()
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         with self._lock:
-            self._stream.seek(offset)
+            self._stream.seek(self._start + offset)
             done = 0
             while done < len(buf):
                 got = self._stream.readinto(buf[done:])  # type: ignore[attr-defined]
@@ -199,6 +202,11 @@ class _StreamSource(Source):
                     break
                 done += got
             return done
+
+    def close(self) -> None:
+        if not self._stream.closed:
+            with self._lock:
+                self._stream.seek(self._start)
 
 
 class _BufferSource(Source):
@@ -281,7 +289,8 @@ def _read_container(packed: str | IO[bytes], opener: Any, name: str) -> _BufferS
 
 
 def open_source(src: PathOrStream | Source) -> tuple[Source, bool]:
-    """A :class:`Source` for a path, binary stream or bytes; and whether the caller owns it.
+    """A :class:`Source` for a path, binary stream or bytes; and whether the caller owns it
+    (and closes it when done: a stream given is then left open, at the position it had).
 
     Examples
     --------
@@ -304,14 +313,15 @@ def open_source(src: PathOrStream | Source) -> tuple[Source, bool]:
         stream: Any = src
         name = str(getattr(stream, "name", None) or f"<{type(stream).__name__}>")
         if getattr(stream, "seekable", lambda: False)() and hasattr(stream, "readinto"):
-            start = stream.tell()  # a stream is read from its first byte, as a file is
-            stream.seek(0)
+            start = stream.tell()  # read from here on (see _StreamSource)
             opener = _container_opener(stream.read(10))
-            stream.seek(0)
-            if opener is not None:
-                return _read_container(stream, opener, name), True
             stream.seek(start)
-            return _StreamSource(stream), False
+            if opener is None:
+                return _StreamSource(stream), True
+            try:
+                return _read_container(stream, opener, name), True
+            finally:
+                stream.seek(start)
         return _in_memory(stream.read(), name), True
     raise TypeError(
         f"expected a path, a binary stream or bytes, got {type(src).__name__}: {src!r:.80}"

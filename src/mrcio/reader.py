@@ -814,8 +814,9 @@ def read(
     Parameters
     ----------
     src
-        Path (``.mrc``, ``.mrcs``, ``.map``, ``.mrcz``), binary stream (read from its first
-        byte, whatever its position) or bytes; gzip or bzip2 containers of any of them too.
+        Path (``.mrc``, ``.mrcs``, ``.map``, ``.mrcz``), binary stream (read from its
+        position, where the header starts, as mrcio writes into streams and mrcfile reads
+        them; left there afterwards) or bytes; gzip or bzip2 containers of any of them too.
     frames
         Which frames to read: an int (drops the frame axis), a slice or a list of ints.
         Frames are z-sections, or volumes in a volume stack. Only their bytes are read.
