@@ -408,6 +408,9 @@ def test_indexing_follows_numpy(tmp_path: Path, compressor: str | None) -> None:
         [[0, 1]], np.array([True, False, True, False, True]), [4, -1, 0], [3, 1, 3],
         np.array([], int), [], (2, 3), (-1, slice(None), 2), (slice(1, 4), [0, 2]),
         np.int64(2), np.array(3),
+        # a frame number and arrays apart from it: numpy puts their axes first
+        (2, slice(None), [0, 3]), (-1, Ellipsis, [1, 1]), (0, slice(2, 4), [[0], [6]]),
+        (4, slice(None), np.arange(7) % 2 == 0), (1, slice(None), []),
     ]
     with mrcio.open(path) as f:
         for key in keys:

@@ -188,7 +188,10 @@ class MRCFile:
                 raise IndexError(f"frames are indexed by integers, slices and integer "
                                  f"arrays (as numpy's first axis), not {first!r:.40}")
             data = self._frames(int(first))
-            return data[tuple(rest)] if rest else data
+            # indexed with the frame axis back (a view of length 1) and 0 for it: with arrays
+            # in ``rest`` the frame number is an array index too, which decides where numpy
+            # puts their axes (first, when a slice separates them)
+            return data[np.newaxis][(0, *rest)] if rest else data
         # integer arrays (any shape) or a boolean mask: the frames they name are read once
         # (their range checked as for any other key), and numpy indexes them as it would
         # the whole array (paired with arrays in ``rest``)
