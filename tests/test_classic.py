@@ -287,6 +287,22 @@ def test_squeezing(tmp_path: Path) -> None:
         assert np.array_equal(image, data.reshape(squeezed))
 
 
+@pytest.mark.parametrize("frame", [(1, 7), (2, 1, 7)], ids=["images", "volumes"])
+def test_frames_of_one_row_keep_their_shape(tmp_path: Path, frame: tuple[int, ...]) -> None:
+    # mrcz squeezes every frame of an uncompressed file ((1, 7) -> (7,)) but none of a
+    # compressed one; mrcio gives both files' frames the compressed file's shapes
+    want = list(np.arange(3 * np.prod(frame), dtype=np.int16).reshape(3, *frame))
+    for compressor in (None, "zstd"):
+        path = tmp_path / f"rows{compressor}.mrc"
+        mrcz.writeMRC(want, os.fspath(path), compressor=compressor)
+        image, _, their_image, _ = read_both(path)
+        assert [f.shape for f in image] == [f.shape for f in want]
+        assert all(np.array_equal(a, b) for a, b in zip(image, want, strict=True))
+        squeezed = compressor is None
+        assert [f.shape for f in their_image] == [
+            np.squeeze(f).shape if squeezed else f.shape for f in want]
+
+
 @pytest.mark.parametrize("writer", ["mrcz", "mrcio"])
 def test_lists_for_multichannel_frames(tmp_path: Path, writer: str) -> None:
     frames = list(np.arange(3 * 2 * 4 * 5, dtype=np.uint16).reshape(3, 2, 4, 5))

@@ -28,7 +28,9 @@ reader and writer. Where mrcz is wrong, mrcio is right instead:
 * ``meta`` that is not a dict raises TypeError (mrcz ignored it), and its ``'_mrcio'`` entry
   is never written: mrcio writes that key itself, with the new file's chunk checksums;
 * arrays without rows or columns (shape ``(0, 5)``) raise ValueError (mrcz failed on them
-  too, or wrote files that MRC readers refuse).
+  too, or wrote files that MRC readers refuse);
+* frames of one row or column keep their shape in uncompressed files as in compressed ones
+  (mrcz squeezes the frames of uncompressed files only).
 
 Header dicts never hold mrcio's chunk checksums (mrcz's do, under ``'_mrcio'``), so one
 passed on as another file's ``meta`` carries no stale checksums.
