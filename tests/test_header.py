@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,22 @@ def test_contradicted_stamp_is_overruled_with_a_warning() -> None:
         header = parse_header(bytes(raw), file_size=len(raw))
     assert header.byteorder == ">"
     assert header["mode"] == 2
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_stamp_contradicted_by_the_dimensions_is_overruled(order: str) -> None:
+    # mode 0 reads the same in both orders: the dimensions tell the stamp is wrong
+    data = np.arange(60, dtype=np.int8).reshape(3, 4, 5)
+    buf = io.BytesIO()
+    mrcio.write(buf, data, byteorder="little" if order == "<" else "big")
+    raw = bytearray(buf.getvalue())
+    raw[212:216] = b"\x11\x11\x00\x00" if order == "<" else b"\x44\x44\x00\x00"
+    with pytest.warns(mrcio.ByteOrderWarning, match="contradicts the header"):
+        header = parse_header(bytes(raw), file_size=len(raw))
+    assert header.byteorder == order
+    assert header.shape == (3, 4, 5)
+    with pytest.warns(mrcio.ByteOrderWarning, match="contradicts"):
+        np.testing.assert_array_equal(mrcio.read(bytes(raw)), data)
 
 
 def test_missing_map_id_warns() -> None:

@@ -529,8 +529,14 @@ class Header:
         return bytes(self.fields["exttyp"]).decode("latin-1").rstrip(" \0")
 
 
+#: the score of a header whose mode, dimensions and NSYMBT all make sense (:func:`_plausible`)
+_SANE = 7
+
+
 def _plausible(fields: np.void, file_size: int | None) -> int:
-    """Score how believable a header decoded in one byte order is (higher is better)."""
+    """Score how believable a header decoded in one byte order is (higher is better):
+    :data:`_SANE` and above when its mode, dimensions and NSYMBT make sense, one more when
+    the data it claims fit the file."""
     nx, ny, nz = int(fields["nx"]), int(fields["ny"]), int(fields["nz"])
     mode, nsymbt = int(fields["mode"]), int(fields["nsymbt"])
     score = 0
@@ -543,7 +549,7 @@ def _plausible(fields: np.void, file_size: int | None) -> int:
         score += 2
     if 0 <= nsymbt < 2**28:
         score += 1
-    if file_size is not None and score == 7 and mode < MRCZ_COMPRESSION_FACTOR:
+    if file_size is not None and score == _SANE and mode < MRCZ_COMPRESSION_FACTOR:
         bits = MODES[mode].bits
         needed = HEADER_SIZE + nsymbt + (nx * bits + 7) // 8 * ny * nz
         if needed <= file_size:
@@ -566,9 +572,10 @@ def parse_header(
     """Decode and check the first 1024 bytes of an MRC file.
 
     The byte order comes from the machine stamp. Where the stamp is missing or odd (cryoDRGN,
-    some SerialEM and MotionCor2 files) or contradicts a mode that only makes sense in the
-    other order, the order in which the header is plausible (known mode, sane dimensions,
-    data that fit the file) is taken, with a :class:`ByteOrderWarning`.
+    some SerialEM and MotionCor2 files), or names an order in which the mode, dimensions or
+    NSYMBT make no sense while they all do in the other, the order in which the header is
+    plausible (known mode, sane dimensions, data that fit the file) is taken, with a
+    :class:`ByteOrderWarning`.
 
     Raises
     ------
@@ -617,7 +624,7 @@ def decode_header(
             f"machine stamp {_describe(stamp)} at byte {field_offset('machst')} names no byte "
             f"order; {'big' if order == '>' else 'little'}-endian fits the header and file"
         )
-    elif scores[order] < 4 <= scores[_other(order)]:
+    elif scores[order] < _SANE <= scores[_other(order)]:
         order = _other(order)
         notes.append(
             f"machine stamp {_describe(stamp)} contradicts the header, which only makes sense "
