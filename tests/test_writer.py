@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import mrcio
-from mrcio import writer
+from mrcio import cli, writer
 from mrcio.header import IMOD_STAMP
 from mrcio.reader import MRCReader
 from mrcio.writer import transcode
@@ -1168,6 +1168,36 @@ def test_a_given_exttyp_is_kept_for_symmetry_records(tmp_path: Path) -> None:
     mrcio.write(tmp_path / "a.mrc", np.zeros((1, 4, 4), np.float32), extended_header=records,
                 exttyp="MRCO")
     assert mrcio.read_header(tmp_path / "a.mrc").exttyp == "MRCO"
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+@pytest.mark.parametrize("how", ["append", "geometry", "convert"])
+def test_exttyp_that_is_not_ascii_is_kept_as_its_bytes(how: str, compressor: str | None,
+                                                        tmp_path: Path) -> None:
+    """A file whose EXTTYP holds bytes that are not ASCII (damage: an MRCZ file's "json"
+    overwritten, found by fuzzing appends) reads, with its extended header as bytes; every
+    rewrite keeps those bytes, as it keeps the labels', instead of failing to encode them
+    as ASCII (UnicodeEncodeError)."""
+    path = tmp_path / "a.mrcz"
+    data = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4)
+    mrcio.write(path, data, stack=True, compressor=compressor, extended_header=bytes(80),
+                exttyp="SERI")
+    at = mrcio.header.field_offset("exttyp")
+    raw = bytearray(path.read_bytes())
+    raw[at : at + 4] = b"\xe9\xd4\x93\x19"
+    path.write_bytes(raw)
+    out = tmp_path / "b.mrcz"
+    if how == "append":
+        out = path
+        with mrcio.open(path, "a", fsync=False) as f:
+            f.append(data[0])
+    elif how == "geometry":
+        mrcio.write(out, data, stack=True, geometry=mrcio.read_header(path), fsync=False)
+    else:
+        assert cli.main(["convert", "-q", str(path), str(out)]) == 0
+    assert out.read_bytes()[at : at + 4] == b"\xe9\xd4\x93\x19"
+    assert mrcio.read_header(out).extended_bytes == bytes(80)
+    assert len(mrcio.read(out)) == (3 if how == "append" else 2)
 
 
 def test_geometry_of_an_image_stack_takes_any_number_of_images(tmp_path: Path) -> None:

@@ -838,8 +838,8 @@ def build_record(
     record["origin"] = layout.origin
     record["dmin"], record["dmax"], record["dmean"], record["rms"] = stats
     record["nsymbt"] = extended_nbytes
-    if exttyp:
-        record["exttyp"] = exttyp.encode("ascii")
+    if exttyp:  # a caller's is ASCII (checked); a file's kept is its bytes as read
+        record["exttyp"] = exttyp.encode("latin-1")
     if enc.imod_unsigned:
         record["imod_stamp"], record["imod_flags"] = IMOD_STAMP, 0
     if enc.compressor is not None:
@@ -1266,9 +1266,11 @@ def chosen_extended(extended: Any, exttyp: str | bytes | None,
     A caller's is taken as bytes (other buffers by their bytes; empty: none), or as the FEI
     records :func:`mrcio.read_header` gives (which :class:`SectionWriter` puts in the file's
     byte order), with EXTTYP as text of at most 4 ASCII characters, checked before anything
-    is written."""
+    is written; the ``geometry`` header's is kept as its file has it (see
+    :func:`kept_extended`)."""
     if extended is None and exttyp is None and meta is None and geometry is not None:
-        _, extended, exttyp = kept_extended(geometry)
+        _, kept, kind = kept_extended(geometry)
+        return kept, kind
     if extended is None:
         if exttyp is not None:
             raise ValueError("exttyp names the kind of extended_header: give both")
@@ -1339,7 +1341,9 @@ def encoding_of(
 def kept_extended(header: Header) -> tuple[dict[str, Any] | None, bytes | None, str | None]:
     """(meta, raw extended header, exttyp) to write an existing file's extended header back:
     JSON metadata without mrcio's checksums (None if nothing else is left), other kinds as
-    their bytes."""
+    their bytes, under the file's EXTTYP as read (:attr:`~mrcio.Header.exttyp`: its bytes
+    as Latin-1 text, written back as the same bytes even where damage made them other than
+    ASCII, as labels are kept)."""
     if isinstance(header.extended, dict):
         meta = {k: v for k, v in header.extended.items() if k != CHECKSUM_KEY}
         return meta or None, None, None
