@@ -1200,6 +1200,38 @@ def test_exttyp_that_is_not_ascii_is_kept_as_its_bytes(how: str, compressor: str
     assert len(mrcio.read(out)) == (3 if how == "append" else 2)
 
 
+@pytest.mark.parametrize(("how", "compressor"),
+                         [("append", None), ("append", "zstd"), ("geometry", "zstd")])
+def test_cell_beyond_float32_refuses_more_sections(how: str, compressor: str | None,
+                                                   tmp_path: Path) -> None:
+    """CELLA.z spans every section of a volume (and of an MRCZ stack, in mrcz's rule): a
+    file whose CELLA.z is near float32's largest value cannot take more sections. It was
+    written as inf, with numpy's RuntimeWarning; it is refused with HeaderError naming
+    CELLA, and nothing is written."""
+    path = tmp_path / "a.mrcz"
+    data = np.zeros((2, 4, 4), np.float32)
+    mrcio.write(path, data, stack=compressor is not None, compressor=compressor,
+                voxel_size=1.0)
+    at = mrcio.header.field_offset("cella") + 8
+    raw = bytearray(path.read_bytes())
+    raw[at : at + 4] = np.float32(3e38).tobytes()
+    path.write_bytes(raw)
+
+    def more() -> None:
+        if how == "append":
+            with mrcio.open(path, "a", fsync=False) as f:
+                f.append(data[0])
+        else:
+            mrcio.write(tmp_path / "b.mrcz", np.zeros((3, 4, 4), np.float32), stack=True,
+                        compressor=compressor, geometry=mrcio.read_header(path))
+
+    with pytest.raises(mrcio.HeaderError, match=r"field cella at byte 40: the cell of 3 "
+                       r"sections of 1 x 1 x 1\.5e\+38 Å is beyond float32's range"):
+        more()
+    assert path.read_bytes() == raw
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrcz"]
+
+
 def test_geometry_of_an_image_stack_takes_any_number_of_images(tmp_path: Path) -> None:
     path = tmp_path / "stack.mrcs"
     with mrcfile.new(path) as m:

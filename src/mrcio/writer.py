@@ -30,7 +30,7 @@ from . import codecs
 from ._fileio import AtomicFile, pwrite_all, write_all, writev_all
 from ._parallel import default_threads, get_executor, imap_ordered, in_worker
 from ._version import __version__
-from .errors import ContainerError, MRCWarning
+from .errors import ContainerError, HeaderError, MRCWarning
 from .extheader import (
     CHECKSUM_KEY,
     caller_meta,
@@ -52,6 +52,7 @@ from .header import (
     MRCZ_COMPRESSION_FACTOR,
     Header,
     encode_label,
+    field_offset,
     in_order,
     native_order,
     new_header,
@@ -135,11 +136,19 @@ class Layout:
 
     def check_sections(self, nz: int, name: str) -> None:
         """Raise ValueError if ``nz`` sections cannot be written with this layout: a map's
-        geometry (ISPG 1-230) fixes their number."""
+        geometry (ISPG 1-230) fixes their number; :class:`HeaderError` if their CELLA, which
+        grows with NZ where it spans every section, goes beyond float32's range (a file's
+        CELLA.z near 3.4e+38 takes no more sections)."""
         if self.sections is not None and nz != self.sections:
             raise ValueError(
                 f"{name}: {nz} sections given for a geometry of {self.sections} (ISPG "
                 f"{self.ispg} says one map, whose sections cannot change in number)")
+        if not _fits_float32(cell := self.cella(nz)):
+            voxel = " x ".join(f"{v:g}" for v in self.voxel_size)
+            raise HeaderError(
+                f"the cell of {nz:,} sections of {voxel} Å is beyond float32's range "
+                "(3.4e+38), which CELLA is stored in", path=name, field="cella",
+                offset=field_offset("cella"), value=" x ".join(f"{c:.4g}" for c in cell))
 
     def sampling(self, nz: int) -> tuple[int, int, int]:
         """(MX, MY, MZ) for ``nz`` sections."""
