@@ -1114,6 +1114,24 @@ def test_convert_to_tiff_warns_of_an_extended_header_it_cannot_carry(
     assert (back["nsymbt"], back.geometry) == (0, mrcio.read_header(src).geometry)
 
 
+@pytest.mark.parametrize("ny", [4, 0])
+def test_convert_of_an_empty_map_to_tiff_is_refused(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path, ny: int) -> None:
+    """A map of no sections (NZ 0; its rows may be 0 too) has no page for a TIFF: one line
+    says so, no file is left (tifffile failed on it: "ImageJ hyperstack shape and axes do
+    not match", or StopIteration with rows 0, found by fuzzing)."""
+    src = tmp_path / "empty.mrc"
+    mrcio.write(src, np.zeros((1, 4, 4), np.float32))
+    head = bytearray(src.read_bytes()[:1024])
+    head[4:12] = np.array([ny, 0], "<i4").tobytes()
+    src.write_bytes(head)
+    assert mrcio.read(src).shape == (0, ny, 4)
+    code, out, err = run(capsys, "convert", src, tmp_path / "a.tif")
+    assert (code, out) == (1, "")
+    assert err == f"mrcio: error: {src}: no images to write (NZ = 0): a TIFF file holds at least one\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mrc"]
+
+
 def test_tiff_whose_mrc_header_does_not_fit_converts_without_it(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, volume_mrc: Path) -> None:
     """A TIFF cropped elsewhere keeping mrcio's description: the header is not applied,

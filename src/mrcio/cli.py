@@ -1161,6 +1161,9 @@ def _write_tiff(frames: Frames, dst: Path, *, force: bool, update: Callable[[int
     calibration), the rest in the description (:func:`_tiff_description`)."""
     import io
 
+    if not frames.sections:  # an empty map (NZ 0): tifffile fails on it (StopIteration)
+        raise CLIError(f"{frames.path}: no images to write (NZ = 0): a TIFF file holds at "
+                       "least one")
     tifffile = _optional("tifffile", "tiff", f"{dst}: writing TIFF")
     dtype = frames.dtype.newbyteorder("=")
     info = _tiff_description(frames)
