@@ -291,6 +291,19 @@ def test_to_dask_of_an_empty_file(tmp_path: Path, compressor: str | None) -> Non
     assert lazy.compute().shape == (0, 8, 8)
 
 
+def test_to_dask_of_an_empty_file_without_rows(tmp_path: Path) -> None:
+    """An empty map (NZ 0) may have NY 0 too; Dask's automatic chunking divided by zero on
+    it (ZeroDivisionError, found by fuzzing)."""
+    path = tmp_path / "empty.mrc"
+    mrcio.write(path, np.zeros((1, 4, 4), np.float32))
+    head = bytearray(path.read_bytes()[:1024])
+    head[0:12] = np.array([5000, 0, 0], "<i4").tobytes()  # NX 5000, NY = NZ = 0
+    path.write_bytes(head)
+    lazy = mrcio.to_dask(path)
+    assert lazy.shape == (0, 0, 5000)
+    assert lazy.compute().shape == (0, 0, 5000)
+
+
 def test_open_says_how_to_append(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="mode 'a' appends"):
         mrcio.open(tmp_path / "a.mrc", "w", dtype=np.float32, frame_shape=(4, 4), append=True)

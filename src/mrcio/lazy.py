@@ -307,8 +307,10 @@ def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
     assert path is not None
     header = dataclasses.replace(reader.header, extended=None, extended_bytes=b"")
     shape, per = reader.shape, reader.header.channels
-    if 0 in shape:  # nothing to read: Dask takes no empty chunk tuple
-        return da.from_array(np.empty(shape, reader.header.dtype))  # type: ignore[no-untyped-call]
+    if 0 in shape:  # nothing to read: Dask takes no empty chunk tuple, and its automatic
+        # chunking divides by zero when a dimension other than the first is 0 too
+        return da.from_array(np.empty(shape, reader.header.dtype),  # type: ignore[no-untyped-call]
+                             chunks=-1)
     single = len(shape) == 2
     counts = [1] if single else [
         min(frames_per_chunk, shape[0] - a) for a in range(0, shape[0], frames_per_chunk)
