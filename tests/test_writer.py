@@ -841,6 +841,24 @@ def test_containers_are_not_appended_to(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrc", "a.mrc.gz"]
 
 
+@pytest.mark.parametrize(("nx", "ny", "field"), [(4, 0, "ny at byte 4"), (0, 0, "nx at byte 0")])
+def test_empty_map_without_rows_or_columns_is_not_appended_to(
+        tmp_path: Path, nx: int, ny: int, field: str) -> None:
+    """An empty map (NZ 0) may have NX or NY 0; its frames hold nothing, and appending to
+    it failed in numpy's reshape (ValueError, found by fuzzing appends). It is refused
+    before anything is written."""
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, np.zeros((1, 4, 4), np.float32))
+    head = bytearray(path.read_bytes()[:1024])
+    head[0:12] = np.array([nx, ny, 0], "<i4").tobytes()
+    path.write_bytes(head)
+    message = f"field {field}: an empty map whose sections have no rows or columns cannot"
+    with pytest.raises(mrcio.HeaderError, match=message):
+        mrcio.open(path, "a")
+    assert path.read_bytes() == head
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrc"]
+
+
 @pytest.mark.parametrize("data", [np.zeros((2, 0, 5), np.float32), np.zeros((0, 5), np.int8),
                                   [np.zeros((3, 0), np.int16)]])
 def test_sections_without_rows_or_columns_are_refused(tmp_path: Path, data: Any) -> None:

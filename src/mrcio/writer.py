@@ -1333,12 +1333,18 @@ def encoding_of(
     checksums: bool = True, stats: bool = True,
 ) -> Encoding:
     """How an existing file stores its data, to write more sections the same way (not
-    into a gzip or bzip2 container: it would come out plain MRC under the container's name)."""
+    into a gzip or bzip2 container: it would come out plain MRC under the container's name;
+    nor sections without rows or columns, which only an empty map may have)."""
     header = reader.header
     if reader.source.container is not None:
         raise ContainerError(
             f"a {reader.source.container} container cannot be added to: decompress it "
             "first, or write a new file", path=reader.source.name)
+    if 0 in header.section_shape:
+        name = "nx" if header["nx"] == 0 else "ny"
+        raise HeaderError(
+            "an empty map whose sections have no rows or columns cannot be added to",
+            path=reader.source.name, field=name, offset=field_offset(name), value=0)
     return Encoding(
         mode=header.base_mode, byteorder=header.byteorder, compressor=header.compressor,
         clevel=clevel, blocksize=blocksize, blosc2=bool(reader.index and reader.index.blosc2),
