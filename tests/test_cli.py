@@ -1132,6 +1132,28 @@ def test_convert_of_an_empty_map_to_tiff_is_refused(capsys: pytest.CaptureFixtur
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.mrc"]
 
 
+@pytest.mark.parametrize(("dtype", "voxel", "unit"), [(np.int8, 0.01, "cm"),
+                                                     (np.float32, 1e-9, "nm")])
+def test_convert_to_tiff_of_a_voxel_size_too_small_for_its_resolution_tags(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, dtype: Any, voxel: float,
+        unit: str) -> None:
+    """A TIFF resolution is a RATIONAL of uint32: pixels per cm (per nm in ImageJ's
+    calibration) beyond 2**32 - 1 do not fit, and tifffile refused them ("max_denominator
+    should be at least 1", found by fuzzing). The TIFF is written without them, warned;
+    the voxel size still comes back from its description."""
+    src = tmp_path / "a.mrc"
+    mrcio.write(src, np.zeros((2, 4, 4), dtype), voxel_size=voxel)
+    code, _, err = run(capsys, "convert", "-q", src, tmp_path / "a.tif")
+    assert code == 0
+    assert err == (f"mrcio: warning: {src}: its voxel size ({voxel:g} x {voxel:g} Å) is too "
+                   "small for the TIFF resolution tags (at most 4,294,967,295 pixels per "
+                   f"{unit}): other programs will see none; mrcio reads it from the "
+                   "description\n")
+    assert run(capsys, "convert", "-q", tmp_path / "a.tif", tmp_path / "back.mrc")[0] == 0
+    assert mrcio.read_header(tmp_path / "back.mrc").voxel_size == mrcio.read_header(
+        src).voxel_size
+
+
 def test_tiff_whose_mrc_header_does_not_fit_converts_without_it(
         capsys: pytest.CaptureFixture[str], tmp_path: Path, volume_mrc: Path) -> None:
     """A TIFF cropped elsewhere keeping mrcio's description: the header is not applied,

@@ -92,6 +92,8 @@ _RESOLUTION_UNITS = {2: 2.54e8, 3: 1e8, 4: 1e7, 5: 1e4}  # inch, cm, mm, µm (ti
 #: the largest raw extended header a TIFF description carries (compressed, base64): FEI
 #: headers of EPU and Velox are 0.8-0.9 MB, CCP4 symmetry records and SerialEM's far less
 _TIFF_EXTENDED_BYTES = 4 * 2**20
+#: the largest resolution (pixels per unit) a TIFF RATIONAL holds: a uint32 numerator
+_TIFF_RATIONAL_MAX = 2**32 - 1
 _AXES = {"image": "YX", "stack": "TYX", "volume": "ZYX", "volume stack": "TZYX",
          "multi-channel frames": "TCYX"}
 
@@ -1169,18 +1171,27 @@ def _write_tiff(frames: Frames, dst: Path, *, force: bool, update: Callable[[int
     info = _tiff_description(frames)
     axes = _AXES[frames.kind]
     vx, vy, vz = _data_axes_voxel_size(frames)
+    imagej = dtype in (np.uint8, np.int16, np.uint16, np.float32)
+    unit = 10.0 if imagej else 1e8  # angstroms per nm (ImageJ's calibration), per cm
+    resolution = (unit / vx, unit / vy) if vx > 0 and vy > 0 else None
+    if resolution is not None and max(resolution) > _TIFF_RATIONAL_MAX:
+        warnings.warn(f"{frames.path}: its voxel size ({vx:g} x {vy:g} Å) is too small for "
+                      f"the TIFF resolution tags (at most {_TIFF_RATIONAL_MAX:,} pixels per "
+                      f"{'nm' if imagej else 'cm'}): other programs will see none; mrcio "
+                      "reads it from the description", MRCWarning, stacklevel=2)
+        resolution = None
     options: dict[str, Any] = {}
-    if dtype in (np.uint8, np.int16, np.uint16, np.float32):
+    if imagej:
         options["imagej"] = True
         metadata: dict[str, Any] = {"axes": axes, "Info": json.dumps({"mrcio": info})}
-        if vx > 0 and vy > 0:
-            options["resolution"] = (10.0 / vx, 10.0 / vy)  # pixels per nm
+        if resolution is not None:
+            options["resolution"] = resolution
             metadata.update(unit="nm", spacing=(vz or vx) / 10.0)
     else:
         options["photometric"] = "minisblack"
         metadata = {"axes": axes, "mrcio": info}
-        if vx > 0 and vy > 0:
-            options.update(resolution=(1e8 / vx, 1e8 / vy), resolutionunit="CENTIMETER")
+        if resolution is not None:
+            options.update(resolution=resolution, resolutionunit="CENTIMETER")
 
     def pages() -> Iterator[np.ndarray]:
         for block in frames.blocks(update):
