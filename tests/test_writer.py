@@ -1250,6 +1250,22 @@ def test_cell_beyond_float32_refuses_more_sections(how: str, compressor: str | N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrcz"]
 
 
+@pytest.mark.parametrize("cell", [math.inf, math.nan])
+def test_cell_already_not_finite_is_kept_with_more_sections(cell: float,
+                                                            tmp_path: Path) -> None:
+    """A damaged CELLA.z that is infinite or NaN stays as it was (the refusal above is for a
+    cell that more sections would make infinite)."""
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, np.zeros((2, 4, 4), np.float32), voxel_size=1.0)
+    at = mrcio.header.field_offset("cella") + 8
+    raw = bytearray(path.read_bytes())
+    raw[at : at + 4] = np.float32(cell).tobytes()
+    path.write_bytes(raw)
+    with mrcio.open(path, "a", fsync=False) as f:
+        f.append(np.zeros((4, 4), np.float32))
+    assert np.array_equal(mrcio.read_header(path)["cella"], (4.0, 4.0, cell), equal_nan=True)
+
+
 def test_geometry_of_an_image_stack_takes_any_number_of_images(tmp_path: Path) -> None:
     path = tmp_path / "stack.mrcs"
     with mrcfile.new(path) as m:

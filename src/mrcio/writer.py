@@ -138,12 +138,12 @@ class Layout:
         """Raise ValueError if ``nz`` sections cannot be written with this layout: a map's
         geometry (ISPG 1-230) fixes their number; :class:`HeaderError` if their CELLA, which
         grows with NZ where it spans every section, goes beyond float32's range (a file's
-        CELLA.z near 3.4e+38 takes no more sections)."""
+        CELLA.z near 3.4e+38 takes no more sections; one already infinite or NaN is kept)."""
         if self.sections is not None and nz != self.sections:
             raise ValueError(
                 f"{name}: {nz} sections given for a geometry of {self.sections} (ISPG "
                 f"{self.ispg} says one map, whose sections cannot change in number)")
-        if not _fits_float32(cell := self.cella(nz)):
+        if _fits_float32(self.voxel_size) and not _fits_float32(cell := self.cella(nz)):
             voxel = " x ".join(f"{v:g}" for v in self.voxel_size)
             raise HeaderError(
                 f"the cell of {nz:,} sections of {voxel} Å is beyond float32's range "
