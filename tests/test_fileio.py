@@ -138,6 +138,18 @@ def test_containers_are_read_from_a_streams_position(compress: Any) -> None:
     assert stream.tell() == 100
 
 
+def test_containers_are_not_memory_mapped(tmp_path: Path) -> None:
+    plain = tmp_path / "a.mrc"
+    mrcio.write(plain, np.ones((2, 3, 4), np.float32))
+    packed = tmp_path / "a.mrc.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    with pytest.raises(mrcio.ContainerError, match=r"a\.mrc\.gz: a gzip container cannot be "
+                       r"memory-mapped .* read it without mmap"):
+        mrcio.read(packed, mmap=True)
+    with pytest.raises(TypeError, match="only files on disk can be memory-mapped"):
+        mrcio.read(plain.read_bytes(), mmap=True)
+
+
 def test_container_reads_no_more_than_the_header_claims(tmp_path: Path) -> None:
     data = np.ones((2, 3, 4), np.float32)
     plain = tmp_path / "a.mrc"

@@ -225,6 +225,14 @@ class _BufferSource(Source):
         buf[: len(piece)] = piece
         return len(piece)
 
+    def memmap(self, dtype: np.dtype[Any], shape: tuple[int, ...], offset: int) -> np.ndarray:
+        if self.container is not None:  # a file on disk, but not of the data as stored
+            raise ContainerError(
+                f"a {self.container} container cannot be memory-mapped (its data are "
+                "decompressed into memory): read it without mmap, or decompress it first",
+                path=self.name)
+        return super().memmap(dtype, shape, offset)
+
 
 def _container_opener(head: bytes) -> Any:
     """gzip.open or bz2.open if a file starting with ``head`` (its first 10 bytes) is such a

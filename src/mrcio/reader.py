@@ -823,7 +823,8 @@ def read(
     permissive
         Read damaged files as far as possible, with warnings, instead of raising.
     mmap
-        Return a read-only memory map instead of reading (uncompressed files on disk).
+        Return a read-only memory map instead of reading (uncompressed files on disk; MRCZ
+        files and gzip/bzip2 containers raise ValueError, bytes and streams TypeError).
     n_threads
         Threads for decoding and large reads.
     verify
