@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 import pytest
 
-from mrcio._parallel import run_all
+from mrcio import _parallel
+from mrcio._parallel import get_executor, imap_ordered, run_all
 
 
 @pytest.mark.parametrize("threads", [1, 2, 4])
@@ -86,3 +89,18 @@ def test_run_all_works_in_the_calling_thread_too() -> None:
     run_all(work, range(40), n_threads=2)
     assert threading.get_ident() in seen
     assert len(seen) == 2
+
+
+def test_a_call_keeps_its_pool_when_another_grows_the_pool() -> None:
+    # a read with more threads (or after setDefaultThreads) made a larger pool and shut the
+    # old one down while a call in another thread was still submitting to it: RuntimeError
+    # "cannot schedule new futures after shutdown"
+    results = imap_ordered(lambda item: item * 2, range(20), n_threads=2, window=2)
+    assert next(results) == 0  # the call holds the pool now
+    old = get_executor(2)
+    get_executor(_parallel._executor_threads + 1)  # another call, with more threads
+    assert list(results) == [2 * k for k in range(1, 20)]
+    gone = weakref.ref(old)
+    del old, results
+    gc.collect()
+    assert gone() is None  # dropped by everyone: its threads end

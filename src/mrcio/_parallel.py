@@ -54,17 +54,18 @@ def set_default_threads(n_threads: int) -> None:
 
 
 def get_executor(n_threads: int) -> ThreadPoolExecutor:
-    """The shared pool, grown to at least ``n_threads`` workers (created on first use)."""
+    """The shared pool, grown to at least ``n_threads`` workers (created on first use).
+
+    Growing makes a new pool; the old one is not shut down, as calls in other threads may
+    still be submitting to it (a shut-down pool refuses them with RuntimeError): once they
+    let go of it, its threads finish their work and end."""
     global _executor, _executor_threads
     with _lock:
         if _executor is None or _executor_threads < n_threads:
-            old = _executor
             _executor = ThreadPoolExecutor(
                 max_workers=n_threads, thread_name_prefix="mrcio", initializer=_mark_worker
             )
             _executor_threads = n_threads
-            if old is not None:
-                old.shutdown(wait=False)
         return _executor
 
 
