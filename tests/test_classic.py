@@ -37,6 +37,7 @@ import numpy as np
 import pytest
 
 import mrcio
+from mrcio import classic
 
 CLASSIC_NAMES = [
     "readMRC",
@@ -587,6 +588,32 @@ def test_async_calls_run_in_the_order_made(tmp_path: Path) -> None:
     assert [f.result(timeout=60) for f in [*appends, write]] == [None] * 10
     assert read.result(timeout=60)[0].shape == (30, 256, 256)
     assert mrcio.readMRC(path)[0][:, 0, 0].tolist() == list(range(10))
+
+
+def test_async_calls_made_by_async_work_or_callbacks_do_not_deadlock(tmp_path: Path) -> None:
+    # the one worker ran a done callback (or work) that waited for another async call,
+    # queued behind the worker's own call: it never started (mrcz deadlocks too)
+    path = tmp_path / "a.mrcz"
+    data = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8)
+    seen: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def read_back(write: concurrent.futures.Future[Any]) -> None:
+        try:
+            seen.set_result(mrcio.asyncReadMRC(path).result(timeout=10)[0])
+        except BaseException as exc:  # noqa: BLE001 - the test fails with it
+            seen.set_exception(exc)
+
+    mrcio.asyncWriteMRC(data, path, compressor="zstd").add_done_callback(read_back)
+    assert np.array_equal(seen.result(timeout=30), data)
+
+    def copy() -> Any:
+        image = mrcio.asyncReadMRC(path).result(timeout=10)[0]
+        mrcio.asyncWriteMRC(image, tmp_path / "b.mrc").result(timeout=10)
+        with pytest.raises(FileNotFoundError):  # errors still come through the future
+            mrcio.asyncReadMRC(tmp_path / "missing.mrc").result(timeout=10)
+        return mrcio.readMRC(tmp_path / "b.mrc")[0]
+
+    assert np.array_equal(classic._async_pool().submit(copy).result(timeout=30), data)
 
 
 # --- mrcz bugs mrcio does not copy -----------------------------------------------------------

@@ -644,25 +644,50 @@ def setDefaultThreads(n_threads: int) -> None:
 
 _async_lock = threading.Lock()
 _async_executor: ThreadPoolExecutor | None = None
+_async_local = threading.local()
 #: one worker, as in mrcz: calls run in the order they were made, so a read queued after a
 #: write sees the file, and appends (``idx=``) queued one after another all land (each
 #: call uses ``n_threads`` threads of its own)
 _ASYNC_WORKERS = 1
 
 
+def _mark_async_worker() -> None:
+    _async_local.worker = True
+
+
 def _async_pool() -> ThreadPoolExecutor:
     global _async_executor
     with _async_lock:
         if _async_executor is None:
-            _async_executor = ThreadPoolExecutor(_ASYNC_WORKERS, thread_name_prefix="mrcio-async")
+            _async_executor = ThreadPoolExecutor(_ASYNC_WORKERS, thread_name_prefix="mrcio-async",
+                                                 initializer=_mark_async_worker)
         return _async_executor
+
+
+def _submit(fn: Any, args: Any, kwargs: Any) -> Future[Any]:
+    """``fn`` on the async worker; called from that worker itself (a done callback, or work
+    of its own submitting), run at once there: queued behind the call the worker is busy
+    with, a call waited for there would never start (mrcz deadlocks)."""
+    if not getattr(_async_local, "worker", False):
+        return _async_pool().submit(fn, *args, **kwargs)
+    future: Future[Any] = Future()
+    future.set_running_or_notify_cancel()
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - into the future, as the pool puts it
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+    return future
 
 
 def asyncReadMRC(*args: Any, **kwargs: Any) -> Future[Any]:
     """:func:`readMRC` in a background thread; returns a ``concurrent.futures.Future``.
 
     Calls of :func:`asyncReadMRC` and :func:`asyncWriteMRC` run one at a time, in the
-    order they were made (as in mrcz).
+    order they were made (as in mrcz); one made in the worker running them (from a done
+    callback, or from a call's own work) runs at once and returns a finished future, so
+    waiting on it cannot deadlock.
 
     Examples
     --------
@@ -673,7 +698,7 @@ def asyncReadMRC(*args: Any, **kwargs: Any) -> Future[Any]:
     >>> image.tolist()
     [[1.0, 1.0], [1.0, 1.0]]
     """
-    return _async_pool().submit(readMRC, *args, **kwargs)
+    return _submit(readMRC, args, kwargs)
 
 
 def asyncWriteMRC(*args: Any, **kwargs: Any) -> Future[Any]:
@@ -690,7 +715,7 @@ def asyncWriteMRC(*args: Any, **kwargs: Any) -> Future[Any]:
     >>> mrcio.asyncReadMRC(path).result()[0][:, 0, 0].tolist()
     [0.0, 1.0, 2.0, 3.0]
     """
-    return _async_pool().submit(writeMRC, *args, **kwargs)
+    return _submit(writeMRC, args, kwargs)
 
 
 read_mrc = readMRC
