@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -323,3 +324,49 @@ def test_a_directory_is_not_replaced(tmp_path: Path) -> None:
     with pytest.raises(IsADirectoryError, match=r"d\.mrc: is a directory"):
         mrcio.write(tmp_path / "d.mrc", np.zeros((2, 4, 4), np.float32), overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.mrc"]
+
+
+def test_closing_while_another_thread_reads_never_reads_another_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the descriptor was closed under a read in progress: its number, reused by a file opened
+    # meanwhile, then gave that file's bytes (plain MRC: wrong frames; MRCZ: a ChecksumError
+    # calling the file corrupt), or EBADF; the read in progress must finish from its own file
+    # and later ones raise ValueError
+    path, other = tmp_path / "a.mrcz", tmp_path / "other.mrcz"
+    data = np.arange(4 * 32 * 32, dtype=np.int16).reshape(4, 32, 32)
+    mrcio.write(path, data, stack=True, compressor="zstd")
+    mrcio.write(other, data[::-1] + 1, stack=True, compressor="zstd")
+    reading, closed = threading.Event(), threading.Event()
+    real_preadv = os.preadv
+
+    def preadv(fd: int, buffers: Any, offset: int) -> int:
+        if threading.current_thread() is not threading.main_thread() and not reading.is_set():
+            reading.set()
+            assert closed.wait(10)
+        return real_preadv(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", preadv)
+    f = mrcio.open(path, n_threads=1)
+    got: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            got["frame"] = f[2]
+        except BaseException as exc:  # noqa: BLE001 - the test fails with it
+            got["error"] = exc
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    assert reading.wait(10)
+    f.close()
+    with mrcio.open(other) as g:  # takes the descriptor's number if it was freed
+        with pytest.raises(ValueError, match="read from a closed file"):
+            f[1]
+        closed.set()
+        thread.join(10)
+        assert np.array_equal(g[1], data[2] + 1)
+    assert "error" not in got, got.get("error")
+    assert np.array_equal(got["frame"], data[2])
+    with pytest.raises(ValueError, match="read from a closed file"):
+        f[2]

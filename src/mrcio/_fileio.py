@@ -24,7 +24,7 @@ import uuid
 import warnings
 import weakref
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Union
 
@@ -114,14 +114,23 @@ class Source:
 
 
 class _FileSource(Source):
+    """A file on disk, read by position (``os.preadv``) from one descriptor shared by every
+    thread. :meth:`close` while other threads read closes the descriptor only when the last
+    read in progress is done (closed under it, its number could already name another file
+    opened since, and the read return that file's bytes); reads begun after it raise
+    ValueError."""
+
     mappable = True
 
     def __init__(self, path: str) -> None:
         self.name = self.path = path
         flags = os.O_RDONLY | getattr(os, "O_BINARY", 0)
-        self._fd: int | None = os.open(path, flags)
+        self._fd = os.open(path, flags)
         # closed also when the source is dropped unclosed (mrcio.open(p)[k] in a loop)
         self._release = weakref.finalize(self, os.close, self._fd)
+        self._state = threading.Lock()  # guards the two below
+        self._users = 0  # calls using the descriptor now
+        self._closed = False
         try:
             self.size = os.fstat(self._fd).st_size
         except BaseException:
@@ -129,42 +138,55 @@ class _FileSource(Source):
             raise
         self._lock = None if hasattr(os, "preadv") else threading.Lock()
 
+    @contextlib.contextmanager
+    def _descriptor(self, what: str) -> Iterator[int]:
+        """The descriptor, kept open until the block ends (ValueError once closed)."""
+        with self._state:
+            if self._closed:
+                raise ValueError(f"{self.name}: {what} a closed file")
+            self._users += 1
+        try:
+            yield self._fd
+        finally:
+            with self._state:
+                self._users -= 1
+                last = self._closed and not self._users
+            if last:
+                self._release()
+
     def readinto(self, buf: memoryview, offset: int) -> int:
-        if self._fd is None:
-            raise ValueError(f"{self.name}: read from a closed file")
         done = 0
-        while done < len(buf):
-            if self._lock is None:
-                got = os.preadv(self._fd, [buf[done:]], offset + done)
-            else:  # platforms without preadv (Windows)
-                with self._lock:
-                    os.lseek(self._fd, offset + done, os.SEEK_SET)
-                    got = os.readv(self._fd, [buf[done:]])
-            if got == 0:
-                break
-            done += got
+        with self._descriptor("read from") as fd:
+            while done < len(buf):
+                if self._lock is None:
+                    got = os.preadv(fd, [buf[done:]], offset + done)
+                else:  # platforms without preadv (Windows)
+                    with self._lock:
+                        os.lseek(fd, offset + done, os.SEEK_SET)
+                        got = os.readv(fd, [buf[done:]])
+                if got == 0:
+                    break
+                done += got
         return done
 
     def memmap(self, dtype: np.dtype[Any], shape: tuple[int, ...], offset: int) -> np.ndarray:
         # map the descriptor already open, not the path: a file replaced since it was opened
         # must not be mixed with the header read from the old one
         count = int(np.prod(shape, dtype=np.int64))
-        if self._fd is None:
-            raise ValueError(f"{self.name}: memory map of a closed file")
-        if count == 0:
-            return np.empty(shape, dtype)
-        self.check_length(offset + count * dtype.itemsize, "data block")
-        mapped = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
-        if offset + count * dtype.itemsize > len(mapped):  # cut short since the check
-            mapped.close()
+        with self._descriptor("memory map of") as fd:
+            if count == 0:
+                return np.empty(shape, dtype)
             self.check_length(offset + count * dtype.itemsize, "data block")
+            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)  # a descriptor of its own
+            if offset + count * dtype.itemsize > len(mapped):  # cut short since the check
+                mapped.close()
+                self.check_length(offset + count * dtype.itemsize, "data block")
         array: np.ndarray = np.frombuffer(mapped, dtype, count=count, offset=offset)
         return array.reshape(shape)
 
     def check_length(self, end: int, what: str, *, frame: int | None = None) -> None:
-        if self._fd is None:
-            raise ValueError(f"{self.name}: read from a closed file")
-        size = os.fstat(self._fd).st_size
+        with self._descriptor("read from") as fd:
+            size = os.fstat(fd).st_size
         if size < end:
             raise TruncatedFileError(
                 f"{what} truncated (the file ends at byte {size:,}, before byte {end:,}; "
@@ -173,8 +195,12 @@ class _FileSource(Source):
             )
 
     def close(self) -> None:
-        if self._fd is not None:
-            self._fd = None
+        with self._state:
+            if self._closed:
+                return
+            self._closed = True
+            last = not self._users
+        if last:
             self._release()
 
 
