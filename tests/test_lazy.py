@@ -6,6 +6,7 @@ import os
 import pickle
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from distributed import Client, LocalCluster
 
 import mrcio
 from mrcio.batch import convert_files
-from mrcio.writer import transcode
+from mrcio.writer import SectionWriter, transcode
 
 
 @pytest.fixture(params=[None, "zstd"], ids=["mrc", "mrcz"])
@@ -106,6 +107,58 @@ def test_streaming_writer_failure_leaves_nothing(tmp_path: Path) -> None:
         write_a_bad_frame()
     assert not path.exists()
     assert not list(tmp_path.glob("*.partial"))
+
+
+def test_appends_from_several_threads_go_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # appends from two threads ran into the section writer at once: chunks interleaved
+    # with their crc32s out of order, and the file closed "fine" but read as corrupt
+    path = tmp_path / "x.mrcz"
+    inside, overlap = threading.Event(), threading.Event()
+    running = 0
+    submit = SectionWriter.submit_borrowed
+
+    def watched(self: SectionWriter, block: np.ndarray) -> None:
+        nonlocal running
+        running += 1
+        if running > 1:
+            overlap.set()
+        if not inside.is_set():
+            inside.set()
+            overlap.wait(0.5)  # long enough for the other append to come in, were it let
+        submit(self, block)
+        running -= 1
+
+    monkeypatch.setattr(SectionWriter, "submit_borrowed", watched)
+    with mrcio.open(path, "w", dtype=np.int16, frame_shape=(16, 16),
+                    compressor="zstd") as out:
+        first = threading.Thread(target=out.append, args=(np.full((16, 16), 1, np.int16),))
+        first.start()
+        assert inside.wait(10)
+        second = threading.Thread(target=out.append, args=(np.full((16, 16), 2, np.int16),))
+        second.start()
+        first.join(10)
+        second.join(10)
+        assert not overlap.is_set()
+        # and a burst from several threads, each frame whole and in the file once
+        monkeypatch.setattr(SectionWriter, "submit_borrowed", submit)
+        start = threading.Barrier(4)
+
+        def burst(t: int) -> None:
+            start.wait()
+            for k in range(25):
+                out.append(np.full((16, 16), 100 * (t + 1) + k, np.int16))
+
+        threads = [threading.Thread(target=burst, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    frames = mrcio.read(path)
+    assert all((frame == frame[0, 0]).all() for frame in frames)
+    assert sorted(frames[:, 0, 0].tolist()) == [1, 2] + [
+        100 * (t + 1) + k for t in range(4) for k in range(25)]
 
 
 def test_append_mode(movie: tuple[Path, np.ndarray]) -> None:

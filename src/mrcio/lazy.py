@@ -378,7 +378,8 @@ class StreamWriter:
     and saves their pass; ``geometry=header`` places the frames as that file's data, its
     sections appended one by one or its volumes, and a map's sections must all come before
     close) plus ``nframes``, the frame count if known in advance. Until close the data live
-    in a temporary file beside the target, so a crash leaves no half-written file.
+    in a temporary file beside the target, so a crash leaves no half-written file. Appends
+    from several threads are taken one at a time, each call's frames together.
 
     Examples
     --------
@@ -420,6 +421,9 @@ class StreamWriter:
         append: bool = False,
     ) -> None:
         self.path = os.fspath(dst)
+        # appends from several threads go one at a time (frames in the order they got it),
+        # and close waits for the one in progress: a section writer is not thread-safe
+        self._lock = threading.RLock()
         if nframes is not None and not (isinstance(nframes, (int, np.integer)) and nframes >= 0):
             raise ValueError(f"nframes must be a count of frames, got {nframes!r}")
         if append:  # the file's own header decides these
@@ -497,8 +501,6 @@ class StreamWriter:
         compressed while the next ones come, frames of 8 MiB or more are written before this
         returns (all threads working on each, without a copy).
         """
-        if self.closed:
-            raise ValueError(f"{self.path}: append to a closed writer")
         data = np.asarray(frames)
         if data.shape == self.frame_shape:
             data = data[np.newaxis]
@@ -507,37 +509,41 @@ class StreamWriter:
                              f"got {np.asarray(frames).shape}")
         ny, nx = self.frame_shape[-2:]
         sections = data.reshape(-1, ny, nx)
-        self._writer.check(sections)  # a refused block leaves the writer as it was
-        if not len(sections):
-            return
-        try:
-            self._writer.submit_borrowed(sections)
-        except BaseException:
-            self._abandon()
-            raise
+        with self._lock:
+            if self.closed:
+                raise ValueError(f"{self.path}: append to a closed writer")
+            self._writer.check(sections)  # a refused block leaves the writer as it was
+            if not len(sections):
+                return
+            try:
+                self._writer.submit_borrowed(sections)
+            except BaseException:
+                self._abandon()
+                raise
 
     def close(self) -> None:
         """Write what is queued, finish the header and move the file into place."""
-        if self.closed:
-            return
-        try:
-            self._writer.flush()
-            writer = self._writer
-            writer.layout.check_sections(writer.sections, self.path)
-            if writer.checksummed and (
-                writer._crc_slot is None or len(writer.crcs) > writer._crc_slot[1]
-            ):  # no room kept for the checksums, or not enough: more frames than nframes
-                self._rebuild_with_checksums()
+        with self._lock:
+            if self.closed:
                 return
-            writer.finish()
-            self._file.commit()
-        except BaseException:
-            self._abandon()
-            raise
-        finally:
-            self.closed = True
-            if self._reader is not None:
-                self._reader.close()
+            try:
+                self._writer.flush()
+                writer = self._writer
+                writer.layout.check_sections(writer.sections, self.path)
+                if writer.checksummed and (
+                    writer._crc_slot is None or len(writer.crcs) > writer._crc_slot[1]
+                ):  # no room kept for the checksums, or not enough: more frames than nframes
+                    self._rebuild_with_checksums()
+                    return
+                writer.finish()
+                self._file.commit()
+            except BaseException:
+                self._abandon()
+                raise
+            finally:
+                self.closed = True
+                if self._reader is not None:
+                    self._reader.close()
 
     def _rebuild_with_checksums(self) -> None:
         """The frame count was not known in advance (or more frames came than announced):
@@ -557,13 +563,14 @@ class StreamWriter:
         self._file.discard()
 
     def _abandon(self) -> None:
-        self.closed = True
-        if hasattr(self, "_writer"):
-            self._writer.abort()
-        if hasattr(self, "_file"):
-            self._file.discard()
-        if self._reader is not None:
-            self._reader.close()
+        with self._lock:
+            self.closed = True
+            if hasattr(self, "_writer"):
+                self._writer.abort()
+            if hasattr(self, "_file"):
+                self._file.discard()
+            if self._reader is not None:
+                self._reader.close()
 
     def __enter__(self) -> StreamWriter:
         return self
