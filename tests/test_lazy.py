@@ -378,6 +378,22 @@ def test_fewer_frames_than_announced_are_kept(tmp_path: Path, compressor: str | 
     assert mrcio.validate(path, deep=True) == []
 
 
+def test_a_huge_frame_count_announced_keeps_no_room_for_it(tmp_path: Path) -> None:
+    # room for the checksums of every frame announced was kept in the JSON, and stayed in
+    # the file as spaces: 8 MB for three frames of 64 bytes announced as a million
+    path = tmp_path / "short.mrcz"
+    frames = np.arange(3 * 8 * 8, dtype=np.int8).reshape(3, 8, 8)
+    with mrcio.open(path, "w", dtype=np.int8, frame_shape=(8, 8), compressor="zstd",
+                    nframes=10**6, meta={"operator": "jd"}) as out:
+        out.append(frames)
+    assert path.stat().st_size < 4096
+    assert np.array_equal(mrcio.read(path), frames)
+    with mrcio.open(path) as f:
+        assert f.meta == {"operator": "jd"}
+        assert f._reader.checksums is not None
+    assert mrcio.validate(path, deep=True) == []
+
+
 @pytest.mark.parametrize("compressor", [None, "zstd"])
 def test_a_refused_append_leaves_the_writer_as_it_was(tmp_path: Path,
                                                       compressor: str | None) -> None:

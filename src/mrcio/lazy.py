@@ -48,6 +48,11 @@ from .writer import (
 __all__ = ["MRCFile", "StreamWriter", "open", "to_dask"]
 
 _RELION_ADDRESS = re.compile(r"^(\d+)@(.+)$")
+#: sections of an announced frame count (``nframes``) whose chunk checksums get room kept in
+#: the JSON from the start (8 bytes each: 1 MiB). Room for more would be made in memory and
+#: stay in the file (as spaces) however few frames came (80 MB for nframes=10**7): the
+#: header and JSON are then written again on close, as for a count not announced.
+_MOST_RESERVED = 2**17
 
 
 class MRCFile:
@@ -481,6 +486,7 @@ class StreamWriter:
             self._writer = SectionWriter(
                 self._file.handle, layout, encoding, meta=meta, extended=extended,
                 exttyp=exttyp, expected_sections=expected, name=self.path,
+                reserve_checksums=expected is not None and expected <= _MOST_RESERVED,
             )
             if self._reader is not None:
                 _copy_sections(self._reader, self._writer, range(existing))

@@ -298,6 +298,10 @@ class SectionWriter:
     symmetry records (which CCP4 and EMDB maps carry untyped), or stays blank with a
     warning (:func:`_raw_exttyp`). Every path that writes an extended header
     (:func:`mrcio.write`, appends, the command line's conversions) comes through here.
+
+    ``expected_sections``, when known, is checked against the layout and room is kept for
+    as many checksums; with ``reserve_checksums=False`` none is, and the caller writes the
+    header and JSON again once the chunks are written (:class:`mrcio.lazy.StreamWriter`).
     """
 
     def __init__(
@@ -310,6 +314,7 @@ class SectionWriter:
         extended: Any = None,
         exttyp: str | None = None,
         expected_sections: int | None = None,
+        reserve_checksums: bool = True,
         name: str = "<stream>",
     ) -> None:
         self.handle = handle
@@ -354,7 +359,7 @@ class SectionWriter:
         if extended is not None and meta is None:
             exttyp = _raw_exttyp(extended, exttyp, name)
         slot = None  # the placeholder's text ('"_mrcio":{...}') and sections
-        if self.checksummed and expected_sections is not None:
+        if self.checksummed and expected_sections is not None and reserve_checksums:
             placeholder = checksum_entry([0] * expected_sections, 0)
             slot = _entry_text(placeholder), expected_sections
             meta = {**(meta or {}), CHECKSUM_KEY: placeholder}
