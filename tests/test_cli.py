@@ -556,6 +556,23 @@ def test_many_files_into_a_directory(capsys: pytest.CaptureFixture[str], tmp_pat
     assert "would both be written to" in err
 
 
+@pytest.mark.parametrize("command", ["compress", "decompress"])
+def test_output_directory_that_does_not_exist(capsys: pytest.CaptureFixture[str],
+                                              tmp_path: Path, movie_mrcz: Path,
+                                              command: str) -> None:
+    """``-o out/`` names a directory: one that does not exist is a usage error, not a file
+    called ``out`` (a path object drops the trailing separator)."""
+    missing = tmp_path / "out"
+    code, out, err = run(capsys, command, movie_mrcz, "-o", f"{missing}{os.sep}", "--force")
+    assert (code, out) == (2, "")
+    assert f"{missing}{os.sep}: no such directory (create it first)" in err
+    assert not missing.exists()
+    missing.mkdir()
+    assert run(capsys, command, movie_mrcz, "-o", f"{missing}{os.sep}")[0] == 0
+    assert [p.suffix for p in missing.iterdir()] == [".mrc" if command == "decompress"
+                                                    else ".mrcz"]
+
+
 def test_one_bad_file_does_not_stop_the_others(capsys: pytest.CaptureFixture[str],
                                                tmp_path: Path, movie_mrc: Path) -> None:
     junk = tmp_path / "junk.mrc"

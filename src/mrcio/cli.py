@@ -1389,8 +1389,21 @@ def _run_jobs(run: Run, jobs: Sequence[tuple[Path, Callable[[], str]]],
         run.fail(exc, scheduler)
 
 
+def _output_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """``-o`` as a path; a name ending in a path separator must be an existing directory
+    (a path object drops the separator, and the output would be a file of that name)."""
+    if value is None:
+        return None
+    path = Path(value)
+    if value.endswith(tuple(s for s in (os.sep, os.altsep) if s)) and not path.is_dir():
+        raise click.BadParameter(f"{value}: no such directory (create it first)",
+                                 ctx=ctx, param=param)
+    return path
+
+
 def _output_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option("-o", "--output", type=click.Path(path_type=Path), help=help_text)
+    return click.option("-o", "--output", type=click.Path(), callback=_output_path,
+                        help=help_text)
 
 
 _codec_option = click.option(
