@@ -820,6 +820,22 @@ def test_convert_mrc_tiff_mrc(capsys: pytest.CaptureFixture[str], tmp_path: Path
     np.testing.assert_array_equal(mrcio.read(back), data)
 
 
+@pytest.mark.parametrize("command", ["info", "preview", "decompress"])
+def test_commands_for_mrc_only_name_a_tiff(capsys: pytest.CaptureFixture[str],
+                                          tmp_path: Path, volume_mrc: Path,
+                                          command: str) -> None:
+    """info, preview and decompress read MRC and MRCZ only: a TIFF (one convert wrote) is
+    one line saying so, not its first bytes read as an MRC header (byte-order and map-id
+    warnings, then "unknown mode")."""
+    tif = tmp_path / "volume.tif"
+    assert run(capsys, "convert", volume_mrc, tif)[0] == 0
+    code, out, err = run(capsys, command, tif)
+    assert (code, out) == (1, "")
+    assert err == (f"mrcio: error: {tif}: is a TIFF file, not MRC or MRCZ (mrcio convert "
+                   "turns it into one)\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["volume.mrc", "volume.tif"]
+
+
 def test_convert_mrcz_tiff_mrcz_keeps_metadata(capsys: pytest.CaptureFixture[str],
                                                tmp_path: Path, movie_mrcz: Path,
                                                movie: np.ndarray) -> None:

@@ -702,6 +702,7 @@ def info(run: Run, files: tuple[Path, ...], as_json: bool, stats: bool,
     reports: list[dict[str, Any]] = []
 
     def one(path: Path) -> None:
+        _not_tiff(path)
         with _open_for_info(path, permissive) as reader:
             facts = facts_of(reader, _data_stats(reader, run) if stats else None)
         if as_json:
@@ -889,6 +890,20 @@ def is_tiff(path: str | os.PathLike[str]) -> bool:
     """True if the file starts like a TIFF or BigTIFF file."""
     with open(path, "rb") as f:
         return f.read(4) in _TIFF_MAGIC
+
+
+def _not_tiff(path: str | os.PathLike[str]) -> None:
+    """Refuse a TIFF file where a command reads only MRC and MRCZ files (read as MRC, its
+    first bytes give warnings about the byte order and map id, then a misleading error).
+
+    Raises
+    ------
+    CLIError
+        ``path`` is a TIFF file.
+    """
+    if is_tiff(path):
+        raise CLIError(f"{os.fspath(path)}: is a TIFF file, not MRC or MRCZ (mrcio convert "
+                       "turns it into one)")
 
 
 def open_frames(path: str | os.PathLike[str], n_threads: int | None = None) -> Frames:
@@ -1483,8 +1498,7 @@ def decompress(run: Run, inputs: tuple[Path, ...], output: Path | None, threads:
     for src, dst in pairs:
 
         def compressed(src: Path = src) -> bool:
-            if is_tiff(src):
-                raise CLIError(f"{src}: is a TIFF file (use mrcio convert)")
+            _not_tiff(src)
             with MRCReader(src) as reader:
                 return reader.header.compressor is not None
 
@@ -1584,8 +1598,8 @@ def _read_sections(reader: MRCReader, sections: Sequence[int]) -> np.ndarray:
 @_common
 def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed: bool,
             montage: int | None, size: int, scale_bar: bool, force: bool) -> int:
-    """Write a PNG picture of FILE: contrast-stretched (0.5 to 99.5 percentile), binned to
-    --size, with a scale bar from the voxel size."""
+    """Write a PNG picture of FILE (MRC or MRCZ): contrast-stretched (0.5 to 99.5
+    percentile), binned to --size, with a scale bar from the voxel size."""
     chosen = [name for name, given in (("--frame", frame is not None), ("--sum", summed),
                                        ("--montage", montage is not None)) if given]
     if len(chosen) > 1:
@@ -1598,6 +1612,7 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
     def one() -> None:
         from .preview import magnitude, pixel_size_of, render, write_png
 
+        _not_tiff(file)
         _target(dst, force)
         with MRCReader(file) as reader:
             count = reader.frame_count
