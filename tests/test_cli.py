@@ -938,6 +938,29 @@ def test_convert_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                   np.arange(16).reshape(4, 4))
 
 
+def test_mode_0_bytes_read_as_written(capsys: pytest.CaptureFixture[str],
+                                      tmp_path: Path) -> None:
+    """Whether mode-0 bytes are signed is the written data's, not that of IMOD fields kept
+    from the source's header: unsigned bytes from a TIFF of an IMOD file (whose description
+    has no IMOD stamp) read back unsigned, and --dtype int8 of an IMOD file reads signed
+    (both came back as the other type: values from 128 changed sign)."""
+    unsigned = tmp_path / "u8.mrc"
+    data = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    mrcio.write(unsigned, data, mode=0)
+    tif, back = tmp_path / "u8.tif", tmp_path / "back.mrc"
+    assert run(capsys, "convert", unsigned, tif)[0] == 0
+    assert run(capsys, "convert", tif, back, "--mode", "0", "--verify")[0] == 0
+    assert mrcio.read(back).dtype == np.uint8
+    np.testing.assert_array_equal(mrcio.read(back), data)
+    small = tmp_path / "small.mrc"
+    mrcio.write(small, data[:8], mode=0)  # 0-127
+    signed = tmp_path / "i8.mrc"
+    assert run(capsys, "convert", small, signed, "--dtype", "int8")[0] == 0
+    assert mrcio.read(signed).dtype == np.int8
+    with mrcfile.open(signed) as m:
+        np.testing.assert_array_equal(m.data, data[:8])
+
+
 def test_convert_dtype_refuses_values_that_would_change(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
         real_dir: Path) -> None:

@@ -46,6 +46,7 @@ from .header import (
     GEOMETRY_FIELDS,
     HEADER_DTYPE,
     HEADER_SIZE,
+    IMOD_SIGNED_BYTES,
     IMOD_STAMP,
     MODE_OF_DTYPE,
     MODES,
@@ -854,12 +855,17 @@ def build_record(
     record["nsymbt"] = extended_nbytes
     if exttyp:  # a caller's is ASCII (checked); a file's kept is its bytes as read
         record["exttyp"] = exttyp.encode("latin-1")
-    if enc.imod_unsigned:
-        record["imod_stamp"], record["imod_flags"] = IMOD_STAMP, 0
     if enc.compressor is not None:
         record["packed_bytes"] = packed
     for name, value in layout.fields.items():
         record[name] = value
+    # how mode-0 bytes read is the data's, not that of IMOD fields kept from another header
+    if enc.imod_unsigned:
+        if record["imod_stamp"] != IMOD_STAMP:
+            record["imod_stamp"], record["imod_flags"] = IMOD_STAMP, 0
+        record["imod_flags"] &= ~IMOD_SIGNED_BYTES
+    elif enc.mode == 0 and record["imod_stamp"] == IMOD_STAMP:
+        record["imod_flags"] |= IMOD_SIGNED_BYTES
     set_labels(record, layout.labels)
     return record
 
