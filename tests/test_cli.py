@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -959,6 +960,32 @@ def test_mode_0_bytes_read_as_written(capsys: pytest.CaptureFixture[str],
     assert mrcio.read(signed).dtype == np.int8
     with mrcfile.open(signed) as m:
         np.testing.assert_array_equal(m.data, data[:8])
+
+
+@pytest.mark.parametrize("mode", [0, 101])
+def test_tiff_keeps_the_mode_of_unsigned_bytes(capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path, mode: int) -> None:
+    """uint8 data have no MRC mode of their own: a TIFF of an MRC file keeps its mode, so
+    converting it back needs no --mode (it failed: "uint8 data have no MRC mode"); a mode
+    that cannot hold the images (an edited description) is not used."""
+    original = tmp_path / "u8.mrc"
+    data = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mrcio.MRCWarning)  # mode 101: mrcfile cannot read it
+        mrcio.write(original, data, mode=mode)
+    tif, back = tmp_path / "u8.tif", tmp_path / "back.mrc"
+    assert run(capsys, "convert", original, tif)[0] == 0
+    assert run(capsys, "convert", "--verify", tif, back)[0] == 0
+    assert mrcio.read_header(back).base_mode == mode
+    np.testing.assert_array_equal(mrcio.read(back), data)
+    with tifffile.TiffFile(tif) as t:
+        info = json.loads(t.imagej_metadata["Info"])
+    info["mrcio"]["mode"] = 2
+    edited = tmp_path / "edited.tif"
+    tifffile.imwrite(edited, data, imagej=True, metadata={"Info": json.dumps(info)})
+    code, _, err = run(capsys, "convert", edited, tmp_path / "edited.mrc")
+    assert code == 1
+    assert f"{edited}: uint8 data have no MRC mode of their own" in err
 
 
 def test_convert_dtype_refuses_values_that_would_change(

@@ -796,7 +796,7 @@ class Frames:
     read_sections: Callable[[range], np.ndarray]
     close: Callable[[], None]
     header: Header | None = None  # MRC sources (and TIFFs of them): kept when writing MRC
-    mode: int | None = None  # MRC sources: the mode to keep
+    mode: int | None = None  # MRC sources (and TIFFs of them): the mode to keep
     ratio: float | None = None  # MRCZ sources: the compression ratio
 
     @property
@@ -983,6 +983,7 @@ def _tiff_frames(path: str) -> Frames:
         meta = info.get("meta")
         labels = [str(t) for t in info.get("labels", [])]
         header = _tiff_header(info, shape, dtype, labels, path)
+        mode = _tiff_mode(info.get("mode"), dtype)
     except BaseException:
         tif.close()
         raise
@@ -993,7 +994,19 @@ def _tiff_frames(path: str) -> Frames:
     return Frames(path=path, shape=shape, kind=kind, dtype=dtype,
                   voxel_size=voxel, origin=origin,
                   meta=meta if isinstance(meta, dict) else None, labels=labels,
-                  read_sections=read, close=tif.close, header=header)
+                  read_sections=read, close=tif.close, header=header, mode=mode)
+
+
+def _tiff_mode(mode: Any, dtype: np.dtype[Any]) -> int | None:
+    """The MRC mode an MRC file converted to TIFF left in its description, if it can still
+    store the images (uint8 ones have no mode of their own: 0, 6 or 101); else None."""
+    if not isinstance(mode, int) or isinstance(mode, bool):
+        return None
+    try:
+        choose_mode(dtype, mode)
+    except (TypeError, ValueError):
+        return None
+    return mode
 
 
 def _pack_extended(header: Header, path: str) -> dict[str, str] | None:
@@ -1141,11 +1154,13 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
 
 def _tiff_description(frames: Frames) -> dict[str, Any]:
     """What a TIFF's description keeps of ``frames`` for a conversion back: shape, kind,
-    voxel size, origin, labels, metadata, and of an MRC source its geometry fields and raw
-    extended header."""
+    voxel size, origin, labels, metadata, and of an MRC source its mode, geometry fields and
+    raw extended header."""
     info: dict[str, Any] = {"shape": list(frames.shape), "kind": frames.kind,
                             "voxel_size": list(frames.voxel_size),
                             "origin": list(frames.origin)}
+    if frames.mode is not None:
+        info["mode"] = frames.mode
     if frames.labels:
         info["labels"] = frames.labels
     if frames.meta is not None:
@@ -1539,9 +1554,9 @@ def convert(run: Run, source: Path, target: Path, codec: str | None, clevel: int
     """Convert SOURCE to TARGET between MRC, MRCZ and (multi-page) TIFF.
 
     The formats come from TARGET's name (.mrc/.mrcs/.map, .mrcz, .tif/.tiff) and SOURCE's
-    contents. Voxel size, origin, labels, metadata, the map's placement (NSTART, MX/MY/MZ,
-    cell, axis order, space group) and other extended headers (CCP4 symmetry, FEI, ...)
-    are kept where the target can hold them: TIFF files get the voxel size along columns
+    contents. Mode, voxel size, origin, labels, metadata, the map's placement (NSTART,
+    MX/MY/MZ, cell, axis order, space group) and other extended headers (CCP4 symmetry,
+    FEI, ...) are kept where the target can hold them: TIFF files get the voxel size along columns
     and rows as resolution (and ImageJ calibration) and the rest in their description, from
     which a later conversion back restores it (extended headers over 4 MiB are left out,
     with a warning).
