@@ -458,8 +458,9 @@ def test_commit_failure(writer: str, failing: str, tmp_path: Path,
 
     original = mrcio._fileio.AtomicFile.__init__
 
-    def with_fsync(self: Any, target: Any, *, overwrite: bool, fsync: bool = True) -> None:
-        original(self, target, overwrite=overwrite, fsync=True)
+    def with_fsync(self: Any, target: Any, *, overwrite: bool, fsync: bool = True,
+                   replaces: Any = None) -> None:
+        original(self, target, overwrite=overwrite, fsync=True, replaces=replaces)
 
     monkeypatch.setattr(mrcio._fileio.AtomicFile, "__init__", with_fsync)  # fsync on
     monkeypatch.setattr(os, failing, broken)

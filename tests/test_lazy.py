@@ -109,6 +109,36 @@ def test_streaming_writer_failure_leaves_nothing(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.partial"))
 
 
+@pytest.mark.parametrize("codec", [None, "zstd"])
+@pytest.mark.parametrize("nframes", [None, 1])
+def test_two_writers_appending_to_one_file_lose_nothing(
+    tmp_path: Path, codec: str | None, nframes: int | None
+) -> None:
+    # each append rebuilds the file beside it: the last to close replaced the file the
+    # other had just closed, whose frames were lost without a word
+    path = tmp_path / "x.mrc"
+    mrcio.write(path, np.zeros((1, 4, 4), np.int16), stack=True, compressor=codec)
+    first = mrcio.open(path, "a", nframes=nframes)
+    second = mrcio.open(path, "a", nframes=nframes)
+    first.append(np.ones((4, 4), np.int16))
+    second.append(np.full((4, 4), 2, np.int16))
+    first.close()
+    with pytest.raises(mrcio.HeaderError, match=r"x\.mrc: changed since it was opened to be "
+                       r"added to .* nothing was written; add to it again"):
+        second.close()
+    np.testing.assert_array_equal(mrcio.read(path)[:, 0, 0], [0, 1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.mrc"]
+    path.unlink()  # removed meanwhile: refused too
+    with mrcio.open(tmp_path / "y.mrc", "w", dtype=np.int16, frame_shape=(4, 4)) as out:
+        out.append(np.zeros((4, 4), np.int16))
+    third = mrcio.open(tmp_path / "y.mrc", "a")
+    third.append(np.ones((4, 4), np.int16))
+    (tmp_path / "y.mrc").unlink()
+    with pytest.raises(mrcio.HeaderError, match="another writer or program removed it"):
+        third.close()
+    assert not list(tmp_path.iterdir())
+
+
 def test_appends_from_several_threads_go_one_at_a_time(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

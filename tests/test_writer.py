@@ -187,6 +187,22 @@ def test_compressed_bytes_do_not_depend_on_threads(tmp_path: Path,
     assert len(outputs) == 1
 
 
+def test_rewrite_refuses_a_file_changed_meanwhile(tmp_path: Path) -> None:
+    from mrcio.writer import rewrite_sections
+
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, np.zeros((2, 4, 4), np.int16), stack=True, compressor="zstd")
+
+    def blocks() -> Any:  # another program writes the file while the new frames come
+        mrcio.write(path, np.full((5, 4, 4), 7, np.int16), stack=True, overwrite=True)
+        yield np.ones((1, 4, 4), np.int16)
+
+    with pytest.raises(mrcio.HeaderError, match="changed since it was opened"):
+        rewrite_sections(path, 2, blocks(), 1)
+    np.testing.assert_array_equal(mrcio.read(path), np.full((5, 4, 4), 7, np.int16))
+    assert [p.name for p in tmp_path.iterdir()] == ["a.mrcz"]
+
+
 def test_rewrite_appends_and_replaces(tmp_path: Path, rng: np.random.Generator) -> None:
     from mrcio.writer import rewrite_sections
 

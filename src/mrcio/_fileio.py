@@ -30,15 +30,21 @@ from typing import IO, Any, BinaryIO, Union
 
 import numpy as np
 
-from .errors import ContainerError, MRCError, TruncatedFileError
+from .errors import ContainerError, HeaderError, MRCError, TruncatedFileError
 from .header import HEADER_SIZE, parse_header
 
-__all__ = ["AtomicFile", "Lender", "PathOrStream", "Source", "copy_range", "open_source", "pwrite_all",
-           "remove_unfinished", "write_all", "writev_all"]
+__all__ = ["AtomicFile", "Lender", "PathOrStream", "Source", "copy_range", "file_stamp",
+           "open_source", "pwrite_all", "remove_unfinished", "write_all", "writev_all"]
 
 PathOrStream = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
 
 _CONTAINER_PIECE = 16 * 2**20
+
+
+def file_stamp(found: os.stat_result) -> tuple[int, ...]:
+    """What tells a file apart from another put in its place or changed since: device,
+    inode, size and modification time (ns)."""
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns)
 
 
 class Source:
@@ -54,6 +60,8 @@ class Source:
         True when the bytes are a file on disk that can be memory-mapped.
     size
         Length in bytes, or None when it cannot be known without reading everything.
+    stamp
+        A file on disk's identity as opened (:func:`file_stamp`), else None.
     """
 
     name: str
@@ -61,6 +69,7 @@ class Source:
     size: int | None
     mappable = False  # True for files on disk, whose bytes can be memory-mapped
     container: str | None = None  # "gzip" or "bzip2": the bytes were decompressed from one
+    stamp: tuple[int, ...] | None = None
 
     def readinto(self, buf: memoryview, offset: int) -> int:
         """Read up to ``len(buf)`` bytes at ``offset`` into ``buf``; return the count read."""
@@ -132,10 +141,12 @@ class _FileSource(Source):
         self._users = 0  # calls using the descriptor now
         self._closed = False
         try:
-            self.size = os.fstat(self._fd).st_size
+            found = os.fstat(self._fd)
         except BaseException:
             self.close()
             raise
+        self.size = found.st_size
+        self.stamp = file_stamp(found)
         self._lock = None if hasattr(os, "preadv") else threading.Lock()
 
     def _take(self, what: str) -> int:
@@ -449,10 +460,12 @@ class AtomicFile:
     b'data'
     """
 
-    def __init__(self, target: str | os.PathLike[str], *, overwrite: bool, fsync: bool = True):
+    def __init__(self, target: str | os.PathLike[str], *, overwrite: bool, fsync: bool = True,
+                 replaces: tuple[int, ...] | None = None):
         self.target = Path(target)
         self.overwrite = overwrite
         self.fsync = fsync
+        self.replaces = replaces
         if not overwrite and self.target.exists():
             raise FileExistsError(
                 f"{self.target}: file exists (pass overwrite=True to replace it)"
@@ -487,6 +500,7 @@ class AtomicFile:
             if self.fsync:
                 os.fsync(self.handle.fileno())
             self.handle.close()
+            self._check_unchanged()
             if self.overwrite:
                 os.replace(self.temp, self.target)
             else:
@@ -499,6 +513,22 @@ class AtomicFile:
         self.done = True
         self._remove.detach()
         _UNFINISHED.discard(self.temp)
+
+    def _check_unchanged(self) -> None:
+        """With ``replaces`` (the :func:`file_stamp` of the target the new contents were made
+        from: an append), refuse to replace a target that changed since, by another writer
+        or program: its changes would be lost without a word."""
+        if self.replaces is None:
+            return
+        try:
+            now: tuple[int, ...] | None = file_stamp(os.stat(self.target))
+        except FileNotFoundError:
+            now = None
+        if now != self.replaces:
+            raise HeaderError(
+                "changed since it was opened to be added to (another writer or program "
+                f"{'removed' if now is None else 'replaced or modified'} it): nothing was "
+                "written; add to it again", path=str(self.target))
 
     def _link_exclusive(self) -> None:
         try:

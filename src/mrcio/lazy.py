@@ -479,7 +479,10 @@ class StreamWriter:
             extended, exttyp = chosen_extended(extended_header, exttyp, meta, geometry)
         if encoding.compressor is not None and encoding.mode == 101:
             raise ValueError("mode 101 (4-bit) cannot be compressed: mrcz cannot read it back")
-        self._file = AtomicFile(self.path, overwrite=overwrite, fsync=fsync)
+        # an append replaces the file only if no one else changed it meanwhile
+        self._replaces = None if self._reader is None else self._reader.source.stamp
+        self._file = AtomicFile(self.path, overwrite=overwrite, fsync=fsync,
+                                replaces=self._replaces)
         try:
             existing = self._reader.sections if self._reader is not None else 0
             expected = None if nframes is None else existing + nframes * self.per
@@ -561,7 +564,8 @@ class StreamWriter:
             writer.layout, writer.enc, writer.sections, writer.stats.header_values(),
             extended_nbytes=len(extended), exttyp="json", packed=writer.packed,
         )
-        with AtomicFile(self.path, overwrite=True, fsync=self._file.fsync) as final:
+        with AtomicFile(self.path, overwrite=True, fsync=self._file.fsync,
+                        replaces=self._replaces) as final:
             write_all(final.handle, record.tobytes())
             write_all(final.handle, extended)
             copy_range(self._file.handle, final.handle, writer.data_start,

@@ -1420,7 +1420,8 @@ def rewrite_sections(
     Sections before ``start`` and after the new ones are kept as stored; ``start`` may be
     NZ (an append). The header, labels and extended header are kept; NZ, the statistics,
     packedBytes and checksums are brought up to date. The file is rebuilt beside itself and
-    renamed into place, so a failure leaves the old file.
+    renamed into place, so a failure leaves the old file; so does a change to the file by
+    anyone else meanwhile (a :class:`~mrcio.HeaderError`: the change would be lost).
     """
     path = os.fspath(path)
     with MRCReader(path, n_threads=n_threads) as reader:
@@ -1432,7 +1433,8 @@ def rewrite_sections(
         encoding = encoding_of(reader, clevel=clevel, blocksize=blocksize, n_threads=n_threads)
         meta, extended, exttyp = kept_extended(header)
         total = max(nz, start + count)
-        with AtomicFile(path, overwrite=True, fsync=fsync) as out:
+        with AtomicFile(path, overwrite=True, fsync=fsync,
+                        replaces=reader.source.stamp) as out:
             writer = SectionWriter(out.handle, layout, encoding, meta=meta, extended=extended,
                                    exttyp=exttyp, expected_sections=total, name=path)
             _copy_sections(reader, writer, range(start))
