@@ -203,6 +203,20 @@ def test_info_plain_and_volume(capsys: pytest.CaptureFixture[str], volume_mrc: P
     assert "ext. header   none" in out
 
 
+def test_info_calls_a_volume_labelled_a_stack_a_volume(
+    capsys: pytest.CaptureFixture[str], volume_mrc: Path, tmp_path: Path
+) -> None:
+    # ISPG 0 with MZ = NZ: a map as RELION 1.4 and cryoDRGN write it (README: a volume)
+    raw = bytearray(volume_mrc.read_bytes())
+    raw[88:92] = (0).to_bytes(4, "little")  # ISPG
+    relion = tmp_path / "relion.mrc"
+    relion.write_bytes(bytes(raw))
+    assert mrcio.read_header(relion).sampled_volume
+    code, out, _ = run(capsys, "info", relion)
+    assert code == 0
+    assert "5 x 24 x 32: volume (sections, rows, columns)" in out
+
+
 def test_info_json(capsys: pytest.CaptureFixture[str], movie_mrcz: Path, movie_mrc: Path,
                    movie: np.ndarray) -> None:
     code, out, _ = run(capsys, "info", "--json", movie_mrcz)

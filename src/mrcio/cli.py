@@ -356,13 +356,14 @@ def _ascii(text: str) -> str:
 # --- what a file holds --------------------------------------------------------------------
 def _kind(header: Header, shape: tuple[int, ...]) -> str:
     """``"image"``, ``"stack"``, ``"volume"``, ``"volume stack"`` or ``"multi-channel
-    frames"`` (MRCZ)."""
+    frames"`` (MRCZ). ISPG 0 is a stack unless MZ = NZ, a volume's sampling (RELION 1.4 and
+    cryoDRGN maps: :attr:`~mrcio.header.Header.sampled_volume`)."""
     ispg = int(header["ispg"])
     if len(shape) == 2:
         return "image"
     if len(shape) == 4:
         return "volume stack" if 401 <= ispg <= 630 else "multi-channel frames"
-    return "stack" if ispg == 0 else "volume"
+    return "stack" if ispg == 0 and not header.sampled_volume else "volume"
 
 
 _AXIS_NAMES = {
