@@ -321,6 +321,7 @@ def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
         min(frames_per_chunk, shape[0] - a) for a in range(0, shape[0], frames_per_chunk)
     ]
     stat = os.stat(path)
+    # not _fileio.file_stamp: workers on other hosts see the same file on another device
     stamp = (stat.st_mtime_ns, stat.st_size)
     name = "mrcio-" + tokenize(path, *stamp, frames_per_chunk)
     graph: dict[Any, Any] = {}
@@ -480,9 +481,9 @@ class StreamWriter:
         if encoding.compressor is not None and encoding.mode == 101:
             raise ValueError("mode 101 (4-bit) cannot be compressed: mrcz cannot read it back")
         # an append replaces the file only if no one else changed it meanwhile
-        self._replaces = None if self._reader is None else self._reader.source.stamp
         self._file = AtomicFile(self.path, overwrite=overwrite, fsync=fsync,
-                                replaces=self._replaces)
+                                replaces=None if self._reader is None
+                                else self._reader.source.stamp)
         try:
             existing = self._reader.sections if self._reader is not None else 0
             expected = None if nframes is None else existing + nframes * self.per
@@ -565,7 +566,7 @@ class StreamWriter:
             extended_nbytes=len(extended), exttyp="json", packed=writer.packed,
         )
         with AtomicFile(self.path, overwrite=True, fsync=self._file.fsync,
-                        replaces=self._replaces) as final:
+                        replaces=self._file.replaces) as final:
             write_all(final.handle, record.tobytes())
             write_all(final.handle, extended)
             copy_range(self._file.handle, final.handle, writer.data_start,
