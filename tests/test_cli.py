@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -676,7 +677,7 @@ def test_an_ispg0_volume_stays_a_volume_for_peers(
 def test_failed_verification_leaves_nothing(capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch,
                                             movie_mrc: Path) -> None:
-    def verifier(source: cli.Frames, dst: Path, run: cli.Run) -> object:
+    def verifier(source: cli.Frames, dst: Path, run: cli.Run, mode: int | None) -> object:
         def verify(written: Path) -> None:
             assert written.exists()
             raise cli.CLIError(f"{dst}: verification failed: section 3 differs")
@@ -690,6 +691,54 @@ def test_failed_verification_leaves_nothing(capsys: pytest.CaptureFixture[str],
     assert err == f"mrcio: error: {mrcz}: verification failed: section 3 differs\n"
     assert not mrcz.exists()
     assert leftovers(movie_mrc.parent) == []
+
+
+def test_verification_checks_the_type_and_mode(tmp_path: Path) -> None:
+    """Equal values in another type (int16 read back as uint16) fail verification."""
+    data = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    written, other = tmp_path / "a.mrc", tmp_path / "b.mrc"
+    mrcio.write(written, data)
+    mrcio.write(other, data.astype(np.uint16))
+    source = cli.open_frames(written)
+    try:
+        cli._verifier(source, written, cli.Run(), 1)(written)  # the same file passes
+        with pytest.raises(cli.CLIError, match=re.escape(
+                f"{other}: verification failed: uint16 (mode 6) read back, int16 (mode 1) "
+                "written")):
+            cli._verifier(source, other, cli.Run(), 1)(other)
+        with pytest.raises(cli.CLIError, match=re.escape(
+                "int16 (mode 1) read back, int16 (mode 0) written")):
+            cli._verifier(source, written, cli.Run(), 0)(written)
+    finally:
+        source.close()
+
+
+def test_mode_3_is_not_written_back(capsys: pytest.CaptureFixture[str],
+                                    tmp_path: Path) -> None:
+    """Complex int16 (mode 3) is read as complex64; compressing or converting it to MRC
+    says what to do instead of "mode must be one of ..., got 3"; --mode 4 stores it."""
+    src = tmp_path / "c3.mrc"
+    mrcio.write(src, np.zeros((2, 3, 4), np.float32))
+    pairs = np.zeros((2, 3, 4, 2), "<i2")
+    pairs[..., 0] = np.arange(24).reshape(2, 3, 4)
+    pairs[..., 1] = -7
+    raw = bytearray(src.read_bytes())
+    raw[12:16] = (3).to_bytes(4, "little")
+    raw[1024:] = pairs.tobytes()
+    src.write_bytes(bytes(raw))
+    expected = (np.arange(24) - 7j).astype(np.complex64).reshape(2, 3, 4)
+    for args in (("compress", src), ("convert", src, tmp_path / "b.mrc")):
+        code, out, err = run(capsys, *args)
+        assert (code, out) == (1, "")
+        assert err == (f"mrcio: error: {src}: mode 3 (complex int16, read as complex64) is not "
+                       "written (mrcz, mrcfile and gemmi cannot read it); convert with --mode 4 "
+                       "to store complex64\n")
+    assert leftovers(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c3.mrc"]
+    back = tmp_path / "c.mrcz"
+    assert run(capsys, "convert", "--verify", src, back, "--mode", "4")[0] == 0
+    np.testing.assert_array_equal(mrcio.read(back), expected)
+    assert mrcz.readMRC(str(back), slices=0)[0].tolist() == expected.tolist()
 
 
 def test_ctrl_c_leaves_nothing(capsys: pytest.CaptureFixture[str],

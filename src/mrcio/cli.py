@@ -1110,6 +1110,10 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
                verify: Callable[[Path], None] | None) -> float | None:
     """Write ``frames`` as MRC (or MRCZ with ``compressor``) through a temporary file;
     return the compression ratio (None uncompressed)."""
+    if mode == 3:
+        raise CLIError(f"{frames.path}: mode 3 (complex int16, read as complex64) is not "
+                       "written (mrcz, mrcfile and gemmi cannot read it); convert with --mode 4 "
+                       "to store complex64")
     try:
         base, imod_unsigned = choose_mode(frames.dtype, mode)
     except (TypeError, ValueError) as exc:
@@ -1240,9 +1244,13 @@ def _write_tiff(frames: Frames, dst: Path, *, force: bool, update: Callable[[int
             verify(out.temp)
 
 
-def _verifier(source: Frames, dst: Path, run: Run) -> Callable[[Path], None]:
-    """A check that a written (temporary) file holds the same data, voxel size and metadata
-    as ``source``; it raises :class:`CLIError` naming ``dst``."""
+def _verifier(source: Frames, dst: Path, run: Run, mode: int | None) -> Callable[[Path], None]:
+    """A check that a written (temporary) file holds the same data (type and values), voxel
+    size and metadata as ``source``, in MRC ``mode`` if given (uint8 data as mode 6 read back
+    as uint16); it raises :class:`CLIError` naming ``dst``."""
+    dtype = source.dtype.newbyteorder("=")
+    if mode == 6 and dtype == np.uint8:
+        dtype = np.dtype(np.uint16)
 
     def verify(written: Path) -> None:
         try:
@@ -1254,6 +1262,9 @@ def _verifier(source: Frames, dst: Path, run: Run) -> Callable[[Path], None]:
             if back.shape != source.shape:
                 raise CLIError(f"{dst}: verification failed: shape {back.shape} read back, "
                                f"{source.shape} written")
+            if back.dtype.newbyteorder("=") != dtype or mode not in (None, back.mode):
+                raise CLIError(f"{dst}: verification failed: {back.dtype.name} (mode "
+                               f"{back.mode}) read back, {dtype.name} (mode {mode}) written")
             if not np.allclose(back.voxel_size, source.voxel_size, rtol=1e-6):
                 raise CLIError(f"{dst}: verification failed: voxel size {back.voxel_size} "
                                f"read back, {source.voxel_size} written")
@@ -1306,7 +1317,10 @@ def _convert(run: Run, src: Path, dst: Path, fmt: str, *, codec: str | None, cle
             header = frames.header
             codec = header.compressor if header is not None and header.compressor in \
                 WRITE_CODECS else "zstd"
-        check = _verifier(frames, dst, run) if verify else None
+        if mode is None:
+            mode = frames.mode
+        check = _verifier(frames, dst, run, None if fmt == "tiff" else mode) if verify \
+            else None
         start = time.perf_counter()
         written = None  # the output's compression ratio
         with run.bar(frames.nbytes, src.name) as update, _writing(dst):
@@ -1316,7 +1330,7 @@ def _convert(run: Run, src: Path, dst: Path, fmt: str, *, codec: str | None, cle
                 written = _write_mrc(
                     frames, dst, compressor=codec if fmt == "mrcz" else None, clevel=clevel,
                     blosc2=blosc2, n_threads=n_threads,
-                    mode=mode if mode is not None else frames.mode, force=force,
+                    mode=mode, force=force,
                     update=update, verify=check)
         seconds = time.perf_counter() - start
     finally:
