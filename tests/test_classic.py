@@ -838,3 +838,24 @@ def test_meta_id_is_exttyp_as_stored(real_dir: Path) -> None:
     path = real_dir / "mrcfile/EMD-3001.map"  # 160 bytes of symmetry records, EXTTYP blank
     ours, theirs = mrcio.readMRCHeader(path)[0], mrcz.readMRCHeader(os.fspath(path))[0]
     assert ours["metaId"] == theirs["metaId"] == b"\0\0\0\0"
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_4d_arrays_are_written_as_frames_of_sections(tmp_path: Path,
+                                                     compressor: str | None) -> None:
+    """A 4-D array is written as the list of its 3-D frames (MZ = sections per frame); it was
+    flattened to one stack of sections, and readMRC gave back a 3-D array (mrcz fails)."""
+    data = np.arange(3 * 2 * 4 * 5, dtype=np.float32).reshape(3, 2, 4, 5)
+    path, frames_path = tmp_path / "array.mrcz", tmp_path / "frames.mrcz"
+    mrcio.writeMRC(data, path, compressor=compressor, pixelsize=0.5)
+    mrcio.writeMRC(list(data), frames_path, compressor=compressor, pixelsize=0.5)
+    assert mrcio.readMRCHeader(path)[1] == 2
+    image, header, their_image, their_header = read_both(path)
+    their_header.pop("_mrcio", None)  # mrcz's dict holds mrcio's checksums, mrcio's does not
+    assert_images_equal(image, their_image)
+    assert_header_dicts_equal(header, their_header)
+    frames_image, frames_header = mrcio.readMRC(frames_path)
+    assert_images_equal(image, frames_image)
+    assert_header_dicts_equal(header, frames_header)
+    assert [f.shape for f in image] == [(2, 4, 5)] * 3
+    assert np.array_equal(mrcio.read(path), data)

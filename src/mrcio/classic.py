@@ -413,7 +413,8 @@ def writeMRC(
     ----------
     input_image
         1- to 3-D array, a list of 2-D frames (MZ = 1) or of 3-D multi-channel frames (MZ =
-        channels) of one dtype, or a Dask array; with rows and columns.
+        channels) of one dtype, a 4-D array of such frames (written as the list of them), or
+        a Dask array; with rows and columns.
     MRCfilename
         Output path; written through a temporary file and renamed into place.
     meta
@@ -475,7 +476,9 @@ def writeMRC(
         if arr.ndim == 1:
             arr = arr.reshape(1, 1, -1)
         plan = plan_data(arr, stack=True)
-        slices = 0
+        # a 4-D array is frames of several sections, as a list of its 3-D frames (MZ =
+        # sections per frame): flattened to 3-D, readMRC gave back one stack of sections
+        slices = plan.per if arr.ndim == 4 else 0
     uint4 = isinstance(dtype, str) and dtype.lstrip("<>|=") == "uint4"
     target: np.dtype[Any] | None = None
     if dtype is not None and not uint4:
