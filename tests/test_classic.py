@@ -859,3 +859,27 @@ def test_4d_arrays_are_written_as_frames_of_sections(tmp_path: Path,
     assert_header_dicts_equal(header, frames_header)
     assert [f.shape for f in image] == [(2, 4, 5)] * 3
     assert np.array_equal(mrcio.read(path), data)
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int64", "bool"])
+def test_data_without_a_mode_are_refused_as_mrcz_refuses_them(tmp_path: Path,
+                                                             dtype: str) -> None:
+    """writeMRC raises mrcz's TypeError, with advice in its own terms (the advice named
+    ``mode=``, which writeMRC does not take); writeMRCHeader mrcz's ValueError (it raised
+    TypeError, so ``except ValueError`` written for mrcz missed it)."""
+    data = np.zeros((2, 4, 4), dtype)
+    with pytest.raises(TypeError, match=r"^ioMRC\.MRCExport: Unsupported dtype cast"):
+        mrcz.writeMRC(data, os.fspath(tmp_path / "theirs.mrc"))
+    with pytest.raises(TypeError, match=r"^ioMRC\.MRCExport: Unsupported dtype cast") as ours:
+        mrcio.writeMRC(data, tmp_path / "ours.mrc")
+    assert "mode=" not in str(ours.value)
+    assert ("dtype='uint16'" in str(ours.value)) == (dtype == "uint8")
+    mrcio.writeMRC(data, tmp_path / "ours.mrc", dtype="uint16")  # as the advice says
+    assert np.array_equal(mrcio.readMRC(tmp_path / "ours.mrc")[0], data)
+    for module in (mrcz, mrcio):
+        header = module.defaultHeader()  # dtype 'u1'
+        header.update(dimensions=[2, 4, 4], meta=None)
+        with (tmp_path / "h.mrc").open("wb") as f, pytest.raises(
+            ValueError, match=r"^Warning: Unknown dtype for MRC encountered = u1"
+        ):
+            module.writeMRCHeader(f, header, 0)

@@ -495,7 +495,8 @@ def writeMRC(
         stored = np.dtype("u1")
     blocks = _cast_blocks(plan.blocks, np.dtype("u1") if uint4 else target, name)
     plan = Plan(plan.nz, plan.ny, plan.nx, plan.per, plan.kind, stored, blocks)
-    mode, imod_unsigned = choose_mode(stored, 101 if uint4 else None)
+    mode, imod_unsigned = (101, False) if uint4 else _classic_mode(
+        stored, TypeError, f"ioMRC.MRCExport: Unsupported dtype cast for MRC {stored}")
     compressor = _codec_name(compressor)
     encoding = Encoding(
         mode=mode, byteorder=resolve_byteorder("le" if endian == "le" else "be", stored),
@@ -513,6 +514,30 @@ def writeMRC(
     layout = _classic_layout(plan.ny, plan.nx, slices, pixelsize, pixelunits, voltage, C3, gain)
     write_plan(name, plan, layout, encoding, meta=meta, extended=None, exttyp=None,
                overwrite=True, fsync=fsync)
+
+
+def _classic_mode(dtype: Any, error: type[Exception], message: str) -> tuple[int, bool]:
+    """The MRC mode of ``dtype``, or ``error(message)`` as mrcz raises it: mrcio's own
+    advice names ``mode=``, which the classic functions do not take.
+
+    Examples
+    --------
+    >>> _classic_mode("f4", TypeError, "no mode")
+    (2, False)
+    >>> _classic_mode(np.dtype("u1"), TypeError, "no mode")
+    Traceback (most recent call last):
+    TypeError: no mode (uint8 data: dtype='uint16' widens them, dtype='uint4' packs values 0-15)
+    """
+    try:
+        found = np.dtype(dtype)
+    except TypeError:
+        raise error(message) from None
+    try:
+        return choose_mode(found, None)
+    except TypeError:
+        advice = (" (uint8 data: dtype='uint16' widens them, dtype='uint4' packs values 0-15)"
+                  if found.newbyteorder("=") == np.uint8 else "")
+        raise error(message + advice) from None
 
 
 def _codec_name(compressor: str | None) -> str | None:
@@ -573,9 +598,9 @@ def writeMRCHeader(f: BinaryIO, header: dict[str, Any], slices: int, endchar: st
     dims = [int(d) for d in header["dimensions"]]
     nz, ny, nx = [1, *dims] if len(dims) == 2 else dims
     code = str(header["dtype"]).lower().lstrip("<>|=")
-    mode, imod_unsigned = (101, False) if code == "uint4" else choose_mode(
-        np.dtype(_DTYPE_NAMES.get(code, code)), None
-    )
+    mode, imod_unsigned = (101, False) if code == "uint4" else _classic_mode(
+        _DTYPE_NAMES.get(code, code), ValueError,
+        f"Warning: Unknown dtype for MRC encountered = {code}")
     compressor = _codec_name(header.get("compressor"))
     layout = _classic_layout(
         ny, nx, slices, header.get("pixelsize", 0.1), header.get("pixelunits", "\\AA"),
