@@ -883,3 +883,30 @@ def test_data_without_a_mode_are_refused_as_mrcz_refuses_them(tmp_path: Path,
             ValueError, match=r"^Warning: Unknown dtype for MRC encountered = u1"
         ):
             module.writeMRCHeader(f, header, 0)
+
+
+def test_write_mrc_header_writes_the_microscope_values_given(tmp_path: Path) -> None:
+    """A gain of 0 in the dict was written as 1 (writeMRC's rule for its argument): mrcz's
+    writeMRCHeader writes the dict's values, and leaves those the dict lacks 0."""
+    # (mrcz writes the values present one after another from byte 132: one missing puts the
+    # next in its place)
+    for values in ({"voltage": 0.0, "C3": 0.0, "gain": 0.0},
+                   {"voltage": 200.0, "C3": 2.5, "gain": 0.75}, {}):
+        written = {}
+        for module in (mrcz, mrcio):
+            header = {key: value for key, value in module.defaultHeader().items()
+                      if key not in ("voltage", "C3", "gain")}
+            header.update(values, dimensions=[1, 4, 4], dtype="<f4", meta=None)
+            path = tmp_path / f"{module.__name__}.mrc"
+            with path.open("wb") as f:
+                module.writeMRCHeader(f, header, 0)
+                f.write(bytes(4 * 4 * 4))
+            written[module.__name__] = mrcz.readMRCHeader(os.fspath(path))[0]
+        for key in ("voltage", "C3", "gain"):
+            assert written["mrcio"][key] == written["mrcz"][key] == values.get(key, 0.0), key
+    # writeMRC's own arguments: a gain of 0 (or None) stands for 1, as in mrcz
+    for module in (mrcz, mrcio):
+        path = tmp_path / f"w_{module.__name__}.mrc"
+        module.writeMRC(np.zeros((4, 4), np.float32), os.fspath(path), gain=0, voltage=None)
+        assert mrcio.readMRCHeader(path)[0]["gain"] == 1.0
+        assert mrcio.readMRCHeader(path)[0]["voltage"] == 0.0

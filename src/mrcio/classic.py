@@ -348,12 +348,12 @@ def _classic_layout(
     voltage: float, C3: float, gain: float,
 ) -> Layout:
     """mrcz's geometry (MZ = sections per frame, ISPG 0, CELLA = pixel size x dimensions),
-    with MX, MY = NX, NY."""
+    with MX, MY = NX, NY, and the microscope's values as given."""
     return Layout(
         ny=ny, nx=nx, mx=nx, my=ny, mz=slices, ispg=0,
         voxel_size=_angstrom_voxel(pixelsize, pixelunits),
         labels=[MRCZ_LABEL, mrcio_label()],
-        fields={"voltage": voltage or 0.0, "c3": C3 or 0.0, "gain": gain or 1.0},
+        fields={"voltage": voltage, "c3": C3, "gain": gain},
         cell_from_dims=True,
     )
 
@@ -511,7 +511,9 @@ def writeMRC(
     if idx not in (None, 0):
         raise ValueError(f"Error: image or slice index out of range. idx = {idx}, "
                          f"z_dimension = 0 ({name} does not exist)")
-    layout = _classic_layout(plan.ny, plan.nx, slices, pixelsize, pixelunits, voltage, C3, gain)
+    # mrcz's writeMRC takes a gain of 0 (or None) for 1, voltage and C3 of None for 0
+    layout = _classic_layout(plan.ny, plan.nx, slices, pixelsize, pixelunits, voltage or 0.0,
+                             C3 or 0.0, gain or 1.0)
     write_plan(name, plan, layout, encoding, meta=meta, extended=None, exttyp=None,
                overwrite=True, fsync=fsync)
 
@@ -604,7 +606,7 @@ def writeMRCHeader(f: BinaryIO, header: dict[str, Any], slices: int, endchar: st
     compressor = _codec_name(header.get("compressor"))
     layout = _classic_layout(
         ny, nx, slices, header.get("pixelsize", 0.1), header.get("pixelunits", "\\AA"),
-        header.get("voltage", 0.0), header.get("C3", 0.0), header.get("gain", 1.0),
+        header.get("voltage", 0.0), header.get("C3", 0.0), header.get("gain", 0.0),
     )
     encoding = Encoding(mode=mode, byteorder=endchar, compressor=compressor,
                         imod_unsigned=imod_unsigned)
