@@ -6,6 +6,7 @@ import bz2
 import gzip
 import io
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -370,3 +371,17 @@ def test_closing_while_another_thread_reads_never_reads_another_file(
     assert np.array_equal(got["frame"], data[2])
     with pytest.raises(ValueError, match="read from a closed file"):
         f[2]
+
+
+def test_a_missing_directory_is_reported_with_the_target_name(tmp_path: Path) -> None:
+    # the error named the temporary file (".a.mrc.<host>.<pid>.<random>.partial"), which the
+    # caller never asked for, as the file not found
+    target = tmp_path / "missing" / "a.mrc"
+    with pytest.raises(FileNotFoundError) as caught:
+        AtomicFile(target, overwrite=True)
+    assert caught.value.filename == os.fspath(target)
+    assert str(caught.value) == f"[Errno 2] No such file or directory: '{target}'"
+    for write in (lambda: mrcio.writeMRC(np.zeros((2, 2), np.float32), target),
+                  lambda: mrcio.write(target, np.zeros((2, 2), np.float32))):
+        with pytest.raises(FileNotFoundError, match=re.escape(f"'{target}'")):
+            write()

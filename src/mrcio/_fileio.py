@@ -479,7 +479,11 @@ class AtomicFile:
             f"{_temp_prefix(self.target)}{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
         )
         _UNFINISHED.add(self.temp)  # before it exists: an interrupt at any moment finds it
-        self.handle: io.FileIO = open(self.temp, "xb+", buffering=0)  # noqa: SIM115
+        try:
+            self.handle: io.FileIO = open(self.temp, "xb+", buffering=0)  # noqa: SIM115
+        except OSError as exc:  # no such directory, no permission: name the file asked for
+            _UNFINISHED.discard(self.temp)
+            raise type(exc)(exc.errno, exc.strerror, os.fspath(self.target)) from exc
         self.done = False
         # removed also if this object is dropped, or the interpreter exits, uncommitted (a
         # streaming writer never closed)
