@@ -910,3 +910,42 @@ def test_write_mrc_header_writes_the_microscope_values_given(tmp_path: Path) -> 
         module.writeMRC(np.zeros((4, 4), np.float32), os.fspath(path), gain=0, voltage=None)
         assert mrcio.readMRCHeader(path)[0]["gain"] == 1.0
         assert mrcio.readMRCHeader(path)[0]["voltage"] == 0.0
+
+
+def test_input_mrcz_refuses_or_fails_on(tmp_path: Path) -> None:
+    """The deliberate differences README lists for writeMRC's input, each against mrcz."""
+    path, theirs = tmp_path / "ours.mrc", os.fspath(tmp_path / "theirs.mrc")
+    half = np.linspace(-2, 2, 2 * 3 * 4).astype(np.float16).reshape(2, 3, 4)
+    for compressor in (None, "zstd"):  # float16: mode 12, which mrcz neither writes nor reads
+        mrcio.writeMRC(half, path, compressor=compressor)
+        image, header = mrcio.readMRC(path)
+        assert (image.dtype, header["MRCtype"]) == (np.float16, 12)
+        assert np.array_equal(image, half)
+        with pytest.raises(ValueError, match="unrecognized CCPEM-MRC data type = 12"):
+            mrcz.readMRC(os.fspath(path))
+    with pytest.raises(TypeError, match="Unsupported dtype cast for MRC"):
+        mrcz.writeMRC(half, theirs)
+
+    empty = np.zeros((0, 3, 4), np.float32)  # no sections: z pixel size 0 (mrcz: 0 / 0)
+    mrcio.writeMRC(empty, path)
+    image, header = mrcio.readMRC(path)
+    assert image.shape == (0, 3, 4)
+    assert header["pixelsize"].tolist() == pytest.approx([0.0, 0.1, 0.1])
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(mrcz.readMRCHeader(os.fspath(path))[0]["pixelsize"][0])
+    with pytest.raises(IndexError):
+        mrcz.writeMRC(empty, theirs)
+
+    data = np.arange(12, dtype=np.float32).reshape(3, 4)
+    mrcio.writeMRC(data, path, compressor="zstd", n_threads=0)  # the default thread count
+    assert np.array_equal(mrcio.readMRC(path, n_threads=0)[0], data)
+    with pytest.raises(ValueError, match="nthreads must be a positive integer"):
+        mrcz.writeMRC(data, theirs, compressor="zstd", n_threads=0)
+
+    nibbles = np.array([[[18, 1, 3, 4]]], np.uint8)  # uint4: values above 15 refused
+    with pytest.warns(mrcio.MRCWarning, match="mode 101"), pytest.raises(
+        ValueError, match="mode 101 holds values 0-15"
+    ):
+        mrcio.writeMRC(nibbles, path, dtype="uint4")
+    mrcz.writeMRC(nibbles, theirs, dtype="uint4")
+    assert mrcz.readMRC(theirs)[0].tolist() == [2, 2, 3, 4]  # 18's high bits in the next pixel

@@ -21,7 +21,12 @@ reader and writer. Where mrcz is wrong, mrcio is right instead:
   that take the z voxel size as CELLA.z / MZ get it wrong: mrcfile reports infinity for
   arrays, and the z size times the number of frames for lists. :func:`mrcio.write` writes
   MRC2014's MZ;
-* 4-bit data (``dtype='uint4'``) of odd width and values up to 15 round-trip;
+* 4-bit data (``dtype='uint4'``) of odd width and values up to 15 round-trip, and values
+  outside 0-15 raise ValueError (mrcz dropped their high bits, or added them to the next
+  pixel);
+* float16 is written, as mode 12 (mrcz refuses it and cannot read mode 12), and 1-D, 4-D
+  (see :func:`writeMRC`) and empty stacks (a z pixel size of 0 is read back, where mrcz
+  divides 0 by 0);
 * lz4hc is labelled 3; reads at ``idx`` and appends work on compressed files too;
 * ``writeMRC(..., idx=)`` keeps the extended header and updates NZ and the statistics;
 * ``dtype='float64'`` stores float32 (mrcz wrote float64 bytes under mode 2);
