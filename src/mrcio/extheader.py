@@ -432,6 +432,44 @@ def _to_json(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} in JSON metadata: {value!r:.80}")
 
 
+#: surrogate code points: a Python string may hold them, Unicode text may not
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_keys_and_text(value: Any) -> Any:
+    """``value`` if mrcz (python-rapidjson) can store it as far as its containers and
+    strings go, which the json module does not check.
+
+    Keys that are not strings are refused: json writes them as their JSON text, so they come
+    back as strings, and ``{1: "a", "1": "b"}`` as a file holding the key ``"1"`` twice (one
+    value lost on reading). So are strings holding surrogates, which no UTF-8 file holds:
+    json escapes them, and mrcz cannot read the file. Objects of other types are checked
+    when they are converted (:func:`_to_json`).
+    """
+    stack = [value]
+    seen: set[int] = set()  # containers checked (one that holds itself is json's to refuse)
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise ValueError(f"cannot store {item!r:.80} in JSON metadata: it holds a "
+                                 "surrogate code point, which is not Unicode text")
+            continue
+        if not isinstance(item, (dict, list, tuple)) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            for key in item:
+                if not isinstance(key, str):
+                    raise TypeError(f"cannot store the key {key!r:.80} in JSON metadata: "
+                                    "keys must be strings (as mrcz's are)")
+            stack.extend(item)
+            stack.extend(item.values())
+        else:
+            stack.extend(item)
+    return value
+
+
 def encode_json(meta: dict[str, Any]) -> bytes:
     """Metadata as compact UTF-8 JSON, byte-identical to mrcz (python-rapidjson).
 
@@ -444,10 +482,11 @@ def encode_json(meta: dict[str, Any]) -> bytes:
     Raises
     ------
     TypeError
-        If ``meta`` is not a dict or holds a value JSON cannot store.
+        If ``meta`` is not a dict, or holds a value JSON cannot store or a key that is not a
+        string (as mrcz refuses them).
     ValueError
-        If ``meta`` holds bytes that are not UTF-8, or nests lists and dicts more than
-        :data:`MAX_JSON_DEPTH` levels deep.
+        If ``meta`` holds bytes that are not UTF-8, strings with surrogate code points (not
+        Unicode), or nests lists and dicts more than :data:`MAX_JSON_DEPTH` levels deep.
 
     Examples
     --------
@@ -458,7 +497,9 @@ def encode_json(meta: dict[str, Any]) -> bytes:
     _require_dict(meta)
     too_deep = f"meta may nest lists and dicts at most {MAX_JSON_DEPTH} levels deep"
     try:
-        text = json.dumps(meta, default=_to_json, separators=(",", ":"))
+        _check_keys_and_text(meta)
+        text = json.dumps(meta, default=lambda value: _check_keys_and_text(_to_json(value)),
+                          separators=(",", ":"))
     except RecursionError as exc:  # far deeper than the limit
         raise ValueError(f"{too_deep}; this one is deeper than Python can encode") from exc
     encoded = _ESCAPE.sub(_rapidjson_escape, text).encode("utf-8")
