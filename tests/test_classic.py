@@ -532,6 +532,27 @@ def test_append_keeps_json_and_updates_nz_and_statistics(tmp_path: Path) -> None
     assert np.array_equal(mrcio.read(path), whole)  # failed writes left the file alone
 
 
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_append_with_other_metadata_is_refused(tmp_path: Path, compressor: str | None) -> None:
+    """meta given with idx= must be the file's own: mrcz writes it over the old metadata and
+    its data after it (a file read back shifted), mrcio raised nothing and dropped it."""
+    first = np.ones((2, 4, 5), np.float32)
+    path = tmp_path / "a.mrc"
+    mrcio.writeMRC(first, path, meta={"x": np.float32(1.5)}, compressor=compressor)
+    before = path.read_bytes()
+    for other in ({"y": 2}, {}, {"x": 1.5, "long": "abcdefgh"}):
+        with pytest.raises(ValueError, match=re.escape(
+                f"{path}: writing at idx=2 keeps the file's metadata, and meta differs from "
+                "it; to change the metadata, write the whole file")):
+            mrcio.writeMRC(first * 2, path, meta=other, idx=2, compressor=compressor)
+    assert path.read_bytes() == before
+    mrcio.writeMRC(first * 2, path, meta={"x": 1.5}, idx=2, compressor=compressor)  # the same
+    mrcio.writeMRC(first * 3, path, idx=4, compressor=compressor)  # none given: kept
+    image, header = mrcio.readMRC(path)
+    assert np.array_equal(image, np.concatenate([first, first * 2, first * 3]))
+    assert header["x"] == 1.5
+
+
 def test_append_to_a_file_mrcz_wrote(tmp_path: Path) -> None:
     first = np.arange(2 * 4 * 5, dtype=np.int16).reshape(2, 4, 5)
     path = tmp_path / "by_mrcz.mrc"

@@ -70,6 +70,7 @@ from .writer import (
     Plan,
     build_record,
     choose_mode,
+    kept_extended,
     mrcio_label,
     plan_data,
     resolve_byteorder,
@@ -449,7 +450,8 @@ def writeMRC(
         Accepted for compatibility; statistics are always exact.
     idx
         Write the frames from this section on into an existing file (appending when equal
-        to its NZ); the extended header is kept, NZ and statistics updated.
+        to its NZ); the extended header is kept (``meta``, if given, must equal the file's
+        metadata: ValueError otherwise), NZ and statistics updated.
     backend
         None, ``'blosc1'`` (version-2 chunks, readable by mrcz 0.5) or ``'blosc2'``.
     blocksize
@@ -511,7 +513,7 @@ def writeMRC(
         frame_sections=max(slices, 1),
     )
     if idx is not None and os.path.isfile(name):
-        _write_at(name, int(idx), plan, encoding, fsync)
+        _write_at(name, int(idx), plan, encoding, fsync, meta)
         return
     if idx not in (None, 0):
         raise ValueError(f"Error: image or slice index out of range. idx = {idx}, "
@@ -570,9 +572,16 @@ def _codec_name(compressor: str | None) -> str | None:
     return name
 
 
-def _write_at(name: str, idx: int, plan: Plan, encoding: Encoding, fsync: bool) -> None:
+def _write_at(name: str, idx: int, plan: Plan, encoding: Encoding, fsync: bool,
+              meta: dict[str, Any] | None) -> None:
     with MRCReader(name) as reader:
         nz, shape = reader.header.nsections, reader.header.section_shape
+        stored = kept_extended(reader.header)[0]
+    if meta is not None and encode_json(caller_meta(meta)) != encode_json(stored or {}):
+        # mrcz writes the new metadata over the old, and the data after it lands where the
+        # old length put it: the file reads back shifted unless both have the same length
+        raise ValueError(f"{name}: writing at idx={idx} keeps the file's metadata, and meta "
+                         "differs from it; to change the metadata, write the whole file")
     if shape != (plan.ny, plan.nx):
         raise ValueError(f"Error: x,y dimensions of image do not match that of MRC file: {name}")
     if idx < 0:
