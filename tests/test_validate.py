@@ -62,6 +62,58 @@ def test_each_check(tmp_path: Path, field: str, raw: bytes, code: str) -> None:
     assert mrcfile.validate(str(path), print_file=io.StringIO()) is False
 
 
+def mrcfile_verdict(path: Path) -> tuple[bool, list[str]]:
+    report = io.StringIO()
+    valid = mrcfile.validate(str(path), print_file=report)
+    return valid, report.getvalue().splitlines()[1:]
+
+
+def test_statistics_of_normalised_data_as_mrcfile_writes_them_are_valid(
+    tmp_path: Path,
+) -> None:
+    """mrcfile writes DMEAN as a float32 sum gives it: for normalised images (mean near 0)
+    that misses the exact mean by more than 1 % of it, and mrcfile's check (numpy's
+    isclose, 1e-8 absolute) accepts it; so must mrcio."""
+    path = tmp_path / "normalised.mrcs"
+    data = np.random.default_rng(0).normal(size=(4, 64, 64)).astype(np.float32)
+    data -= np.float32(data.mean(dtype=np.float64))
+    with mrcfile.new(path) as m:
+        m.set_data(data)
+    assert mrcfile_verdict(path) == (True, ["File appears to be valid."])
+    exact = float(data.mean(dtype=np.float64))
+    assert abs(float(mrcio.read_header(path)["dmean"]) - exact) > 0.05 * abs(exact)
+    assert mrcio.validate(path) == []
+
+
+def test_statistics_one_percent_off_are_wrong_as_in_mrcfile(tmp_path: Path) -> None:
+    """mrcfile allows 1 % of the header's value (not of the larger of the two)."""
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, np.array([[-1.0101, 1.0101]], np.float32))  # RMS 1.0101, DMEAN 0
+    patch(path, field_offset("rms"), np.float32(1.0).tobytes())
+    assert mrcfile_verdict(path)[0] is False
+    issues = mrcio.validate(path)
+    assert [(i.severity, i.code, i.field) for i in issues] == [("error", "statistics", "rms")]
+    assert issues[0].message.startswith("is 1.0, data give 1.0101")
+
+
+@pytest.mark.parametrize(("field", "value"), [("rms", 1.0), ("dmean", 3.0), ("dmax", 1.0)])
+def test_statistics_claimed_for_no_data_are_wrong_as_in_mrcfile(tmp_path: Path, field: str,
+                                                                value: float) -> None:
+    """An empty map (NZ 0) has no statistics: mrcfile compares the header's with 0, so
+    only "not determined" (or 0) passes."""
+    path = tmp_path / "empty.mrc"
+    mrcio.write(path, np.zeros((0, 4, 5), np.float32))
+    assert mrcio.validate(path) == []
+    patch(path, field_offset(field), np.float32(value).tobytes())
+    assert mrcfile_verdict(path)[0] is False
+    issues = mrcio.validate(path)
+    assert [(i.severity, i.code, i.field) for i in issues] == [("error", "statistics", field)]
+    assert issues[0].message == f"is {value}, the file has no data"
+    patch(path, field_offset(field), np.float32(0).tobytes())
+    assert mrcfile_verdict(path)[0] is True
+    assert mrcio.validate(path) == []
+
+
 @pytest.mark.parametrize(("field", "axis", "value"), [
     ("cella", 0, np.nan), ("cella", 2, np.inf), ("origin", 1, np.nan), ("origin", 0, -np.inf),
 ])
