@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import mrcio
-from mrcio.header import field_offset
+from mrcio.header import field_offset, new_header
 from mrcio.reader import MRCReader
 
 
@@ -362,4 +362,63 @@ def test_4bit_plain_mrc_is_valid_but_warned_of_as_mrcfile_and_gemmi_refuse_it(
     with pytest.raises(ValueError, match="Unrecognised mode '101'"):
         mrcfile.open(str(path))
     with pytest.raises(RuntimeError, match="Mode 101 is not supported"):
+        gemmi.read_ccp4_map(str(path))
+
+
+def test_mode_3_is_valid_though_mrcfile_and_gemmi_refuse_it(tmp_path: Path) -> None:
+    """Mode 3 (complex int16) is in MRC2014: validate passes it, mrcfile calls it an invalid
+    mode and neither it nor gemmi opens the file (README, differences)."""
+    path = tmp_path / "m3.mrc"
+    record = new_header("<")
+    for name, value in {"nx": 3, "ny": 1, "nz": 1, "mx": 3, "my": 1, "mz": 1, "mode": 3}.items():
+        record[name] = value
+    pairs = np.array([[(1, -2), (3, 4), (-5, 6)]], dtype=[("re", "<i2"), ("im", "<i2")])
+    path.write_bytes(record.tobytes() + pairs.tobytes())
+    assert mrcio.read(path).tolist() == [[1 - 2j, 3 + 4j, -5 + 6j]]
+    assert mrcio.validate(path) == []
+    with pytest.warns(RuntimeWarning, match="Unrecognised mode '3'"):
+        valid, report = mrcfile_verdict(path)
+    assert not valid
+    assert "Invalid mode: 3" in report
+    with pytest.raises(RuntimeError, match="Mode 3 is not supported"):
+        gemmi.read_ccp4_map(str(path))
+
+
+def test_only_rms_of_complex_data_is_checked(tmp_path: Path) -> None:
+    """DMIN, DMAX and DMEAN of complex numbers mean nothing in MRC2014; mrcfile compares
+    them in numpy's order of complex numbers (README, differences)."""
+    path = tmp_path / "c.mrc"
+    data = np.array([[1 + 2j, -3 + 0.5j], [2 - 1j, 0.25 + 4j]], np.complex64)
+    mrcio.write(path, data)
+    assert mrcio.validate(path) == []
+    assert mrcfile_verdict(path)[0] is True
+    for field, value in (("dmin", -3), ("dmax", 2), ("dmean", 0.0625)):  # of the real parts
+        patch(path, field_offset(field), np.float32(value).tobytes())
+    assert mrcio.validate(path) == []
+    with warnings.catch_warnings():  # mrcfile's mean of complex data as float64 warns
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)
+        valid, report = mrcfile_verdict(path)
+    assert not valid
+    inaccurate = "Data statistics appear to be inaccurate:"
+    assert report == [f"{inaccurate} minimum is (-3+0.5j) but the value in the header is -3.0",
+                      f"{inaccurate} maximum is (2-1j) but the value in the header is 2.0"]
+    patch(path, field_offset("rms"), np.float32(1).tobytes())
+    assert [(i.code, i.field) for i in mrcio.validate(path)] == [("statistics", "rms")]
+
+
+def test_a_machine_stamp_naming_the_wrong_byte_order_is_an_error(tmp_path: Path) -> None:
+    """mrcfile.validate opens such a file permissively in the other order and passes it;
+    mrcio reports it, as gemmi and mrcfile's strict open refuse it (README, differences)."""
+    path = tmp_path / "s.mrc"
+    mrcio.write(path, np.arange(12, dtype=np.float32).reshape(3, 4))
+    patch(path, field_offset("machst"), b"\x11\x11\0\0")
+    issues = mrcio.validate(path)
+    assert [(i.severity, i.code, i.field) for i in issues] == [
+        ("error", "machine-stamp", "machst")]
+    assert "0x11 0x11 0x00 0x00 contradicts the header" in issues[0].message
+    with pytest.warns(RuntimeWarning, match="does not match the apparent byte order"):
+        assert mrcfile_verdict(path)[0] is True
+    with pytest.raises(ValueError, match="Unrecognised mode"):
+        mrcfile.open(path)
+    with pytest.raises(RuntimeError, match="Unexpected axis value"):
         gemmi.read_ccp4_map(str(path))
