@@ -214,8 +214,12 @@ def test_fei_blocks_decode_per_section() -> None:
 
 def test_fei_with_a_wrong_block_size_stays_bytes() -> None:
     raw = np.int32(12).tobytes() + bytes(2000)
-    with pytest.warns(mrcio.MRCWarning, match="block size 12"):
+    with pytest.warns(mrcio.MRCWarning, match=r"FEI1 extended header block size 12 does not "
+                      r"fit \(expected at least 768 and at most 2004\); kept as bytes"):
         assert decode_extended(raw, "FEI1", "<", 1) == raw
+    with pytest.warns(mrcio.MRCWarning, match="FEI2 extended header of 3 bytes has no room for "
+                      "a block size field; kept as bytes"):
+        assert decode_extended(b"abc", "FEI2", "<", 1) == b"abc"
 
 
 @pytest.mark.parametrize("exttyp", ["FEI1", "FEI2"])

@@ -422,3 +422,18 @@ def test_a_machine_stamp_naming_the_wrong_byte_order_is_an_error(tmp_path: Path)
         mrcfile.open(path)
     with pytest.raises(RuntimeError, match="Unexpected axis value"):
         gemmi.read_ccp4_map(str(path))
+
+
+@pytest.mark.parametrize(("nsymbt", "problem"), [
+    (80, "block size 0 does not fit (expected at least 768 and at most 80)"),
+    (2, "of 2 bytes has no room for a block size field"),
+])
+def test_fei_blocks_that_cannot_be_decoded_are_named_with_their_sizes(
+    tmp_path: Path, nsymbt: int, problem: str,
+) -> None:
+    path = valid_file(tmp_path, extended_header=bytes(nsymbt), exttyp="FEI1")
+    issues = mrcio.validate(path)
+    assert [(i.severity, i.code, i.field) for i in issues] == [
+        ("error", "extended-header", "extended header")]
+    assert issues[0].message == (f"FEI1 blocks cannot be decoded: the {nsymbt}-byte extended "
+                                 f"header {problem}")

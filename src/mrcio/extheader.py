@@ -137,18 +137,23 @@ def _fei_blocks(exttyp: str, byteorder: str, size: int) -> np.dtype[Any]:
     return dtype
 
 
-def _decode_fei(raw: bytes, exttyp: str, byteorder: str, nz: int, path: str | None) -> Any:
+def fei_size_problem(raw: bytes, exttyp: str, byteorder: str) -> str | None:
+    """Why ``raw`` cannot be decoded as ``exttyp`` (FEI1/FEI2) blocks, in words with the
+    values found (completes "FEI1 extended header ..."); None if it can."""
     if len(raw) < 4:
-        return raw
+        return f"of {len(raw)} bytes has no room for a block size field"
+    if _record_size(raw, exttyp, byteorder) is None:
+        return (f"block size {_size_field(raw, byteorder)} does not fit (expected at least "
+                f"{fei_dtype(exttyp).itemsize} and at most {len(raw)})")
+    return None
+
+
+def _decode_fei(raw: bytes, exttyp: str, byteorder: str, nz: int, path: str | None) -> Any:
     size = _record_size(raw, exttyp, byteorder)
     if size is None:
-        warnings.warn(
-            f"{path}: {exttyp} extended header block size "
-            f"{_size_field(raw, byteorder)} does not fit (expected at "
-            f"least {fei_dtype(exttyp).itemsize} and at most {len(raw)}); kept as bytes",
-            MRCWarning,
-            stacklevel=4,
-        )
+        warnings.warn(f"{path}: {exttyp} extended header "
+                      f"{fei_size_problem(raw, exttyp, byteorder)}; kept as bytes", MRCWarning,
+                      stacklevel=4)
         return raw
     count = min(max(nz, 1), len(raw) // size)
     return np.frombuffer(raw, _fei_blocks(exttyp, byteorder, size), count=count).copy()

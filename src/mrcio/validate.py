@@ -28,6 +28,7 @@ from .errors import (
     MRCError,
     MRCWarning,
 )
+from .extheader import fei_size_problem
 from .header import HEADER_SIZE, MODES, Header, byteorder_of_stamp, decode_header
 from .reader import MRCReader
 from .stats import Stats
@@ -113,8 +114,9 @@ def _header_checks(h: Header) -> list[Issue]:
         add("exttyp", "exttyp", "JSON extended header (MRCZ) in a file not labelled MRCZ",
             "warning")
     if h.exttyp in ("FEI1", "FEI2") and isinstance(h.extended, bytes):
-        add("extended-header", "extended header",
-            f"{h.exttyp} blocks cannot be decoded (their size field does not fit)")
+        problem = fei_size_problem(h.extended_bytes, h.exttyp, h.byteorder)
+        add("extended-header", "extended header", f"{h.exttyp} blocks cannot be decoded: the "
+            f"{h['nsymbt']}-byte extended header {problem}")
     for note in h.warnings:
         if "contradicts" in note:
             add("machine-stamp", "machst", note)
