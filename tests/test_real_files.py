@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gemmi
 import mrcfile
 import mrcz
 import numpy as np
@@ -540,3 +541,35 @@ def test_preview_shows_the_middle_frame_as_mrcfile_reads_it(
     assert theirs.data is not None
     frame = theirs.data if theirs.data.ndim == 2 else theirs.data[len(theirs.data) // 2]
     assert np.array_equal(png_pixels(png), render(frame, scale_bar=False))
+
+
+#: the real files gemmi does not open, and why
+GEMMI_REFUSES = {
+    "cryodrgn/hand.5.mrcs": "Not a CCP4 map",  # no map id
+    "cryodrgn/relion31.mrcs": "Not a CCP4 map",
+    "ncempy/temp.mrc": "Not a CCP4 map",
+    "mrcfile/EMD-3001.map.bz2": "Not a CCP4 map",  # gemmi reads gzip only
+    "mrcfile/EMD-3197.map.bz2": "Not a CCP4 map",
+    EPU: "Failed to read all the data",
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_read_matches_gemmi(real_files: Path, name: str) -> None:
+    """gemmi (``setup=False``: the grid as stored, columns fastest, as float32) reads the
+    same values, and the same NXSTART/NYSTART/NZSTART and ORIGIN, wherever it reads the
+    file."""
+    path = real_files / name
+    if name in GEMMI_REFUSES:
+        with pytest.raises(RuntimeError, match=GEMMI_REFUSES[name]):
+            gemmi.read_ccp4_map(os.fspath(path), setup=False)
+        return
+    theirs = gemmi.read_ccp4_map(os.fspath(path), setup=False)
+    with exactly_warns(REAL_FILES[name].mrcio_warnings):
+        ours = mrcio.read(path)
+    sections = ours.reshape((-1, *ours.shape[-2:]))
+    assert np.array_equal(np.array(theirs.grid, copy=False), sections.T.astype(np.float32))
+    hdr = mrcio.read_header(path)
+    assert [theirs.header_i32(k) for k in (5, 6, 7)] == [hdr[n] for n in
+                                                        ("nxstart", "nystart", "nzstart")]
+    assert as_f32([theirs.header_float(k) for k in (50, 51, 52)]) == as_f32(hdr.origin)
