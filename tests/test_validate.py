@@ -147,6 +147,27 @@ def test_a_label_of_whitespace_holds_no_text_as_in_mrcfile(tmp_path: Path, blank
                                                                ("labels", "nlabl")]
 
 
+@pytest.mark.parametrize(("label", "text"), [
+    (b"\0" + b" " * 79, True),  # a NUL, then space padding: mrcfile strips only trailing NULs
+    (b" \0 ", True),
+    (b"\t\r\n ", False),
+    (b"\0" * 80, False),
+], ids=["nul-then-spaces", "space-nul-space", "whitespace", "nuls"])
+@pytest.mark.parametrize("nlabl", [0, 1])
+def test_labels_hold_text_as_mrcfile_finds_it(tmp_path: Path, label: bytes, text: bool,
+                                              nlabl: int) -> None:
+    path = tmp_path / "l.mrc"
+    mrcio.write(path, np.zeros((2, 3), np.float32), labels=[])
+    patch(path, field_offset("label"), label.ljust(80, b"\0"))
+    patch(path, field_offset("nlabl"), np.int32(nlabl).tobytes())
+    valid = nlabl == text
+    assert mrcfile_verdict(path)[0] is valid
+    issues = mrcio.validate(path)
+    assert [(i.code, i.field) for i in issues] == ([] if valid else [("labels", "nlabl")])
+    if not valid:
+        assert issues[0].message == f"is {nlabl} but {int(text)} labels hold text"
+
+
 def test_machine_stamp_and_mode(tmp_path: Path) -> None:
     path = valid_file(tmp_path)
     patch(path, field_offset("machst"), bytes(4))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-import string
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +37,6 @@ __all__ = ["Issue", "validate"]
 _KNOWN_EXTTYPS = ("CCP4", "MRCO", "SERI", "AGAR", "FEI1", "FEI2", "HDF5", "json")
 _SECTIONS_PER_TASK_BYTES = 16 * 2**20
 _NON_FINITE = re.compile(rb"[:,\[]\s*-?(?:NaN|Infinity)\b")
-#: what a label holding no text may hold: NULs and ASCII whitespace (mrcfile strips the same)
-_BLANK = b"\0" + string.whitespace.encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -96,7 +93,9 @@ def _header_checks(h: Header) -> list[Issue]:
         add("axis-map", "mapc/mapr/maps", f"are {axes}, should be 1, 2, 3 in some order")
     if 401 <= h["ispg"] <= 630 and (h["mz"] <= 0 or h["nz"] % h["mz"]):
         add("volume-stack", "mz", f"NZ {h['nz']} is not a multiple of MZ {h['mz']}")
-    labels = [bytes(label).strip(_BLANK) for label in h["label"]]
+    # text as mrcfile finds it: trailing NULs (numpy's padding) go, then ASCII whitespace at
+    # either end; any other NUL is text (a NUL followed by spaces is a label with text)
+    labels = [bytes(label).rstrip(b"\0").strip() for label in h["label"]]
     used = sum(1 for label in labels if label)
     if any(labels[i] and not labels[i - 1] for i in range(1, 10)):
         add("labels", "label", "empty labels between labels with text")
