@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -574,3 +575,33 @@ def test_frames_must_be_integers_slices_or_sequences(tmp_path: Path) -> None:
     for bad in (False, True, 1.0, np.bool_(True)):
         with pytest.raises(TypeError, match="frames must be an integer"):
             mrcio.read(path, frames=bad)
+
+
+@pytest.mark.parametrize("nz", [3, 300])
+def test_plain_file_with_a_compressed_mode_says_mode_may_be_damaged(tmp_path: Path,
+                                                                     nz: int) -> None:
+    """A plain MRC file whose MODE gained 1000s reads as MRCZ and fails at frame 0; the
+    error says MODE is the likely culprit (the file has no other mark of MRCZ). A real MRCZ
+    file damaged at frame 0 gets no such word."""
+    path = tmp_path / "plain.mrc"
+    # 300 sections of 8 bytes cannot hold 300 chunk headers of 16
+    mrcio.write(path, np.ones((nz, 1, 2) if nz == 300 else (nz, 2, 2), np.float32), stack=True)
+    raw = bytearray(path.read_bytes())
+    raw[12:16] = (1002).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    hint = ("MODE 1002 says compressed (blosclz), but the file has neither the MRCZ label nor "
+            "JSON metadata: is MODE damaged?")
+    error = mrcio.TruncatedFileError if nz == 300 else mrcio.ChunkError
+    with pytest.raises(error, match=f"^{re.escape(str(path))}: .*; {re.escape(hint)}") \
+            as caught:
+        mrcio.read(path)
+    assert caught.value.frame == (None if nz == 300 else 0)
+    mrcz_file = tmp_path / "a.mrcz"
+    mrcio.write(mrcz_file, np.ones((3, 2, 2), np.float32), compressor="lz4")
+    raw = bytearray(mrcz_file.read_bytes())
+    data_offset = 1024 + mrcio.read_header(mrcz_file)["nsymbt"]
+    raw[data_offset] = 99  # frame 0's Blosc version
+    mrcz_file.write_bytes(bytes(raw))
+    with pytest.raises(mrcio.ChunkError) as caught:
+        mrcio.read(mrcz_file)
+    assert "MODE" not in str(caught.value)

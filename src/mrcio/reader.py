@@ -155,6 +155,15 @@ def _load_header(source: Source, permissive: bool, convention: str = "ccpem") ->
     )
 
 
+def _damaged_mode_hint(header: Header) -> str:
+    """A word on MODE when a file without any other mark of MRCZ (the label, JSON metadata)
+    has no chunks where its MODE says: most likely a damaged MODE of a plain MRC file."""
+    if header.mrcz_version is not None or header.exttyp == "json":
+        return ""
+    return (f"; MODE {header['mode']} says compressed ({header.compressor}), but the file has "
+            "neither the MRCZ label nor JSON metadata: is MODE damaged?")
+
+
 def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex:
     """Walk the chunk headers from the data offset: one chunk per z-section."""
     size = source.size if source.size is not None else 2**63
@@ -164,7 +173,8 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
         raise TruncatedFileError(
             f"{nz:,} compressed sections need at least {nz * codecs.CHUNK_HEADER_SIZE:,} "
             f"bytes of chunk headers from byte {pos:,}, but the file has "
-            f"{max(size - pos, 0):,} after byte {pos:,} (it is {size:,} bytes long)",
+            f"{max(size - pos, 0):,} after byte {pos:,} (it is {size:,} bytes long)"
+            f"{_damaged_mode_hint(header)}",
             path=source.name,
             field="nz",
             offset=field_offset("nz"),
@@ -218,6 +228,9 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
             raise unread
     except (ChunkError, TruncatedFileError) as exc:
         if not permissive:
+            if exc.frame == 0 and (hint := _damaged_mode_hint(header)):
+                raise type(exc)(f"{exc.problem}{hint}", path=exc.path, frame=0,
+                                offset=exc.offset, value=exc.value) from None
             raise
         found = exc.frame or 0
         warnings.warn(f"{exc}; reading the {found} sections before it", MRCWarning,
