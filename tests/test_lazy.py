@@ -523,18 +523,26 @@ def test_indexing_follows_numpy(tmp_path: Path, compressor: str | None) -> None:
         # a frame number and arrays apart from it: numpy puts their axes first
         (2, slice(None), [0, 3]), (-1, Ellipsis, [1, 1]), (0, slice(2, 4), [[0], [6]]),
         (4, slice(None), np.arange(7) % 2 == 0), (1, slice(None), []),
+        # None and boolean scalars add an axis before the frames (f[None] was refused)
+        None, True, False, np.array(True), (None, 2), (None, slice(4, None, -2), 1),
+        (True, [1, 1], None, 3), (None, None, Ellipsis, 0), (False, 0),
+        # boolean masks over the frames and the axes after them
+        data[..., 0] > 100, (data[:, :, 0] % 3 == 0, [2]), (np.zeros((5, 6), bool), None),
     ]
     with mrcio.open(path) as f:
         for key in keys:
             got, expected = f[key], data[key]
             assert got.shape == expected.shape, key
             assert np.array_equal(got, expected), key
-        for bad in (1.5, True, None):
+        for bad in (1.5, (None, 1.5), "1"):
             with pytest.raises(IndexError, match="indexed by integers"):
                 f[bad]
-        for outside in ([0, 5], np.array([-6]), [[1, 5]]):
+        for outside in ([0, 5], np.array([-6]), [[1, 5]], (None, 5)):
             with pytest.raises(IndexError, match="out of range for 5 frames"):
                 f[outside]
+        for mismatched in (np.ones(4, bool), np.ones((5, 7), bool), np.ones((5, 6, 7, 1), bool)):
+            with pytest.raises(IndexError, match="does not match"):
+                f[mismatched]
 
 
 def test_to_dask_of_a_relion_address_is_its_image(tmp_path: Path) -> None:

@@ -179,35 +179,46 @@ class MRCFile:
             return image
         if not isinstance(key, tuple):
             key = (key,)
-        if not key or key[0] is Ellipsis:
+        # None and boolean scalars add an axis without taking one: the first other entry
+        # indexes the frames
+        lead = next((i for i, item in enumerate(key) if not _adds_axis(item)), len(key))
+        if lead == len(key) or key[lead] is Ellipsis:
             whole: np.ndarray = self.read()[key]
             return whole
-        first, rest = key[0], key[1:]
+        first, before, rest = key[lead], key[:lead], key[lead + 1:]
+        # the frames ``first`` names are read, and it is replaced by the same index into
+        # them, so that numpy places every axis as it would in the whole array
         if isinstance(first, builtins.slice):
-            data = self._frames(first)
-            return data[(builtins.slice(None), *rest)] if rest else data
-        if np.ndim(first) == 0:
+            data, first = self._frames(first), builtins.slice(None)
+        elif np.ndim(first) == 0:
             if isinstance(first, np.ndarray):
                 first = first[()]  # a 0-d array: its one value
-            if isinstance(first, (bool, np.bool_)) or not isinstance(first, (int, np.integer)):
-                raise IndexError(f"frames are indexed by integers, slices and integer "
-                                 f"arrays (as numpy's first axis), not {first!r:.40}")
-            data = self._frames(int(first))
-            # indexed with the frame axis back (a view of length 1) and 0 for it: with arrays
-            # in ``rest`` the frame number is an array index too, which decides where numpy
+            if not isinstance(first, (int, np.integer)):
+                raise IndexError(f"frames are indexed by integers, slices, integer arrays, "
+                                 f"boolean masks, None and Ellipsis (as numpy's first "
+                                 f"axis), not {first!r:.40}")
+            # with the frame axis back (a view of length 1) and 0 for it: with arrays in
+            # ``rest`` the frame number is an array index too, which decides where numpy
             # puts their axes (first, when a slice separates them)
-            return data[np.newaxis][(0, *rest)] if rest else data
-        # integer arrays (any shape) or a boolean mask: the frames they name are read once
-        # (their range checked as for any other key), and numpy indexes them as it would
-        # the whole array (paired with arrays in ``rest``)
-        chosen = np.asarray(first)
-        if chosen.dtype == bool and chosen.shape == (len(self),):
-            chosen = np.flatnonzero(chosen)
-        if chosen.size and chosen.dtype.kind not in "iu":
-            raise IndexError(f"frame arrays must hold integers, got {chosen.dtype}")
-        wanted = np.unique(chosen.astype(np.int64))
-        data = self._frames([int(k) for k in wanted])
-        picked: np.ndarray = data[(np.searchsorted(wanted, chosen), *rest)]
+            data, first = self._frames(int(first))[np.newaxis], 0
+        else:
+            # integer arrays (any shape) or a boolean mask over the leading axes: the frames
+            # they name are read once (their range checked as for any other key)
+            chosen = np.asarray(first)
+            if chosen.dtype == bool:
+                if chosen.shape != self.shape[: chosen.ndim]:
+                    raise IndexError(f"boolean index of shape {chosen.shape} does not match "
+                                     f"the leading axes of the shape {self.shape}")
+                wanted = np.flatnonzero(chosen.any(axis=tuple(range(1, chosen.ndim))))
+                first = chosen[wanted]
+            else:
+                if chosen.size and chosen.dtype.kind not in "iu":
+                    raise IndexError(f"frame arrays must hold integers or booleans, "
+                                     f"got {chosen.dtype}")
+                wanted = np.unique(chosen.astype(np.int64))
+                first = np.searchsorted(wanted, chosen)
+            data = self._frames([int(k) for k in wanted])
+        picked: np.ndarray = data[(*before, first, *rest)]
         return picked
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -242,6 +253,11 @@ class MRCFile:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _adds_axis(item: Any) -> bool:
+    """True for index entries that add an axis and index none: None and boolean scalars."""
+    return item is None or (np.ndim(item) == 0 and np.asarray(item).dtype == bool)
 
 
 def _as_index(frames: Any, count: int) -> Any:
