@@ -710,3 +710,26 @@ def test_law_mrcio_and_mrcfile_agree(case: tuple[np.ndarray, bool, str | None]) 
         assert back.dtype == want.dtype
         assert np.array_equal(back, want, equal_nan=True)
         assert np.array_equal(back.reshape(data.shape), stored, equal_nan=True)
+
+
+@pytest.mark.parametrize(("nz", "mz"), [(6, 4), (6, 12), (1, 2), (6, 0)])
+def test_volume_stack_of_no_whole_volumes_keeps_every_section(tmp_path: Path, nz: int,
+                                                              mz: int) -> None:
+    """ISPG 401 with MZ not dividing NZ: mrcio reads every section (3-D) and validate says
+    why; mrcfile cuts NZ // MZ volumes and drops the rest, or divides by zero (README)."""
+    data = np.arange(nz * 3 * 4, dtype=np.float32).reshape(nz, 3, 4)
+    path = tmp_path / "odd-volumes.mrc"
+    with mrcfile.new(path) as m:
+        m.set_data(data)
+        m.header.ispg, m.header.mz = 401, mz
+    assert_same(mrcio.read(path), data, data.dtype)
+    with mrcio.open(path) as f:
+        assert f.shape == data.shape
+        assert_same(f[::-1], data[::-1], data.dtype)
+    assert [i.code for i in mrcio.validate(path)] == ["volume-stack"]
+    if mz == 0:
+        with pytest.raises(ZeroDivisionError):
+            mrcfile.open(path)
+    else:
+        with pytest.warns(RuntimeWarning, match="larger than expected"), mrcfile.open(path) as m:
+            assert m.data.shape == (nz // mz, mz, 3, 4)
