@@ -528,6 +528,8 @@ def test_indexing_follows_numpy(tmp_path: Path, compressor: str | None) -> None:
         (True, [1, 1], None, 3), (None, None, Ellipsis, 0), (False, 0),
         # boolean masks over the frames and the axes after them
         data[..., 0] > 100, (data[:, :, 0] % 3 == 0, [2]), (np.zeros((5, 6), bool), None),
+        # unsigned arrays as numpy casts them (2**64 - 1 is -1; it was compared as a float)
+        np.array([3, 2**64 - 1], np.uint64), (np.array([1], np.uint8), 2),
     ]
     with mrcio.open(path) as f:
         for key in keys:

@@ -215,7 +215,8 @@ class MRCFile:
                 if chosen.size and chosen.dtype.kind not in "iu":
                     raise IndexError(f"frame arrays must hold integers or booleans, "
                                      f"got {chosen.dtype}")
-                wanted = np.unique(chosen.astype(np.int64))
+                chosen = chosen.astype(np.intp)  # as numpy takes them (uint64 wraps too)
+                wanted = np.unique(chosen)
                 first = np.searchsorted(wanted, chosen)
             data = self._frames([int(k) for k in wanted])
         picked: np.ndarray = data[(*before, first, *rest)]
