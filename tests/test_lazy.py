@@ -617,3 +617,18 @@ def test_streaming_writer_with_geometry(tmp_path: Path, real_dir: Path,
         assert os.listdir(tmp_path) == ["streamed.mrc"]
         with pytest.raises(TypeError, match="geometry"):
             mrcio.open(out, "a", geometry=f.header)
+
+
+def test_a_frame_mode_101_cannot_hold_is_refused_on_append(tmp_path: Path) -> None:
+    """Values above 15 for a 4-bit file are refused by the append that brings them, and the
+    frames before are kept (the close failed, and the whole file was lost)."""
+    path = tmp_path / "nibbles.mrc"
+    with pytest.warns(mrcio.MRCWarning, match="mode 101"):
+        out = mrcio.open(path, "w", dtype=np.uint8, frame_shape=(4, 5), mrc_mode=101)
+    with out:
+        out.append(np.full((2, 4, 5), 7, np.uint8))
+        with pytest.raises(ValueError, match=r"nibbles\.mrc: section 2: mode 101 holds "
+                                             r"values 0-15, got 200"):
+            out.append(np.full((4, 5), 200, np.uint8))
+        out.append(np.full((4, 5), 15, np.uint8))
+    assert mrcio.read(path)[:, 0, 0].tolist() == [7, 7, 15]

@@ -265,14 +265,9 @@ def choose_mode(dtype: np.dtype[Any], mode: int | None) -> tuple[int, bool]:
     raise TypeError(f"cannot store {base} data as mode {mode} ({MODES[mode].description})")
 
 
-def _to_storage(block: np.ndarray, enc: Encoding, first: int) -> np.ndarray:
+def _to_storage(block: np.ndarray, enc: Encoding) -> np.ndarray:
     """Sections ``(k, ny, nx)`` in their stored form (a view when no conversion is needed)."""
-    if enc.mode == 101:
-        lo, hi = (int(block.min()), int(block.max())) if block.size else (0, 0)
-        if lo < 0 or hi > 15:
-            raise ValueError(
-                f"mode 101 holds values 0-15; sections from {first} hold {lo}..{hi}"
-            )
+    if enc.mode == 101:  # values checked by SectionWriter.check
         k, ny, nx = block.shape
         packed = np.zeros((k, ny, (nx + 1) // 2), np.uint8)
         packed[...] = block[:, :, 0::2]
@@ -433,7 +428,7 @@ class SectionWriter:
             per = max(1, _TASK_BYTES // max(block[0].nbytes, 1)) if len(block) else 1
             for i in range(0, len(block), per):
                 part = block[i : i + per]
-                self._queue(self._chunk_task, (first + i, part), self._footprint(
+                self._queue(self._chunk_task, part, self._footprint(
                     0 if held else part.nbytes,
                     self.enc.section_nbytes(self.layout.ny, self.layout.nx), len(part)))
 
@@ -473,7 +468,7 @@ class SectionWriter:
         block = 0 if enc.blosc2 else codecs.stitch_blocksize(
             enc.compressor, enc.clevel, typesize, enc.blocksize_for(section))
         if not block:  # Blosc2 chunks, or Blosc chooses the blocks: one call
-            self._queue(self._chunk_task, (index, section[np.newaxis]),
+            self._queue(self._chunk_task, section[np.newaxis],
                         self._footprint(0 if held else section.nbytes,
                                         section.size * typesize, 1))
             return
@@ -568,8 +563,7 @@ class SectionWriter:
         end = self.handle.tell()
         self.handle.seek(at)
         if done is None:  # not stitchable (nearly incompressible data): one call
-            chunk = self._encode(_to_storage(piece.section[np.newaxis], self.enc,
-                                             piece.index)[0])
+            chunk = self._encode(_to_storage(piece.section[np.newaxis], self.enc)[0])
             self._write_all(chunk)
             size, crc = len(chunk), codecs.crc32(chunk)
             self._trim = self._trim or at + size < end
@@ -582,8 +576,10 @@ class SectionWriter:
         self.crcs.append(crc)
 
     def check(self, block: np.ndarray) -> None:
-        """Raise if sections ``(k, ny, nx)`` cannot be the next ones written (wrong shape:
-        ValueError; a dtype the mode cannot hold without loss: TypeError)."""
+        """Raise if sections ``(k, ny, nx)`` cannot be the next ones written (wrong shape, or
+        values above 15 for mode 101: ValueError; a dtype the mode cannot hold without loss:
+        TypeError). Checked before they are queued, so that a refused block leaves the
+        writer as it was (a streaming writer keeps the frames it has)."""
         ny, nx = self.layout.ny, self.layout.nx
         enc = self.enc
         where = f"{self.name}: section {self._submitted}"
@@ -595,11 +591,13 @@ class SectionWriter:
                 f"{where}: {block.dtype} data cannot be stored as mode {enc.mode} "
                 f"({accepted}) without loss"
             )
+        if enc.mode == 101 and block.size and (high := int(block.max())) > 15:
+            raise ValueError(f"{where}: mode 101 holds values 0-15, got {high}")
 
     def _plain_task(self, item: tuple[int, np.ndarray, int]) -> _Done:
         """Sections ``(k, rows, nx)`` from ``first``, or rows from ``row`` of one section."""
         first, block, row = item
-        stored = _to_storage(block, self.enc, first)
+        stored = _to_storage(block, self.enc)
         complete = len(block) if row + block.shape[1] == self.layout.ny else 0
         if self._fd is None:
             return _Done(stored, self._summary(block), complete)
@@ -627,14 +625,12 @@ class SectionWriter:
         values, done = item
         return _Done(None, self._summary(values), done)
 
-    def _chunk_task(self, item: tuple[int, np.ndarray]) -> _Done:
-        """Sections ``(k, ny, nx)`` from ``first``, one chunk each, back to back in one
-        scratch buffer where they can be. The statistics come first: the data they bring
-        into the cache are then bit-shuffled from it (a small gain: the lz4 movie took ~55
-        against ~59 ms)."""
-        first, block = item
+    def _chunk_task(self, block: np.ndarray) -> _Done:
+        """Sections ``(k, ny, nx)``, one chunk each, back to back in one scratch buffer where
+        they can be. The statistics come first: the data they bring into the cache are then
+        bit-shuffled from it (a small gain: the lz4 movie took ~55 against ~59 ms)."""
         summary = self._summary(block)
-        stored = _to_storage(block, self.enc, first)
+        stored = _to_storage(block, self.enc)
         room = self._room(stored[0].nbytes if len(stored) else 0, len(stored))
         scratch = _reuse(self._outs, room) if room else None
         chunks: list[bytes | memoryview] = []
@@ -647,7 +643,7 @@ class SectionWriter:
     def _piece_task(self, piece: _Piece) -> _Done:
         values = piece.section.reshape(-1)[piece.start : piece.stop]
         summary = self._summary(values)  # first, as for _chunk_task
-        stored = _to_storage(values.reshape(1, 1, -1), self.enc, piece.index).reshape(-1)
+        stored = _to_storage(values.reshape(1, 1, -1), self.enc).reshape(-1)
         room = self._room(stored.nbytes, 1)
         scratch = _reuse(self._outs, room) if room else None
         piece.chunk = self._encode(stored, self.enc.blocksize_for(piece.section), out=scratch)
