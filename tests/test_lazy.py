@@ -16,6 +16,8 @@ import mrcfile
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mrcio
 from mrcio.batch import convert_files
@@ -632,3 +634,63 @@ def test_a_frame_mode_101_cannot_hold_is_refused_on_append(tmp_path: Path) -> No
             out.append(np.full((4, 5), 200, np.uint8))
         out.append(np.full((4, 5), 15, np.uint8))
     assert mrcio.read(path)[:, 0, 0].tolist() == [7, 7, 15]
+
+
+#: (shape, stack, compressor) of the files the indexing law reads: an image, a volume, an
+#: image stack and a volume stack, plain (memory maps) and compressed (chunks)
+_LAW_FILES = [((6, 5), False, None), ((4, 6, 5), False, "lz4"), ((5, 3, 4), True, None),
+              ((5, 3, 4), True, "zstd"), ((3, 2, 4, 5), False, None),
+              ((3, 2, 4, 5), False, "zstd")]
+
+
+@pytest.fixture(scope="module")
+def law_files(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, np.ndarray]]:
+    folder = tmp_path_factory.mktemp("law")
+    files = []
+    for k, (shape, stack, compressor) in enumerate(_LAW_FILES):
+        data = np.arange(np.prod(shape), dtype=">f4").reshape(shape)
+        path = folder / f"{k}.mrc"
+        mrcio.write(path, data, stack=stack, compressor=compressor)
+        files.append((path, data))
+    return files
+
+
+@st.composite
+def _index_keys(draw: Any, shape: tuple[int, ...]) -> Any:
+    """Index keys as numpy takes them: integers (some out of range), slices with any step,
+    None, Ellipsis, boolean scalars and masks, integer lists and arrays, in any mix."""
+    n = shape[0]
+    bound = st.integers(-n - 1, n)
+    entry = st.one_of(
+        bound, st.just(None), st.just(Ellipsis), st.booleans(),
+        st.builds(slice, st.none() | bound, st.none() | bound,
+                  st.none() | st.sampled_from([1, 2, 3, -1, -2, -3])),
+        st.lists(st.integers(-n, n - 1), max_size=3),
+        st.lists(st.booleans(), min_size=n, max_size=n).map(np.array),
+        st.lists(st.integers(-n, n - 1), min_size=2, max_size=2).map(
+            lambda k: np.array(k).reshape(2, 1)),
+    )
+    key = draw(st.lists(entry, max_size=len(shape) + 1))
+    return tuple(key) if len(key) != 1 or draw(st.booleans()) else key[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_law_lazy_indexing_is_numpys(law_files: list[tuple[Path, np.ndarray]],
+                                     data: st.DataObject) -> None:
+    """``open(p)[key] == read(p)[key]`` (values, shape, dtype) or both raise IndexError."""
+    path, values = data.draw(st.sampled_from(law_files))
+    key = data.draw(_index_keys(values.shape))
+    try:
+        expected = values[key]
+    except IndexError:
+        expected = None
+    with mrcio.open(path) as f:
+        if expected is None:
+            with pytest.raises(IndexError):
+                f[key]
+        else:
+            got = f[key]
+            assert got.shape == expected.shape
+            assert got.dtype == expected.dtype
+            assert np.array_equal(got, expected)
