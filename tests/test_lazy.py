@@ -280,6 +280,24 @@ def test_to_dask_notices_a_changed_file(tmp_path: Path, rng: np.random.Generator
         arr.compute()
 
 
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_to_dask_of_a_relative_path_computes_from_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compressor: str | None
+) -> None:
+    """The tasks carry the file's absolute path: computed after the working directory
+    changed (or in a worker started elsewhere), a relative one named no file, or another."""
+    data = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    mrcio.write("a.mrc", data, stack=True, compressor=compressor)
+    lazy = mrcio.to_dask("a.mrc")
+    with mrcio.open("a.mrc") as f:
+        lazy_of_open = f.to_dask()
+    monkeypatch.chdir(tmp_path)
+    assert np.array_equal(lazy.compute(), data)
+    assert np.array_equal(lazy_of_open.compute(), data)
+
+
 def test_write_dask_array_chunk_by_chunk(tmp_path: Path, rng: np.random.Generator) -> None:
     data = rng.normal(size=(9, 16, 12)).astype(np.float32)
     arr = da.from_array(data, chunks=(2, 8, 12))

@@ -325,8 +325,10 @@ def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
 
     if frames_per_chunk < 1:
         raise ValueError(f"frames_per_chunk must be at least 1, got {frames_per_chunk}")
-    path = reader.source.path
-    assert path is not None
+    assert reader.source.path is not None
+    # absolute: the tasks may run after the working directory changed, or in workers
+    # started elsewhere
+    path = os.path.abspath(reader.source.path)
     header = dataclasses.replace(reader.header, extended=None, extended_bytes=b"")
     shape, per = reader.shape, reader.header.channels
     if 0 in shape:  # nothing to read: Dask takes no empty chunk tuple, and its automatic
