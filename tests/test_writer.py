@@ -940,6 +940,26 @@ def test_fei_blocks_are_written_in_the_files_byte_order(tmp_path: Path, real_dir
 
 
 @pytest.mark.parametrize("name", ["rosettasciio/HAADFscan.mrc", "mrcfile/fei-extended.mrc"])
+def test_fei_blocks_without_exttyp_are_written_as_their_kind(tmp_path: Path, real_dir: Path,
+                                                             name: str) -> None:
+    """Decoded FEI blocks say by their fields whether they are FEI1 or FEI2: given without
+    exttyp, they were written untyped (a warning, validators flagged the file) and, in a
+    big-endian file, with their numbers left little-endian."""
+    src = real_dir / name
+    hdr = mrcio.read_header(src)
+    path = tmp_path / "a.mrc"
+    data = mrcio.read(src)
+    mrcio.write(path, data, mode=6 if data.dtype == np.uint8 else None,
+                extended_header=hdr.extended, byteorder="big")
+    back = mrcio.read_header(path)
+    assert back.exttyp == hdr.exttyp
+    _same_fei_blocks(back.extended, hdr.extended)
+    with mrcfile.open(src) as theirs, mrcfile.open(path) as ours:
+        _same_fei_blocks(ours.indexed_extended_header, theirs.indexed_extended_header)
+    assert mrcio.validate(path) == []
+
+
+@pytest.mark.parametrize("name", ["rosettasciio/HAADFscan.mrc", "mrcfile/fei-extended.mrc"])
 def test_transcoding_fei_files_to_big_endian(tmp_path: Path, real_dir: Path,
                                              name: str) -> None:
     """transcode(byteorder='big') swaps every FEI block (unused ones too), so mrcfile reads
