@@ -106,7 +106,7 @@ def _header_checks(h: Header) -> list[Issue]:
     if h["nsymbt"] > 0 and h.exttyp not in _KNOWN_EXTTYPS:
         add("exttyp", "exttyp", f"is {h['exttyp']!r} for a {h['nsymbt']}-byte extended header "
             f"(known: {', '.join(_KNOWN_EXTTYPS)})")
-    if h["nsymbt"] % 4:
+    if h["nsymbt"] % 4 and not h.codec_id:  # gemmi reads no compressed file anyway
         add("extended-header", "nsymbt", f"is {h['nsymbt']}, not a whole number of 4-byte "
             "words: gemmi reads the data from the wrong byte (CCP4 counted NSYMBT in words)",
             "warning")
@@ -228,8 +228,8 @@ def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
        empty label comes between them (``labels``);
     8. NVERSION is 20140 or 20141 (``nversion``);
     9. an extended header has a known EXTTYP (``exttyp``) and can be decoded, and its
-       length NSYMBT is a multiple of 4 (``extended-header``; that one a warning, as
-       ``mrcfile.validate`` passes any length);
+       length NSYMBT is a multiple of 4 in an uncompressed file (``extended-header``; that
+       one a warning, as ``mrcfile.validate`` passes any length);
     10. DMIN, DMAX, DMEAN and RMS match the data as mrcfile checks them, or say "not
         determined" (``statistics``; uncompressed files always, MRCZ files with ``deep``);
     11. the file is as long as the header says, and an MRCZ file's chunks are all present,
