@@ -462,6 +462,20 @@ def test_a_refused_append_leaves_the_writer_as_it_was(tmp_path: Path,
     assert back[3].max() == 2
 
 
+@pytest.mark.parametrize(("compressor", "blosc2"), [("snappy", False), ("ndlz", False),
+                                                   ("snappy", True)])
+def test_a_codec_that_cannot_write_is_refused_on_open(tmp_path: Path, compressor: str,
+                                                      blosc2: bool) -> None:
+    """Found by the first frame's worker, it failed a later append or close and lost every
+    frame appended until then (c-blosc 1 writes no snappy, ndlz needs Blosc2 chunks, and
+    blosc2's wheels have no snappy)."""
+    path = tmp_path / "live.mrcz"
+    with pytest.raises(mrcio.CodecError, match=rf"live\.mrcz: .*'{compressor}'"):
+        mrcio.open(path, "w", dtype=np.float32, frame_shape=(8, 8), compressor=compressor,
+                   blosc2=blosc2)
+    assert os.listdir(tmp_path) == []
+
+
 def test_more_frames_than_announced_are_kept_with_their_checksums(tmp_path: Path) -> None:
     path = tmp_path / "long.mrcz"
     with mrcio.open(path, "w", dtype=np.int16, frame_shape=(4, 4), compressor="zstd",

@@ -30,7 +30,7 @@ from . import codecs
 from ._fileio import AtomicFile, pwrite_all, write_all, writev_all
 from ._parallel import default_threads, get_executor, imap_ordered, in_worker
 from ._version import __version__
-from .errors import ContainerError, HeaderError, MRCWarning
+from .errors import CodecError, ContainerError, HeaderError, MRCWarning
 from .extheader import (
     CHECKSUM_KEY,
     caller_meta,
@@ -342,6 +342,8 @@ class SectionWriter:
             meta = caller_meta(meta)  # mrcio's own checksums are written below, not a copy
         self.meta = meta  # JSON metadata but the checksums, as given
         compressed = encoding.compressor is not None
+        if compressed:
+            _check_codec(encoding, name)
         mode = MODES[encoding.mode]
         if not compressed and (caveat := mode.plain_caveat):
             warnings.warn(f"{name}: {caveat} (write it {mode.instead})", MRCWarning,
@@ -762,6 +764,19 @@ class SectionWriter:
         (as a JSON reader will decode it) and to the chunks' total size."""
         read_back = json.loads(encode_json(self.meta or {}))
         return checksum_entry(self.crcs, checksum_tie(read_back, self.packed))
+
+
+def _check_codec(enc: Encoding, name: str) -> None:
+    """Raise :class:`CodecError`, naming the file, if ``enc``'s codec cannot write its
+    chunks here (not built into c-blosc 1, a Blosc2 plugin missing): found by compressing a
+    few values before any frame is taken, not by the first frame's worker, after which a
+    streaming writer lost every frame appended."""
+    probe = np.arange(1024).astype(enc.storage_dtype)
+    try:
+        codecs.encode(probe, codec=enc.compressor or "", clevel=enc.clevel, blocksize=0,
+                      blosc2_format=enc.blosc2)
+    except CodecError as exc:
+        raise CodecError(exc.problem, path=name, value=exc.value) from None
 
 
 def _entry_text(entry: dict[str, str]) -> bytes:
