@@ -327,6 +327,22 @@ def test_a_directory_is_not_replaced(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.mrc"]
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+def test_a_device_or_pipe_is_not_replaced(tmp_path: Path) -> None:
+    """The rename put a regular file in its place: ``write("/dev/null", ..., overwrite=True)``
+    as root replaced the system's /dev/null. A stream opened on it is written to."""
+    pipe = tmp_path / "pipe.mrc"
+    os.mkfifo(pipe)
+    with pytest.raises(OSError, match=r"not a regular file .*pipe\.mrc"):
+        mrcio.write(pipe, np.zeros((2, 4, 4), np.float32), overwrite=True)
+    with pytest.raises(OSError, match="not a regular file"):
+        mrcio.open(pipe, "w", dtype=np.float32, frame_shape=(4, 4), overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe.mrc"]
+    assert not pipe.is_file()
+    with open(os.devnull, "wb") as null:
+        mrcio.write(null, np.zeros((2, 4, 4), np.float32))
+
+
 def test_closing_while_another_thread_reads_never_reads_another_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
 import gzip
 import io
 import mmap
@@ -448,7 +449,8 @@ class AtomicFile:
 
     A symbolic link as ``target`` stays a link: the file it points to is replaced. A file
     replaced keeps its permission bits (not its owner, nor other hard links to it, which keep
-    the old contents: a rename makes a new file).
+    the old contents: a rename makes a new file). A target that is no regular file (a
+    directory, a device such as /dev/null, a named pipe) is refused, not replaced.
 
     Examples
     --------
@@ -474,6 +476,12 @@ class AtomicFile:
             self.target = Path(os.path.realpath(self.target))
         if self.target.is_dir():  # found now, not after every byte is written
             raise IsADirectoryError(f"{self.target}: is a directory")
+        if self.target.exists() and not self.target.is_file():
+            # the rename would put a regular file in the place of a device (/dev/null),
+            # named pipe or socket
+            raise OSError(errno.EINVAL, "not a regular file (a device, pipe or socket), which "
+                          "writing through a temporary file would replace (mrcio.write "
+                          "takes a stream opened on it)", str(self.target))
         _sweep_orphans(self.target)
         self.temp = self.target.with_name(
             f"{_temp_prefix(self.target)}{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
