@@ -343,6 +343,36 @@ def test_a_device_or_pipe_is_not_replaced(tmp_path: Path) -> None:
         mrcio.write(null, np.zeros((2, 4, 4), np.float32))
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_write_protected_file_is_not_replaced(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rename needs no write permission on the file: writes with overwrite=True and
+    appends replaced write-protected files (raw data), which mrcfile and mrcz refuse to
+    write to."""
+    target = tmp_path / "raw.mrc"
+    mrcio.write(target, np.zeros((2, 4, 4), np.float32))
+    target.chmod(0o444)
+    before = target.read_bytes()
+    if os.geteuid() == 0:  # root may write to any file: answer as for its owner
+        real_access = os.access
+
+        def access(path: Any, mode: int, **kwargs: Any) -> bool:
+            if mode == os.W_OK:
+                return bool(os.stat(path).st_mode & 0o200)
+            return real_access(path, mode, **kwargs)
+
+        monkeypatch.setattr(os, "access", access)
+    message = rf"Permission denied \(the file is write-protected\): '{target}'"
+    with pytest.raises(PermissionError, match=message):
+        mrcio.write(target, np.ones((3, 4, 4), np.float32), overwrite=True)
+    with pytest.raises(PermissionError, match=message):
+        mrcio.open(target, "a")
+    with pytest.raises(PermissionError, match=message):
+        mrcio.writeMRC(np.ones((1, 4, 4), np.float32), target, idx=0)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["raw.mrc"]
+
+
 def test_closing_while_another_thread_reads_never_reads_another_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

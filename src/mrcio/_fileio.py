@@ -450,7 +450,8 @@ class AtomicFile:
     A symbolic link as ``target`` stays a link: the file it points to is replaced. A file
     replaced keeps its permission bits (not its owner, nor other hard links to it, which keep
     the old contents: a rename makes a new file). A target that is no regular file (a
-    directory, a device such as /dev/null, a named pipe) is refused, not replaced.
+    directory, a device such as /dev/null, a named pipe), or that this process may not
+    write to, is refused, not replaced.
 
     Examples
     --------
@@ -482,6 +483,11 @@ class AtomicFile:
             raise OSError(errno.EINVAL, "not a regular file (a device, pipe or socket), which "
                           "writing through a temporary file would replace (mrcio.write "
                           "takes a stream opened on it)", str(self.target))
+        if overwrite and self.target.exists() and not os.access(self.target, os.W_OK):
+            # a rename needs no write permission on the file: write-protected raw data
+            # would be replaced (mrcfile and mrcz, which write into the file, cannot)
+            raise PermissionError(errno.EACCES, "Permission denied (the file is "
+                                  "write-protected)", str(self.target))
         _sweep_orphans(self.target)
         self.temp = self.target.with_name(
             f"{_temp_prefix(self.target)}{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
