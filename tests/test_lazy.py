@@ -476,6 +476,22 @@ def test_a_codec_that_cannot_write_is_refused_on_open(tmp_path: Path, compressor
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("nframes", [None, 2, 3])
+def test_a_file_appearing_while_streaming_is_not_replaced(tmp_path: Path,
+                                                          nframes: int | None) -> None:
+    """overwrite=False holds at close: with more frames than announced, or none announced,
+    the file rebuilt with its checksums replaced a file that appeared meanwhile."""
+    path = tmp_path / "live.mrcz"
+    out = mrcio.open(path, "w", dtype=np.float32, frame_shape=(4, 4), compressor="zstd",
+                     nframes=nframes)
+    out.append(np.ones((3, 4, 4), np.float32))
+    path.write_bytes(b"another program's file")
+    with pytest.raises(FileExistsError, match=r"live\.mrcz: file"):
+        out.close()
+    assert path.read_bytes() == b"another program's file"
+    assert os.listdir(tmp_path) == ["live.mrcz"]
+
+
 def test_more_frames_than_announced_are_kept_with_their_checksums(tmp_path: Path) -> None:
     path = tmp_path / "long.mrcz"
     with mrcio.open(path, "w", dtype=np.int16, frame_shape=(4, 4), compressor="zstd",

@@ -584,8 +584,10 @@ class StreamWriter:
             writer.layout, writer.enc, writer.sections, writer.stats.header_values(),
             extended_nbytes=len(extended), exttyp="json", packed=writer.packed,
         )
-        with AtomicFile(self.path, overwrite=True, fsync=self._file.fsync,
-                        replaces=self._file.replaces) as final:
+        # the first temporary file's target and terms: overwrite=False still refuses a
+        # file that appeared meanwhile
+        with AtomicFile(self._file.target, overwrite=self._file.overwrite,
+                        fsync=self._file.fsync, replaces=self._file.replaces) as final:
             write_all(final.handle, record.tobytes())
             write_all(final.handle, extended)
             copy_range(self._file.handle, final.handle, writer.data_start,
