@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import threading
 import time
+import warnings
 import weakref
+from pathlib import Path
 
+import numpy as np
 import pytest
 
+import mrcio
 from mrcio import _parallel
 from mrcio._parallel import get_executor, imap_ordered, run_all
 
@@ -104,3 +110,35 @@ def test_a_call_keeps_its_pool_when_another_grows_the_pool() -> None:
     del old, results
     gc.collect()
     assert gone() is None  # dropped by everyone: its threads end
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_gets_pools_of_its_own(tmp_path: Path) -> None:
+    """A child made by fork (multiprocessing's default on Linux before Python 3.14) after
+    the parent used the pools hung on its first write, read or async call: it gave work to
+    pool threads that exist only in the parent."""
+    data = np.arange(4 * 64 * 64, dtype=np.float32).reshape(4, 64, 64)
+    mrcio.write(tmp_path / "parent.mrcz", data, stack=True, compressor="zstd", n_threads=2)
+    frames = mrcio.asyncReadMRC(str(tmp_path / "parent.mrcz")).result()[0]
+    assert np.array_equal(np.asarray(frames), data)
+    with warnings.catch_warnings():  # Python 3.12+: forking a process that has threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: no pytest from here on, only an exit code
+        code = 1
+        try:
+            path = tmp_path / "child.mrcz"
+            mrcio.asyncWriteMRC(data, str(path), compressor="lz4").result()
+            mrcio.write(path, data, stack=True, compressor="zstd", n_threads=2,
+                        overwrite=True)
+            code = 0 if np.array_equal(mrcio.read(path, n_threads=2), data) else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG)) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done == (0, 0):
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in mrcio's pools")
+    assert os.waitstatus_to_exitcode(done[1]) == 0

@@ -69,6 +69,19 @@ def get_executor(n_threads: int) -> ThreadPoolExecutor:
         return _executor
 
 
+def _forget_pool_in_child() -> None:
+    """In a child made by ``fork`` (multiprocessing's default on Linux), forget the
+    parent's pool and lock: the pool's threads do not exist there, so work given to it never
+    ran and the child waited forever; the lock may have been held by a thread that is gone."""
+    global _lock, _executor, _executor_threads
+    _lock = threading.Lock()
+    _executor, _executor_threads = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def in_worker() -> bool:
     """True in one of the shared pool's threads (which must not wait on the pool)."""
     return getattr(_local, "worker", False)

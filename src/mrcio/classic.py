@@ -695,6 +695,18 @@ _async_local = threading.local()
 _ASYNC_WORKERS = 1
 
 
+def _forget_async_pool_in_child() -> None:
+    """In a child made by ``fork``, forget the parent's async worker, which does not exist
+    there (see :func:`mrcio._parallel._forget_pool_in_child`)."""
+    global _async_lock, _async_executor
+    _async_lock = threading.Lock()
+    _async_executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_async_pool_in_child)
+
+
 def _mark_async_worker() -> None:
     _async_local.worker = True
 
