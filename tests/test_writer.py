@@ -1212,7 +1212,8 @@ def test_untyped_extended_header_of_other_bytes_is_kept_blank_with_a_warning(
         "mrcfile.validate flag as invalid (mrcio.write's exttyp names its kind)")]
     written = mrcio.read_header(path)
     assert (written.exttyp, written.extended_bytes) == ("", raw)
-    assert [i.code for i in mrcio.validate(path)] == ["exttyp"]
+    assert [i.code for i in mrcio.validate(path)] == (
+        ["exttyp"] + ["extended-header"] * (len(raw) % 4 != 0))  # 81: part of a word
     assert _mrcfile_validate(path) == (
         False, "Extended header type is undefined or unrecognised: exttyp = ''\n")
 
