@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import zlib
 from pathlib import Path
@@ -223,6 +224,35 @@ def test_bad_codec_and_level() -> None:
         codecs.encode(frame, codec="zstd", clevel=10, blocksize=0, blosc2_format=False)
     with pytest.raises(mrcio.CodecError, match="needs Blosc2 chunks"):
         codecs.encode(frame, codec="ndlz", clevel=1, blocksize=0, blosc2_format=False)
+
+
+@pytest.mark.parametrize("codec", ["ndlz", "zfp_acc", "zfp_prec", "zfp_rate"])
+def test_ndarray_codecs_are_refused(tmp_path: Path, codec: str) -> None:
+    """blosc2's zfp stores a frame uncompressed without an NDArray's shape (a file labelled
+    zfp that is not compressed) and ndlz fails on most data: refused, saying why."""
+    import blosc2
+
+    ramp = np.tile(np.linspace(0, 1, 256, dtype=np.float32), (64, 1))
+    if codec != "ndlz":  # what writing it would give: the frame stored as it is
+        stored = blosc2.compress2(ramp, codec=blosc2.Codec[codec.upper()], typesize=4)
+        assert len(stored) >= ramp.nbytes
+    with pytest.raises(mrcio.CodecError, match=f"codec '{codec}' does not compress MRCZ "
+                       "chunks: blosc2's ndlz and zfp codecs work on the blocks of a blosc2 "
+                       "NDArray"):
+        mrcio.write(tmp_path / "a.mrcz", ramp, compressor=codec, blosc2=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("codec", ["openhtj2k", "grok", "openzl", "j2k", "htj2k"])
+def test_a_missing_plugin_is_named(tmp_path: Path, codec: str,
+                                   capfd: pytest.CaptureFixture[str]) -> None:
+    """blosc2 printed its failed import's traceback (twice) and said 'Could not compress'."""
+    assert importlib.util.find_spec(f"blosc2_{codec}") is None  # none installed here
+    with pytest.raises(mrcio.CodecError, match=f"codec '{codec}' needs blosc2's plugin, the "
+                       f"Python package blosc2_{codec}, which is not installed"):
+        mrcio.write(tmp_path / "a.mrcz", np.ones((2, 8, 8), np.float32), compressor=codec,
+                    blosc2=True)
+    assert capfd.readouterr().err == ""
 
 
 def check_one(info: codecs.ChunkInfo, *, nbytes: int, typesize: int, offset: int, end: int,

@@ -441,7 +441,8 @@ def writeMRC(
         kV, mm and counts per electron, stored in the MRCZ header words.
     compressor
         None, ``'zstd'``, ``'lz4'``, ``'lz4hc'``, ``'zlib'``, ``'blosclz'``, or a Blosc2-only
-        codec (which implies ``backend='blosc2'``).
+        plugin codec, installed (which implies ``backend='blosc2'``; ndlz and zfp, which
+        compress only blosc2 NDArrays, are refused).
     clevel
         1 (fastest) to 9.
     n_threads

@@ -109,6 +109,12 @@ MAX_RATIO_BLOSC2 = 2**20
 _BLOSC1_MAX_NBYTES = 2**31 - 1 - CHUNK_HEADER_SIZE  # c-blosc 1.x's BLOSC_MAX_BUFFERSIZE
 #: codecs that Blosc1 (c-blosc 1.x) can write; the others need Blosc2
 BLOSC1_CODECS = ("blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd")
+#: Blosc2 codecs for NDArray blocks only (they need the array's shape, which MRCZ chunks do
+#: not carry: zfp compresses nothing without it, ndlz fails)
+_NDARRAY_CODECS = ("ndlz", "zfp_acc", "zfp_prec", "zfp_rate")
+#: the last codec id built into c-blosc 2; those after it are plugins, Python packages
+#: ``blosc2_<name>`` that blosc2 imports when asked for them
+_LAST_BUILT_IN = 10
 # codec format codes kept in bits 5-7 of a chunk's flags (Blosc1, and Blosc2 for these codecs)
 _BLOSC1_FORMATS = {0: "blosclz", 1: "lz4", 2: "snappy", 3: "zlib", 4: "zstd"}
 _FORMAT_OF_CODEC = {**{name: code for code, name in _BLOSC1_FORMATS.items()}, "lz4hc": 1}
@@ -528,7 +534,8 @@ def encode(
     """Compress one C-contiguous frame into one bit-shuffled Blosc chunk.
 
     ``blosc2_format`` selects a Blosc2 (version 5) chunk instead of Blosc1 (version 2).
-    Codecs other than blosclz, lz4, lz4hc, zlib and zstd need Blosc2 and a plugin.
+    Codecs other than blosclz, lz4, lz4hc, zlib and zstd need Blosc2 and, from codec id 11
+    on, a plugin; ndlz and zfp (for blosc2 NDArrays) are refused (:class:`CodecError`).
     ``out`` and ``work``: C-contiguous uint8 arrays of at least :func:`encode_room` and
     ``frame.nbytes`` bytes. Where :func:`encodes_into` says so, the chunk is written at the
     start of ``out`` and a view of it is returned (elsewhere, or without them, new bytes);
@@ -563,6 +570,16 @@ def encode(
         else:
             chunk = blosc.compress(*args, typesize=typesize)
         return chunk
+    if codec in _NDARRAY_CODECS:
+        raise CodecError(
+            f"codec {codec!r} does not compress MRCZ chunks: blosc2's ndlz and zfp codecs "
+            "work on the blocks of a blosc2 NDArray, whose shape a chunk per frame does not "
+            "carry (zfp stores them uncompressed, ndlz fails); use zstd, lz4, lz4hc, zlib or "
+            "blosclz", value=codec)
+    if CODEC_IDS[codec] > _LAST_BUILT_IN and importlib.util.find_spec(f"blosc2_{codec}") is None:
+        # checked here: blosc2 prints the traceback of its own failed import, twice
+        raise CodecError(f"codec {codec!r} needs blosc2's plugin, the Python package "
+                         f"blosc2_{codec}, which is not installed", value=codec)
     blosc2 = _blosc2()
     try:
         result: bytes = blosc2.compress2(

@@ -1190,7 +1190,8 @@ def write(
         lists and numbers, Enums ``"Enum.Class.NAME"``.
     compressor
         None (plain MRC) or a Blosc codec: ``"zstd"``, ``"lz4"``, ``"lz4hc"``, ``"zlib"``,
-        ``"blosclz"`` (Blosc1 chunks), or with ``blosc2=True`` also Blosc2-only codecs.
+        ``"blosclz"`` (Blosc1 chunks), or with ``blosc2=True`` also Blosc2-only plugin
+        codecs, installed (ndlz and zfp, which compress only blosc2 NDArrays, are refused).
     clevel
         Compression level 0 (store) to 9.
     stack
