@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import re
 import zlib
 from pathlib import Path
 
@@ -252,6 +253,29 @@ def test_a_missing_plugin_is_named(tmp_path: Path, codec: str,
                        f"Python package blosc2_{codec}, which is not installed"):
         mrcio.write(tmp_path / "a.mrcz", np.ones((2, 8, 8), np.float32), compressor=codec,
                     blosc2=True)
+    assert capfd.readouterr().err == ""
+
+
+def test_a_chunk_of_a_missing_plugin_is_named_when_read(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """A Blosc2 chunk compressed by a plugin not installed here (grok: flags' library bits
+    6, blosc2's codec id 37 in byte 22) is refused naming the codec and its package; blosc2
+    printed its import traceback twice and the chunk was called corrupt."""
+    import blosc2
+
+    assert [blosc2.Codec[name.upper()].value - 25 for name in ("ndlz", "htj2k")] == [7, 15]
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, np.ones((2, 8, 8), np.float32) + np.arange(8, dtype=np.float32),
+                compressor="zstd", blosc2=True)
+    raw = bytearray(path.read_bytes())
+    at = 1024 + mrcio.read_header(path)["nsymbt"]
+    raw[at + 2] = raw[at + 2] & 0x1F | 6 << 5
+    raw[at + 22] = blosc2.Codec.GROK.value
+    path.write_bytes(bytes(raw))
+    with pytest.raises(mrcio.CodecError, match=re.escape(
+            f"{path}: frame 0 at byte {at:,}: chunk compressed with 'grok', a blosc2 plugin "
+            "codec: the Python package blosc2_grok is not installed")):
+        mrcio.read(path, verify=False)
     assert capfd.readouterr().err == ""
 
 

@@ -61,7 +61,7 @@ import numpy as np
 
 from ._parallel import get_executor
 from .errors import ChunkError, CodecError, TruncatedFileError
-from .header import CODEC_IDS
+from .header import CODEC_IDS, CODECS
 
 __all__ = [
     "BLOSC1_CODECS",
@@ -115,6 +115,10 @@ _NDARRAY_CODECS = ("ndlz", "zfp_acc", "zfp_prec", "zfp_rate")
 #: the last codec id built into c-blosc 2; those after it are plugins, Python packages
 #: ``blosc2_<name>`` that blosc2 imports when asked for them
 _LAST_BUILT_IN = 10
+#: a Blosc2 chunk's flags (bits 5-7) for codecs past Blosc1's, whose id is then in byte 22
+_UDCODEC_FORMAT = 6
+#: blosc2's ids of the MRCZ codecs 7-15 (ndlz 32 ... htj2k 40)
+_BLOSC2_CODEC_OFFSET = 25
 # codec format codes kept in bits 5-7 of a chunk's flags (Blosc1, and Blosc2 for these codecs)
 _BLOSC1_FORMATS = {0: "blosclz", 1: "lz4", 2: "snappy", 3: "zlib", 4: "zstd"}
 _FORMAT_OF_CODEC = {**{name: code for code, name in _BLOSC1_FORMATS.items()}, "lz4hc": 1}
@@ -475,6 +479,10 @@ def decode_into(
         # output's memory held before
         out.reshape(-1).view(np.uint8)[:] = 0
         return
+    if (plugin := _missing_plugin(chunk, info)) is not None:
+        raise CodecError(f"chunk compressed with {plugin!r}, a blosc2 plugin codec: the "
+                         f"Python package blosc2_{plugin} is not installed", path=path,
+                         frame=frame, offset=offset, value=plugin)
     try:
         if info.blosc2 or info.memcpyed or info.blosc1_codec in _BLOSC2_READS_BLOSC1:
             # python-blosc2 would use all cores for every chunk: a 256 KiB chunk then took
@@ -499,6 +507,19 @@ def decode_into(
         raise ChunkError(
             f"corrupt Blosc chunk ({exc})", path=path, frame=frame, offset=offset
         ) from exc
+
+
+def _missing_plugin(chunk: Any, info: ChunkInfo) -> str | None:
+    """The codec of a Blosc2 chunk compressed by a plugin (its id in the extended header's
+    byte 22) when that plugin is not installed; checked before blosc2 tries it, which
+    prints the traceback of its failed import and calls the chunk corrupt."""
+    if (not info.blosc2 or info.memcpyed or info.special
+            or info.flags >> 5 != _UDCODEC_FORMAT or len(memoryview(chunk)) <= 22):
+        return None
+    name = CODECS.get(memoryview(chunk)[22] - _BLOSC2_CODEC_OFFSET)
+    if name is None or CODEC_IDS[name] <= _LAST_BUILT_IN:
+        return None
+    return name if importlib.util.find_spec(f"blosc2_{name}") is None else None
 
 
 def auto_blocksize(frame_nbytes: int) -> int:
