@@ -827,8 +827,16 @@ def test_unwritable_output_is_named(capsys: pytest.CaptureFixture[str],
         assert err == f"mrcio: error: {target}: cannot write: No such file or directory\n"
 
 
-def test_sigint_in_a_real_process(tmp_path: Path, rng: np.random.Generator) -> None:
-    """Ctrl-C during a long compression: exit 130, no output, no temporary file."""
+@pytest.mark.parametrize(("signum", "code", "said"), [
+    (signal.SIGINT, 130, "interrupted"),
+    # kill, timeout and batch schedulers at a time limit: its default action left the
+    # temporary file behind
+    (signal.SIGTERM, 143, "terminated by SIGTERM"),
+])
+def test_signal_in_a_real_process(tmp_path: Path, rng: np.random.Generator, signum: int,
+                                  code: int, said: str) -> None:
+    """Ctrl-C or SIGTERM during a long compression: exit 128 + the signal's number, no
+    output, no temporary file."""
     source = tmp_path / "big.mrc"
     mrcio.write(source, rng.integers(-3000, 3000, (24, 1024, 1024), dtype=np.int16),
                 stack=True)
@@ -845,12 +853,12 @@ def test_sigint_in_a_real_process(tmp_path: Path, rng: np.random.Generator) -> N
     while not leftovers(tmp_path) and proc.poll() is None and time.monotonic() < start + 20:
         time.sleep(0.005)
     assert leftovers(tmp_path), "the compression ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     sent = time.monotonic() - start
     out, err = proc.communicate(timeout=30)
     ended = time.monotonic() - start
-    assert proc.returncode == 130, (out, err, f"signal at {sent:.2f} s, exit at {ended:.2f} s")
-    assert "interrupted" in err
+    assert proc.returncode == code, (out, err, f"signal at {sent:.2f} s, exit at {ended:.2f} s")
+    assert said in err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.mrc"], (out, err)
 

@@ -15,7 +15,8 @@ command line can be driven from Python (``main(["info", "a.mrc"])``) as from a s
 with a file prints one line naming the file and the problem (``--debug`` adds the traceback)
 and the command carries on with the next file; the exit code says whether all went well.
 Files are written through a temporary file beside the target that is renamed into place only
-when complete (and, with ``--verify``, checked), so an error or Ctrl-C leaves no partial output.
+when complete (and, with ``--verify``, checked), so an error, Ctrl-C, SIGTERM or SIGHUP leaves
+no partial output.
 Long work shows a progress bar on stderr when stderr is a terminal (``--progress`` and
 ``--quiet`` override that).
 
@@ -32,7 +33,9 @@ import functools
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -237,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 on success; 1 when a file could not be handled (``validate``: some file is
         invalid, empty, truncated or not MRC); 2 for a usage error (``validate``: some file
-        could not be read at all: missing, a directory, no permission); 130 after Ctrl-C.
+        could not be read at all: missing, a directory, no permission); 130 after Ctrl-C,
+        128 + the signal's number after SIGTERM or SIGHUP (143, 129).
 
     Examples
     --------
@@ -248,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     args = sys.argv[1:] if argv is None else [os.fspath(a) for a in argv]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _terminations_interrupt():
         warnings.showwarning = _show_warning
         warnings.filterwarnings("always", category=MRCWarning)
         try:
@@ -260,11 +264,50 @@ def main(argv: Sequence[str] | None = None) -> int:
             remove_unfinished()
             click.echo("mrcio: interrupted; no partial output was left", err=True)
             return 130
+        except _Terminated as exc:
+            remove_unfinished()
+            click.echo(f"mrcio: {exc}; no partial output was left", err=True)
+            return 128 + exc.signum
         except BrokenPipeError:  # e.g. `mrcio info ... | head -1`
             with contextlib.suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
     return int(code or 0)
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: raised where the program was, like KeyboardInterrupt for
+    Ctrl-C, so that the file being written is removed (the default action of these signals
+    ends the process at once and leaves its temporary file behind)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"terminated by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _terminations_interrupt() -> Iterator[None]:
+    """Turn SIGTERM (``kill``, ``timeout``, batch schedulers at the time limit) and SIGHUP
+    (the terminal closed) into :class:`_Terminated` while the command runs. A signal that
+    is ignored (``nohup``) stays so, and handlers are set only from the main thread, the
+    only one Python lets set them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
+        signum = getattr(signal, name, None)
+        if signum is not None and signal.getsignal(signum) is signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, _terminate)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 # --- formatting ---------------------------------------------------------------------------
