@@ -250,6 +250,22 @@ def test_info_json(capsys: pytest.CaptureFixture[str], movie_mrcz: Path, movie_m
         assert data["rms"] == pytest.approx(movie.std())
 
 
+def test_info_json_of_several_files_is_a_list_when_some_or_all_fail(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, movie_mrc: Path) -> None:
+    """A program reading the list gets the files that could be read, and an empty list (it
+    got nothing) if none could; the errors are on stderr."""
+    missing, empty = tmp_path / "missing.mrc", tmp_path / "empty.mrc"
+    empty.touch()
+    code, out, err = run(capsys, "info", "--json", movie_mrc, missing)
+    assert code == 1
+    assert [f["path"] for f in json.loads(out)] == [str(movie_mrc)]
+    assert f"{missing}: No such file or directory" in err
+    code, out, err = run(capsys, "info", "--json", missing, empty)
+    assert code == 1
+    assert json.loads(out) == []
+    assert err.count("mrcio: error: ") == 2
+
+
 def test_info_stats_beside_header(capsys: pytest.CaptureFixture[str], movie_mrcz: Path) -> None:
     code, out, _ = run(capsys, "info", "--stats", movie_mrcz)
     assert code == 0
