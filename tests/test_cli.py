@@ -313,6 +313,15 @@ def test_info_field_errors(capsys: pytest.CaptureFixture[str], movie_mrcz: Path)
     assert err.startswith(f"mrcio: error: {movie_mrcz}: cella.w")
     code, _, err = run(capsys, "info", "--json", "--field", "nx", movie_mrcz)
     assert code == 2
+    # shape is (sections, rows, columns): shape.x gave the number of sections, not NX; a
+    # part beyond the end said only "list index out of range"
+    for name in ("shape.x", "shape.3", "cella.3", "labels.9"):
+        code, out, err = run(capsys, "info", "--field", name, movie_mrcz)
+        assert (code, out) == (1, "")
+        assert err.startswith(f"mrcio: error: {movie_mrcz}: {name}: no part "
+                              f"'{name.split('.')[1]}' in ")
+    assert run(capsys, "info", "--field", "shape.2", movie_mrcz)[1] == "80\n"
+    assert run(capsys, "info", "--field", "cellb.gamma", movie_mrcz)[1] == "90\n"
 
 
 def test_info_reads_every_real_file(capsys: pytest.CaptureFixture[str], real_dir: Path) -> None:

@@ -611,7 +611,10 @@ _DERIVED_FIELDS = ("path", "shape", "kind", "dtype", "byteorder", "voxel_size", 
                    "statistics", "extended_header", "labels", "meta")
 assert HEADER_DTYPE.names is not None
 _HEADER_FIELDS = tuple(n for n in HEADER_DTYPE.names if not n.startswith("extra"))
+#: parts of the values that are (x, y, z) triples, by name (``shape`` is not one: it is
+#: (sections, rows, columns), and ``shape.x`` was its number of sections)
 _PARTS = {"x": 0, "y": 1, "z": 2, "alpha": 0, "beta": 1, "gamma": 2}
+_XYZ_FIELDS = ("cella", "cellb", "voxel_size", "origin")
 
 
 def lookup(facts: dict[str, Any], name: str) -> Any:
@@ -627,13 +630,16 @@ def lookup(facts: dict[str, Any], name: str) -> Any:
     """
     first, *parts = name.split(".")
     value = facts["header"][first] if first in facts["header"] else facts[first]
-    for part in parts:
+    for depth, part in enumerate(parts):
         if isinstance(value, dict) and part in value:
             value = value[part]
-        elif isinstance(value, (list, tuple)) and (part in _PARTS or part.isdigit()):
-            value = value[_PARTS[part] if part in _PARTS else int(part)]
-        else:
+            continue
+        index = _PARTS.get(part) if depth == 0 and first in _XYZ_FIELDS else None
+        if index is None and part.isdigit():
+            index = int(part)
+        if not isinstance(value, (list, tuple)) or index is None or index >= len(value):
             raise KeyError(f"{name}: no part {part!r} in {value!r:.60}")
+        value = value[index]
     return value
 
 
@@ -725,7 +731,7 @@ def _opens_permissively(path: Path) -> bool:
               help="Print only this value: a header field as stored (nx, mode, cella, "
                    "...; label gives the labels in use) or a derived one (shape, dtype, "
                    "voxel_size, compressor, ratio, meta, ...); NAME.PART picks a part "
-                   "(cella.x, meta.key). Floats are printed in full. Repeatable.")
+                   "(cella.x, shape.0, meta.key). Floats are printed in full. Repeatable.")
 @click.option("--permissive", is_flag=True,
               help="Show what can be read of a damaged file (with warnings) instead of failing.")
 @_common
