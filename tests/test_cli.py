@@ -1211,6 +1211,27 @@ def test_process_errors(tmp_path: Path, movie_mrc: Path) -> None:
     assert "--bogus" in done.stderr
 
 
+def test_stdout_closed_by_its_reader_ends_the_run_quietly(tmp_path: Path,
+                                                          movie_mrc: Path) -> None:
+    """`mrcio info *.mrc | head -1`: the run ends at the first line that cannot be printed,
+    with no error blamed on a file (each remaining file was reported as failing with 'Broken
+    pipe', a file compressed as it should be among them) and no partial output."""
+    sources = []
+    for k in range(3):
+        sources.append(tmp_path / f"m{k}.mrc")
+        shutil.copy(movie_mrc, sources[-1])
+    for command in ("info", "validate", "compress"):
+        proc = subprocess.Popen([sys.executable, "-m", "mrcio", command, *sources],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader is gone before the first line
+        _, err = proc.communicate(timeout=60)
+        assert (proc.returncode, err) == (1, ""), command
+    # the first file was compressed, its report line could not be printed, the run ended
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".mrc") == ["m0.mrcz"]
+    np.testing.assert_array_equal(mrcio.read(tmp_path / "m0.mrcz"), mrcio.read(movie_mrc))
+
+
 def test_files_on_a_dask_cluster(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                  movie_mrc: Path, volume_mrc: Path, movie: np.ndarray) -> None:
     """--scheduler runs one task per file on a dask.distributed cluster (here one in this

@@ -125,7 +125,7 @@ class Run:
     def say(self, text: str) -> None:
         """Print a report line (suppressed by ``--quiet``)."""
         if not self.quiet:
-            click.echo(text)
+            _echo(text)
 
     def note(self, text: str) -> None:
         """Print a remark on stderr (suppressed by ``--quiet``)."""
@@ -159,6 +159,20 @@ class Run:
         with tqdm(total=total, desc=name, unit=unit, unit_scale=unit == "B", file=sys.stderr,
                   leave=False, dynamic_ncols=True) as progress:
             yield progress.update
+
+
+class _StdoutClosed(BaseException):
+    """Standard output was closed by its reader (``mrcio info *.mrc | head -1``): the end of
+    the run, not a problem of the file at hand (as an :class:`Exception` it was reported as
+    each remaining file's error, a file compressed as it should be among them)."""
+
+
+def _echo(text: str = "") -> None:
+    """Print a line on stdout (a report: of a file, an issue, the JSON)."""
+    try:
+        click.echo(text)
+    except BrokenPipeError:
+        raise _StdoutClosed from None
 
 
 def _ignore(nbytes: int) -> None:
@@ -268,7 +282,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             remove_unfinished()
             click.echo(f"mrcio: {exc}; no partial output was left", err=True)
             return 128 + exc.signum
-        except BrokenPipeError:  # e.g. `mrcio info ... | head -1`
+        except _StdoutClosed:  # e.g. `mrcio info ... | head -1`
             with contextlib.suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 1
@@ -768,17 +782,17 @@ def info(run: Run, files: tuple[Path, ...], as_json: bool, stats: bool,
                     raise CLIError(f"{path}: {exc.args[0] if exc.args else name}") from None
                 prefix = (f"{path}: " if len(files) > 1 else "") + (
                     f"{name} = " if len(fields) > 1 else "")
-                click.echo(prefix + text)
+                _echo(prefix + text)
         else:
             if reports:
-                click.echo()
+                _echo()
             reports.append(facts)
-            click.echo(info_text(facts))
+            _echo(info_text(facts))
 
     for path in files:
         run.attempt(path, functools.partial(one, path))
     if as_json and (reports or len(files) > 1):  # several files: a list, if empty
-        click.echo(json.dumps(reports[0] if len(files) == 1 else reports, indent=2,
+        _echo(json.dumps(reports[0] if len(files) == 1 else reports, indent=2,
                               ensure_ascii=False, allow_nan=False))
     return 1 if run.failures else 0
 
@@ -818,7 +832,7 @@ def validate_command(run: Run, files: tuple[Path, ...], deep: bool) -> int:
             prefix = f"{path}: "
             for issue in issues:
                 message = issue.message.removeprefix(prefix)
-                click.echo(f"{path}: {issue.severity}: [{issue.code}] {issue.field}: {message}")
+                _echo(f"{path}: {issue.severity}: [{issue.code}] {issue.field}: {message}")
             if any(issue.severity == "error" for issue in issues):
                 invalid += 1
             else:
