@@ -1013,6 +1013,22 @@ def test_convert_foreign_tiffs(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         assert f.voxel_size.x == pytest.approx(2.54e8 / 300, rel=1e-6)
 
 
+def test_convert_of_a_tiff_with_several_series_warns_of_those_left_out(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Pages of another shape or type form series of their own: only the first series is
+    converted, which was done without a word, the other images silently lost."""
+    tif = tmp_path / "mixed.tif"
+    with tifffile.TiffWriter(tif) as writer:
+        writer.write(np.ones((2, 16, 16), np.uint16))
+        writer.write(np.ones((8, 8), np.float32))
+    code, out, err = run(capsys, "convert", tif, tmp_path / "mixed.mrc")
+    assert code == 0
+    assert out.startswith(f"{tif} -> ")
+    assert err == (f"mrcio: warning: {tif}: holds 2 series of images; only the first "
+                   "((2, 16, 16) uint16) is converted, not the others ((8, 8) float32)\n")
+    assert mrcio.read(tmp_path / "mixed.mrc").shape == (2, 16, 16)
+
+
 def test_convert_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                         movie_mrc: Path) -> None:
     code, _, err = run(capsys, "convert", movie_mrc, tmp_path / "x.png")

@@ -1032,6 +1032,11 @@ def _tiff_frames(path: str) -> Frames:
         if "S" in axes or len(shape) < 2 or axes[-2:] != "YX":
             raise CLIError(f"{path}: TIFF of shape {shape} (axes {axes}) is not a greyscale "
                            "image or stack of images")
+        if len(tif.series) > 1:  # pages of other shapes or types (tifffile's own grouping)
+            others = ", ".join(f"{tuple(s.shape)} {np.dtype(s.dtype)}" for s in tif.series[1:])
+            warnings.warn(f"{path}: holds {len(tif.series)} series of images; only the first "
+                          f"({shape} {dtype}) is converted, not the others ({others})",
+                          MRCWarning, stacklevel=2)
         info = _tiff_info(tif)
         stored = tuple(int(n) for n in info.get("shape", ()))
         if stored and int(np.prod(stored)) == int(np.prod(shape)) and stored[-2:] == shape[-2:]:
