@@ -1029,6 +1029,34 @@ def test_convert_of_a_tiff_with_several_series_warns_of_those_left_out(
     assert mrcio.read(tmp_path / "mixed.mrc").shape == (2, 16, 16)
 
 
+def test_convert_of_a_damaged_tiff_fails_naming_the_damage(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, rng: np.random.Generator) -> None:
+    """tifffile logs damage to a file's structure and reads what it can: a truncated stack
+    of 5 pages was converted as one image (exit 0, tifffile's log lines raw on stderr), a
+    truncated page raised a bare 'error: Error -5 ...'. Its warnings (about metadata) are
+    mrcio's warnings naming the file."""
+    stack = rng.integers(0, 999, (5, 64, 64), dtype=np.uint16)
+    whole = tmp_path / "whole.tif"
+    tifffile.imwrite(whole, stack, photometric="minisblack", compression="zlib")
+    data = whole.read_bytes()
+    for cut, problem in ((0.5, "invalid page offset "), (0.95, "page 4 cannot be read (")):
+        tif = tmp_path / f"cut{cut}.tif"
+        tif.write_bytes(data[:int(len(data) * cut)])
+        code, out, err = run(capsys, "convert", tif, tmp_path / "cut.mrc")
+        assert (code, out) == (1, "")
+        assert err.startswith(f"mrcio: error: {tif}: damaged TIFF: {problem}")
+        assert err.count("\n") == 1
+        assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".tif") == []
+    nodata = tmp_path / "nodata.tif"
+    tifffile.imwrite(nodata, stack, photometric="minisblack",
+                     extratags=[(42113, "s", 0, "abc", True)])  # GDAL_NODATA not a number
+    code, _, err = run(capsys, "convert", nodata, tmp_path / "nodata.mrc")
+    assert code == 0
+    assert err.startswith(f"mrcio: warning: {nodata}: parsing GDAL_NODATA tag raised ")
+    assert err.endswith(" (tifffile)\n")
+    np.testing.assert_array_equal(mrcio.read(tmp_path / "nodata.mrc"), stack)
+
+
 def test_convert_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                         movie_mrc: Path) -> None:
     code, _, err = run(capsys, "convert", movie_mrc, tmp_path / "x.png")

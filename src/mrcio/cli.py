@@ -31,8 +31,10 @@ import binascii
 import contextlib
 import functools
 import json
+import logging
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -1023,11 +1025,58 @@ def _tiff_voxel_size(tif: Any) -> tuple[float, float, float]:
     return (x, y, z)
 
 
+class _TiffLog(logging.Handler):
+    """What tifffile logs while it reads one TIFF. tifffile reports damage to a file's
+    structure (a page offset beyond the end, a corrupted tag list, a series that does not
+    fit its pages) as log records of level ERROR and goes on with what it could read: a
+    truncated stack read as its first page. Without a handler they were printed raw on
+    stderr and the conversion succeeded; :meth:`check` makes them errors, and warnings
+    (about metadata) mrcio's warnings naming the file."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(logging.WARNING)
+        self.path = path
+        self.records: list[logging.LogRecord] = []
+        self.logger = logging.getLogger("tifffile")
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def check(self) -> None:
+        """Raise the first error logged since the last check, after warning of the
+        warnings.
+
+        Raises
+        ------
+        CLIError
+            tifffile logged an error: the file is damaged.
+        """
+        records, self.records = self.records, []
+        messages = [(r.levelno, re.sub(r"^<[^>]*> ", "", r.getMessage())) for r in records]
+        for level, message in messages:  # e.g. "<tifffile.TiffPages @8> invalid page ..."
+            if level < logging.ERROR:
+                warnings.warn(f"{self.path}: {message} (tifffile)", MRCWarning, stacklevel=2)
+        for level, message in messages:
+            if level >= logging.ERROR:
+                raise CLIError(f"{self.path}: damaged TIFF: {message} (tifffile)")
+
+    def close(self) -> None:
+        self.logger.removeHandler(self)
+        super().close()
+
+
 def _tiff_frames(path: str) -> Frames:
     tifffile = _optional("tifffile", "tiff", f"{path}: reading TIFF")
-    tif = tifffile.TiffFile(path)
+    log = _TiffLog(path)
+    try:
+        tif = tifffile.TiffFile(path)
+    except BaseException:
+        log.close()
+        raise
     try:
         series = tif.series[0]
+        log.check()
         shape, axes, dtype = tuple(series.shape), series.axes, np.dtype(series.dtype)
         if "S" in axes or len(shape) < 2 or axes[-2:] != "YX":
             raise CLIError(f"{path}: TIFF of shape {shape} (axes {axes}) is not a greyscale "
@@ -1054,17 +1103,33 @@ def _tiff_frames(path: str) -> Frames:
         labels = [str(t) for t in info.get("labels", [])]
         header = _tiff_header(info, shape, dtype, labels, path)
         mode = _tiff_mode(info.get("mode"), dtype)
+        log.check()
     except BaseException:
         tif.close()
+        log.close()
         raise
 
+    def page(k: int) -> np.ndarray:
+        try:
+            image: np.ndarray = tif.asarray(key=k, series=0)
+        except Exception as exc:  # any decoder's error (zlib, LZW, JPEG, ...) on bad data
+            raise CLIError(f"{path}: damaged TIFF: page {k} cannot be read "
+                           f"({type(exc).__name__}: {exc})") from exc
+        return image
+
     def read(sections: range) -> np.ndarray:
-        return np.stack([tif.asarray(key=k, series=0) for k in sections])
+        block = np.stack([page(k) for k in sections])
+        log.check()
+        return block
+
+    def close() -> None:
+        tif.close()
+        log.close()
 
     return Frames(path=path, shape=shape, kind=kind, dtype=dtype,
                   voxel_size=voxel, origin=origin,
                   meta=meta if isinstance(meta, dict) else None, labels=labels,
-                  read_sections=read, close=tif.close, header=header, mode=mode)
+                  read_sections=read, close=close, header=header, mode=mode)
 
 
 def _tiff_mode(mode: Any, dtype: np.dtype[Any]) -> int | None:
