@@ -679,6 +679,21 @@ def test_compression_keeps_real_headers(capsys: pytest.CaptureFixture[str], tmp_
     np.testing.assert_array_equal(mrcio.read(back), mrcio.read(original))
 
 
+def test_compress_says_which_files_get_no_chunk_checksums(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, real_dir: Path) -> None:
+    """The help promised chunk checksums for every output; a file that keeps an FEI (EPU,
+    Velox) or CCP4 extended header has no JSON metadata to hold them."""
+    code, out, _ = run(capsys, "compress", "--help")
+    assert code == 0
+    assert "a file that keeps an FEI, CCP4 or other extended header has none" in \
+        " ".join(out.split())
+    for name in ("rosettasciio/HAADFscan.mrc", "gemmi/5i55_tiny.ccp4"):
+        dst = tmp_path / (Path(name).stem + ".mrcz")
+        assert run(capsys, "compress", real_dir / name, "-o", dst)[0] == 0
+        code, out, _ = run(capsys, "info", "--field", "extended_header", dst)
+        assert "checksums" not in json.loads(out)
+
+
 @pytest.mark.parametrize("commands", [("compress", "decompress"), ("convert", "convert")])
 def test_an_ispg0_volume_stays_a_volume_for_peers(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, real_dir: Path,

@@ -1628,7 +1628,9 @@ def compress(run: Run, inputs: tuple[Path, ...], output: Path | None, codec: str
     Every header field, the labels and the extended header are kept, but for what makes the
     file MRC2014 (statistics from the data, NVERSION, map id, machine stamp, EXTTYP CCP4 for
     untyped symmetry records, blank labels dropped); the output gets the MRCZ label and
-    chunk checksums. Image and volume stacks take the geometry mrcz reads
+    chunk checksums (in JSON metadata: a file that keeps an FEI, CCP4 or other extended
+    header has none, so that --verify is its only check). Image and volume stacks take the
+    geometry mrcz reads
     (MX, MY = NX, NY, CELLA over all sections; MZ = 1 for images, ISPG 0 for several
     volumes), which decompress undoes. Prints sizes, ratio and speed.
     """
