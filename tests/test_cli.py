@@ -753,6 +753,19 @@ def test_verification_checks_the_type_and_mode(tmp_path: Path) -> None:
         source.close()
 
 
+def test_a_mode_the_data_do_not_fit_suggests_the_dtype(capsys: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    """--mode 2 on uint16 data said 'use convert --mode', the option just given."""
+    src, dst = tmp_path / "u.mrc", tmp_path / "f.mrc"
+    mrcio.write(src, np.arange(32, dtype=np.uint16).reshape(2, 4, 4))
+    code, out, err = run(capsys, "convert", src, dst, "--mode", "2")
+    assert (code, out) == (1, "")
+    assert err == (f"mrcio: error: {src}: cannot store uint16 data as mode 2 (float32) (add "
+                   "--dtype float32 to convert the data first)\n")
+    assert run(capsys, "convert", src, dst, "--mode", "2", "--dtype", "float32")[0] == 0
+    np.testing.assert_array_equal(mrcio.read(dst), np.arange(32.0).reshape(2, 4, 4))
+
+
 def test_mode_3_is_not_written_back(capsys: pytest.CaptureFixture[str],
                                     tmp_path: Path) -> None:
     """Complex int16 (mode 3) is read as complex64; compressing or converting it to MRC

@@ -1252,8 +1252,12 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
         base, imod_unsigned = choose_mode(frames.dtype, mode)
     except (TypeError, ValueError) as exc:
         text = str(exc).replace("mode=", "--mode ")  # the options, not the Python arguments
-        hint = "" if "--mode" in text else (
-            " (use convert --mode, and --dtype to change the data type)")
+        if "--mode" in text:
+            hint = ""
+        elif mode in MODES and (target := MODES[mode].dtype.name) in CONVERT_DTYPES:
+            hint = f" (add --dtype {target} to convert the data first)"
+        else:
+            hint = " (use convert --mode, and --dtype to change the data type)"
         raise CLIError(f"{frames.path}: {text}{hint}") from None
     if compressor is not None and base == 101:
         raise CLIError(f"{frames.path}: mode 101 (4-bit) data cannot be compressed (mrcz "
