@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,19 @@ def test_missing_stamp_is_inferred_with_a_warning(order: str) -> None:
         header = parse_header(bytes(raw), path="x.mrc", file_size=len(raw))
     assert header.byteorder == order
     assert header["nz"] == 2
+
+
+def test_missing_stamp_of_a_header_sane_in_neither_order_says_so() -> None:
+    """Random bytes: the warning said 'little-endian fits the header and file', and the
+    next error was a negative NX."""
+    raw = bytearray(make("<"))
+    raw[212:216] = bytes(4)
+    raw[0:12] = np.array([-5, 4, 2], "<i4").tobytes()  # NX negative in both orders
+    with pytest.warns(mrcio.ByteOrderWarning, match=re.escape(
+            "x.mrc: machine stamp 0x00 0x00 0x00 0x00 at byte 212 names no byte order; "
+            "little-endian is tried, though the header makes sense in neither order (not "
+            "an MRC file?)")), pytest.raises(mrcio.HeaderError, match="nx"):
+        parse_header(bytes(raw), path="x.mrc", file_size=len(raw))
 
 
 def test_contradicted_stamp_is_overruled_with_a_warning() -> None:

@@ -620,9 +620,11 @@ def decode_header(
     scores = {o: _plausible(candidates[o], file_size) for o in "<>"}
     if order is None:
         order = ">" if scores[">"] > scores["<"] else "<"
+        fits = ("fits the header and file" if scores[order] >= _SANE else
+                "is tried, though the header makes sense in neither order (not an MRC file?)")
         notes.append(
             f"machine stamp {_describe(stamp)} at byte {field_offset('machst')} names no byte "
-            f"order; {'big' if order == '>' else 'little'}-endian fits the header and file"
+            f"order; {'big' if order == '>' else 'little'}-endian {fits}"
         )
     elif scores[order] < _SANE <= scores[_other(order)]:
         order = _other(order)
