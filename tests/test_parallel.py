@@ -5,10 +5,13 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +19,7 @@ import pytest
 
 import mrcio
 from mrcio import _parallel
-from mrcio._parallel import get_executor, imap_ordered, run_all
+from mrcio._parallel import get_executor, imap_ordered, run_all, submit
 
 
 @pytest.mark.parametrize("threads", [1, 2, 4])
@@ -142,3 +145,42 @@ def test_a_forked_child_gets_pools_of_its_own(tmp_path: Path) -> None:
         os.waitpid(pid, 0)
         pytest.fail("the forked child hung in mrcio's pools")
     assert os.waitstatus_to_exitcode(done[1]) == 0
+
+
+def test_work_still_runs_when_the_interpreter_exits(tmp_path: Path) -> None:
+    """Python's exit shuts every thread pool down before it waits for the threads still
+    running: async writes queued before exit (which mrcz completes) were all lost, failing
+    with RuntimeError in futures no one looked at, and so was every read or write of a
+    thread that outlived the main thread."""
+    script = """
+import sys, threading, time
+import numpy as np, mrcio
+out = sys.argv[1]
+data = np.arange(2 * 32 * 48, dtype=np.float32).reshape(2, 32, 48)
+mrcio.write(f"{out}/warm.mrcz", data, stack=True, compressor="zstd", n_threads=2)
+for k in range(3):
+    mrcio.asyncWriteMRC(data + k, f"{out}/async{k}.mrcz", compressor="zstd", n_threads=2)
+
+def late():
+    time.sleep(0.2)  # the main thread has finished
+    mrcio.write(f"{out}/late.mrcz", mrcio.read(f"{out}/warm.mrcz", n_threads=2) + 10,
+                stack=True, compressor="lz4", n_threads=2)
+
+threading.Thread(target=late).start()
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(mrcio.__file__).parents[1])}
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, check=False,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = np.arange(2 * 32 * 48, dtype=np.float32).reshape(2, 32, 48)
+    for k in range(3):
+        assert np.array_equal(mrcio.read(tmp_path / f"async{k}.mrcz"), data + k)
+    assert np.array_equal(mrcio.read(tmp_path / "late.mrcz"), data + 10)
+
+
+def test_submit_to_a_shut_down_pool_runs_in_the_calling_thread() -> None:
+    pool = ThreadPoolExecutor(1)
+    pool.shutdown()
+    assert submit(pool, threading.current_thread).result() is threading.current_thread()
+    with pytest.raises(ZeroDivisionError):
+        submit(pool, lambda: 1 / 0).result()

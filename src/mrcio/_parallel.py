@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "default_threads",
@@ -21,6 +21,7 @@ __all__ = [
     "in_worker",
     "run_all",
     "set_default_threads",
+    "submit",
 ]
 
 T = TypeVar("T")
@@ -69,6 +70,25 @@ def get_executor(n_threads: int) -> ThreadPoolExecutor:
         return _executor
 
 
+def submit(pool: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> Future[R]:
+    """``fn(*args)`` on ``pool``; once the interpreter is exiting, in the calling thread.
+
+    A thread still running when the main thread has finished (the async calls' worker
+    writing the files queued before exit, or any thread of the program's own) must still
+    read and write: Python's exit shuts every thread pool down first, and the pool then
+    refuses work with RuntimeError. The work is then done here, into a finished future."""
+    try:
+        return pool.submit(fn, *args)
+    except RuntimeError:  # shut down (or broken): no thread of it will run this
+        done: Future[R] = Future()
+        done.set_running_or_notify_cancel()
+        try:
+            done.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - into the future, as the pool puts it
+            done.set_exception(exc)
+        return done
+
+
 def _forget_pool_in_child() -> None:
     """In a child made by ``fork`` (multiprocessing's default on Linux), forget the
     parent's pool and lock: the pool's threads do not exist there, so work given to it never
@@ -108,7 +128,7 @@ def imap_ordered(
     pending: deque[Future[R]] = deque()
     try:
         for item in items:
-            pending.append(pool.submit(fn, item))
+            pending.append(submit(pool, fn, item))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
@@ -155,7 +175,7 @@ def run_all(fn: Callable[[T], object], items: Sequence[T], *, n_threads: int) ->
                 raise
 
     pool = get_executor(n_threads - 1)
-    futures = [pool.submit(worker) for _ in range(min(n_threads, len(items)) - 1)]
+    futures = [submit(pool, worker) for _ in range(min(n_threads, len(items)) - 1)]
     try:
         worker()  # the calling thread works too: one thread fewer to wake and wait for
     finally:  # failed or interrupted (Ctrl-C): the threads stop after their current item,

@@ -59,7 +59,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._parallel import get_executor
+from ._parallel import get_executor, submit
 from .errors import ChunkError, CodecError, TruncatedFileError
 from .header import CODEC_IDS, CODECS
 
@@ -585,8 +585,8 @@ def encode(
             # numcodecs uses c-blosc's global, multi-threaded context in the main thread, and
             # c-blosc 1 lays out blocks in the order its threads finish: not reproducible.
             # In any other thread it uses a single-threaded context.
-            chunk: bytes = get_executor(1).submit(
-                lambda: blosc.compress(*args, typesize=typesize)
+            chunk: bytes = submit(
+                get_executor(1), lambda: blosc.compress(*args, typesize=typesize)
             ).result()
         else:
             chunk = blosc.compress(*args, typesize=typesize)

@@ -28,7 +28,7 @@ import numpy as np
 
 from . import codecs
 from ._fileio import AtomicFile, pwrite_all, write_all, writev_all
-from ._parallel import default_threads, get_executor, imap_ordered, in_worker
+from ._parallel import default_threads, get_executor, imap_ordered, in_worker, submit
 from ._version import __version__
 from .errors import CodecError, ContainerError, HeaderError, MRCWarning
 from .extheader import (
@@ -490,7 +490,7 @@ class SectionWriter:
         # per chunk: 10000 chunks of 16 KiB, 1.38 -> 0.5 s), and this thread writes the
         # last result while the next is computed.
         threads = max(self.enc.n_threads, 1)
-        self._pending.append((get_executor(threads).submit(task, item), nbytes))
+        self._pending.append((submit(get_executor(threads), task, item), nbytes))
         self._pending_bytes += nbytes
         # at most two tasks per thread, and (beyond one task) _INFLIGHT_BYTES of input
         while bounded and (len(self._pending) >= 2 * threads or (
