@@ -47,6 +47,41 @@ def test_unseekable_stream_is_read_into_memory() -> None:
     assert source.read_exact(2, 4, "tail") == b"ef"
 
 
+class _Trickle(io.RawIOBase):
+    """A pipe: no seeking, and at most 100 bytes a read."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self.data.readinto(memoryview(b)[:100])
+
+
+def test_unseekable_stream_is_read_as_far_as_its_file_goes(tmp_path: Path) -> None:
+    """A pipe was read to its end: read_header of a movie on standard input held the whole
+    movie in memory, and a stream of several files lost all but the first (mrcfile reads
+    one file and leaves the stream after it)."""
+    plain = np.arange(3 * 5 * 7, dtype=np.int16).reshape(3, 5, 7)
+    packed = np.arange(4 * 6 * 8, dtype=np.float32).reshape(4, 6, 8)
+    mrcio.write(tmp_path / "a.mrc", plain, stack=True, meta={"kV": 300})
+    mrcio.write(tmp_path / "b.mrcz", packed, stack=True, compressor="zstd")
+    first, second = (tmp_path / "a.mrc").read_bytes(), (tmp_path / "b.mrcz").read_bytes()
+    stream = _Trickle(first + second + b"rest")
+    assert np.array_equal(mrcio.read(stream), plain)
+    assert mrcio.read_header(stream).shape == packed.shape
+    header_end = mrcio.read_header(tmp_path / "b.mrcz").data_offset
+    assert stream.read() == second[header_end:] + b"rest"
+    stream = _Trickle(second + first)
+    with mrcio.open(stream) as lazy:
+        assert np.array_equal(lazy[2], packed[2])
+    assert stream.read() == first
+    with pytest.raises(mrcio.TruncatedFileError, match="data block needs"):
+        mrcio.read(_Trickle(first[:-1]))
+
+
 def test_rejects_other_things() -> None:
     with pytest.raises(TypeError, match="expected a path, a binary stream or bytes"):
         open_source(42)  # type: ignore[arg-type]

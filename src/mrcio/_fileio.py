@@ -299,20 +299,39 @@ def _container_opener(head: bytes) -> Any:
     return None
 
 
-def _claimed_size(head: bytes) -> int:
+def _claimed_size(head: bytes, header_only: bool = False) -> int:
     """The most bytes an MRC file with this header can hold (just the header if it is not
-    one: reading it then fails with the header's own error)."""
+    one: reading it then fails with the header's own error); with ``header_only``, the
+    bytes of its header and extended header."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             header = parse_header(head, permissive=True)
     except MRCError:
         return len(head)
+    if header_only:
+        return header.data_offset
     if header.codec_id:
         packed = int(header["packed_bytes"])
         chunks = packed if packed > 0 else header.nsections * (header.section_nbytes + 32)
         return header.data_offset + chunks
     return header.data_offset + header.data_nbytes
+
+
+def _read_claimed(stream: Any, data: bytearray, *, extra: int = 0,
+                  header_only: bool = False) -> None:
+    """Append to ``data`` (which may hold the file's first bytes already) the bytes of the
+    MRC file that ``stream`` goes on with: its header, then no more than the header says
+    the file holds (:func:`_claimed_size`), plus ``extra``, or the stream's end first. A
+    read may return fewer bytes than asked (pipes, raw files): they are asked again."""
+    limit = HEADER_SIZE
+    while len(data) < limit:
+        piece = stream.read(min(_CONTAINER_PIECE, limit - len(data)))
+        if not piece:
+            return
+        data += piece
+        if len(data) == HEADER_SIZE:
+            limit = _claimed_size(bytes(data), header_only) + extra
 
 
 def _read_container(packed: str | IO[bytes], opener: Any, name: str) -> _BufferSource:
@@ -324,13 +343,7 @@ def _read_container(packed: str | IO[bytes], opener: Any, name: str) -> _BufferS
     data = bytearray()
     try:
         with opener(packed, "rb") as stream:
-            data += stream.read(HEADER_SIZE)
-            limit = _claimed_size(bytes(data)) + 1
-            while len(data) < limit:
-                piece = stream.read(min(_CONTAINER_PIECE, limit - len(data)))
-                if not piece:
-                    break
-                data += piece
+            _read_claimed(stream, data, extra=1)
     except EOFError as exc:
         raise TruncatedFileError(
             f"{kind} container ends early ({exc}) after {len(data):,} bytes of its content",
@@ -344,9 +357,14 @@ def _read_container(packed: str | IO[bytes], opener: Any, name: str) -> _BufferS
     return _BufferSource(data, name, path, kind)
 
 
-def open_source(src: PathOrStream | Source) -> tuple[Source, bool]:
+def open_source(src: PathOrStream | Source, *,
+                header_only: bool = False) -> tuple[Source, bool]:
     """A :class:`Source` for a path, binary stream or bytes; and whether the caller owns it
     (and closes it when done: a stream given is then left open, at the position it had).
+
+    A stream that cannot seek (a pipe, standard input) is read into memory as far as the
+    MRC file in it goes (as its header says), so that it is left where the file ends, as
+    mrcfile leaves it; ``header_only`` reads only the header and extended header from it.
 
     Examples
     --------
@@ -378,7 +396,11 @@ def open_source(src: PathOrStream | Source) -> tuple[Source, bool]:
                 return _read_container(stream, opener, name), True
             finally:
                 stream.seek(start)
-        return _in_memory(stream.read(), name), True
+        head = bytearray(stream.read(10))
+        if _container_opener(bytes(head)) is not None:  # its compressed size is not known
+            return _in_memory(bytes(head + stream.read()), name), True
+        _read_claimed(stream, head, header_only=header_only)
+        return _BufferSource(head, name), True
     raise TypeError(
         f"expected a path, a binary stream or bytes, got {type(src).__name__}: {src!r:.80}"
     )

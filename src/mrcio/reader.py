@@ -829,7 +829,8 @@ def read(
     src
         Path (``.mrc``, ``.mrcs``, ``.map``, ``.mrcz``), binary stream (read from its
         position, where the header starts, as mrcio writes into streams and mrcfile reads
-        them; left there afterwards) or bytes; gzip or bzip2 containers of any of them too.
+        them; left there afterwards, or, if it cannot seek (a pipe), where the file ends)
+        or bytes; gzip or bzip2 containers of any of them too.
     frames
         Which frames to read: an int (drops the frame axis), a slice or a list of ints.
         Frames are z-sections, or volumes in a volume stack. Only their bytes are read.
@@ -887,7 +888,7 @@ def read_header(src: PathOrStream, *, permissive: bool = False) -> Header:
     >>> hdr.shape, hdr.exttyp, hdr.extended
     ((2, 3, 4), 'json', {'kV': 300})
     """
-    source, owned = open_source(src)
+    source, owned = open_source(src, header_only=True)
     try:
         return _load_header(source, permissive)
     finally:
