@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 import threading
@@ -268,6 +269,17 @@ def test_to_dask(movie: tuple[Path, np.ndarray]) -> None:
     with mrcio.open(path) as f:
         assert np.array_equal(f.to_dask().compute(scheduler="threads"), data)
     assert len(pickle.dumps(dict(arr.dask))) < 20_000  # tasks carry paths and offsets only
+
+
+def test_an_open_file_refuses_pickling_naming_it(movie: tuple[Path, np.ndarray]) -> None:
+    # refused for "_thread.lock", naming neither the file nor what to do instead
+    path, data = movie
+    with mrcio.open(path) as f:
+        with pytest.raises(TypeError, match=rf"{re.escape(path.name)}: an open MRCFile cannot "
+                                            "be pickled.*to_dask"):
+            pickle.dumps(f)
+        arr = pickle.loads(pickle.dumps(f.to_dask()))
+    assert np.array_equal(arr.compute(scheduler="processes"), data)
 
 
 def test_to_dask_notices_a_changed_file(tmp_path: Path, rng: np.random.Generator) -> None:

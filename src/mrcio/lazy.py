@@ -244,6 +244,12 @@ class MRCFile:
         return whole if self._single is None else whole[self._single]
 
     # --- life cycle ---------------------------------------------------------------------------
+    def __reduce__(self) -> Any:
+        # pickle refused it for one of its locks, naming neither the file nor what to do
+        raise TypeError(f"{self._reader.source.name}: an open MRCFile cannot be pickled (it "
+                        "holds the open file): send the path and open it there, or use "
+                        "to_dask(), whose tasks open the file themselves")
+
     def close(self) -> None:
         """Close the file."""
         self._map = None
