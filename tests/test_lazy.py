@@ -292,6 +292,26 @@ def test_to_dask_notices_a_changed_file(tmp_path: Path, rng: np.random.Generator
         arr.compute()
 
 
+def test_to_dask_checks_the_file_it_opens(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task looked at the path, then opened it: a file of the same size put in its place
+    between the two (a map written again) was read, wrong values without a word."""
+    path = tmp_path / "a.mrc"
+    mrcio.write(path, np.zeros((3, 8, 8), np.float32))
+    arr = mrcio.to_dask(path, frames_per_chunk=3)  # one task
+    mrcio.write(tmp_path / "b.mrc", np.ones((3, 8, 8), np.float32))
+    real_open = mrcio.lazy.open_source
+
+    def replaced_first(src: Any) -> Any:
+        if (tmp_path / "b.mrc").exists():
+            os.replace(tmp_path / "b.mrc", path)
+        return real_open(src)
+
+    monkeypatch.setattr(mrcio.lazy, "open_source", replaced_first)
+    with pytest.raises(mrcio.HeaderError, match="changed since the Dask array was made"):
+        arr.compute(scheduler="synchronous")
+
+
 @pytest.mark.parametrize("compressor", [None, "zstd"])
 def test_to_dask_of_a_relative_path_computes_from_anywhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compressor: str | None

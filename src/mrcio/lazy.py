@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from ._fileio import AtomicFile, Lender, PathOrStream, copy_range, open_source, write_all
+from ._fileio import (
+    AtomicFile,
+    Lender,
+    PathOrStream,
+    copy_range,
+    file_stamp,
+    open_source,
+    write_all,
+)
 from ._parallel import default_threads
 from .codecs import CHUNK_HEADER_SIZE, parse_chunk_header
 from .errors import ChunkError, HeaderError
@@ -296,21 +304,21 @@ def _load_sections(
     until the computation needs one (a sum over 512 MiB took 29 ms, against 81-93 ms read
     into memory). A persisted array keeps such maps: like any memory map, it must not
     outlive its file being cut short in place."""
-    found = os.stat(path)
-    if (found.st_mtime_ns, found.st_size) != stamp:
-        raise HeaderError("the file changed since the Dask array was made from it (another "
-                          "size or modification time): make the array again", path=path)
-    ny, nx = header.section_shape
-    if chunks is None and header.mode.direct:
-        source, _ = open_source(path)
-        with source:
-            if source.mappable:
-                offset = header.data_offset + first * header.section_nbytes
-                return source.memmap(header.dtype, (count, ny, nx), offset).reshape(shape)
-    out = output_array(header, count, path)
-    lend = Lender()
     source, _ = open_source(path)
     with source:
+        # the file opened is checked, not the path before opening it: a file put in its
+        # place between the two would be read with the old one's header
+        found = source.stamp or file_stamp(os.stat(path))  # None: a gzip/bzip2 container
+        if (found[3], found[2]) != stamp:
+            raise HeaderError("the file changed since the Dask array was made from it "
+                              "(another size or modification time): make the array again",
+                              path=path)
+        if chunks is None and header.mode.direct and source.mappable:
+            offset = header.data_offset + first * header.section_nbytes
+            return source.memmap(header.dtype, (count, *header.section_shape),
+                                 offset).reshape(shape)
+        out = output_array(header, count, path)
+        lend = Lender()
         for i in range(count):
             chunk = None
             if chunks is not None:
