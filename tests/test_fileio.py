@@ -87,6 +87,15 @@ def test_rejects_other_things() -> None:
         open_source(42)  # type: ignore[arg-type]
 
 
+def test_rejects_text_streams_saying_so(tmp_path: Path) -> None:
+    # failed with "memoryview: a bytes-like object is required, not 'str'"
+    (tmp_path / "a.mrc").write_bytes(b"")
+    with open(tmp_path / "a.mrc") as text:
+        for stream in (text, io.StringIO("")):
+            with pytest.raises(TypeError, match=r"got a text stream.*mode 'rb'"):
+                mrcio.read(stream)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("opener", [gzip.open, bz2.open])
 def test_containers_are_recognised(tmp_path: Path, opener: object) -> None:
     data = np.arange(24, dtype=np.float32).reshape(2, 3, 4)

@@ -383,6 +383,9 @@ def open_source(src: PathOrStream | Source, *,
         if opener is not None:
             return _read_container(path, opener, path), True
         return _FileSource(path), True
+    if isinstance(src, io.TextIOBase):  # sys.stdin for sys.stdin.buffer, open(p) for "rb"
+        raise TypeError(f"expected a binary stream, got a text stream: {src!r:.80} (open the "
+                        "file with mode 'rb'; standard input is sys.stdin.buffer)")
     if hasattr(src, "readinto") or hasattr(src, "read"):
         stream: Any = src
         name = str(getattr(stream, "name", None) or f"<{type(stream).__name__}>")
