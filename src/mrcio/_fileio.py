@@ -318,20 +318,33 @@ def _claimed_size(head: bytes, header_only: bool = False) -> int:
     return header.data_offset + header.data_nbytes
 
 
+def _reader_of(stream: Any) -> Any:
+    """The stream's ``read1`` where there is one: a gzip or bzip2 stream that ends early
+    loses what a ``read`` had decompressed, and its error would say it ended up to 16 MiB
+    before it did."""
+    return getattr(stream, "read1", stream.read)
+
+
+def _fill(read: Any, data: bytearray, limit: int) -> bool:
+    """Append what ``read`` gives to ``data`` until it holds ``limit`` bytes; False if the
+    stream ended first. A read may return fewer bytes than asked (pipes, raw files, and
+    ``read1``): they are asked again."""
+    while len(data) < limit:
+        piece = read(min(_CONTAINER_PIECE, limit - len(data)))
+        if not piece:
+            return False
+        data += piece
+    return True
+
+
 def _read_claimed(stream: Any, data: bytearray, *, extra: int = 0,
                   header_only: bool = False) -> None:
-    """Append to ``data`` (which may hold the file's first bytes already) the bytes of the
-    MRC file that ``stream`` goes on with: its header, then no more than the header says
-    the file holds (:func:`_claimed_size`), plus ``extra``, or the stream's end first. A
-    read may return fewer bytes than asked (pipes, raw files): they are asked again."""
-    limit = HEADER_SIZE
-    while len(data) < limit:
-        piece = stream.read(min(_CONTAINER_PIECE, limit - len(data)))
-        if not piece:
-            return
-        data += piece
-        if len(data) == HEADER_SIZE:
-            limit = _claimed_size(bytes(data), header_only) + extra
+    """Append to ``data`` (which may hold the file's first few bytes already) the bytes of
+    the MRC file that ``stream`` goes on with: its header, then no more than the header says
+    the file holds (:func:`_claimed_size`), plus ``extra``, or the stream's end first."""
+    read = _reader_of(stream)
+    if _fill(read, data, HEADER_SIZE):
+        _fill(read, data, _claimed_size(bytes(data), header_only) + extra)
 
 
 def _read_container(packed: str | IO[bytes], opener: Any, name: str) -> _BufferSource:
@@ -399,7 +412,8 @@ def open_source(src: PathOrStream | Source, *,
                 return _read_container(stream, opener, name), True
             finally:
                 stream.seek(start)
-        head = bytearray(stream.read(10))
+        head = bytearray()
+        _fill(_reader_of(stream), head, 10)
         if _container_opener(bytes(head)) is not None:  # its compressed size is not known
             return _in_memory(bytes(head + stream.read()), name), True
         _read_claimed(stream, head, header_only=header_only)
