@@ -227,6 +227,18 @@ def test_bad_codec_and_level() -> None:
         codecs.encode(frame, codec="ndlz", clevel=1, blocksize=0, blosc2_format=False)
 
 
+@pytest.mark.parametrize(("blosc2_format", "most"), [(False, 2**31 - 17), (True, 2**31 - 33)])
+def test_frames_larger_than_a_chunk_are_refused(blosc2_format: bool, most: int) -> None:
+    """A chunk's sizes are 32-bit: blosc2 failed with "ValueError: negative count" on a
+    larger frame; nothing of it is read or allocated (the frame is a broadcast view)."""
+    fits = np.broadcast_to(np.uint8(7), (most,))
+    assert codecs.check_frame_size(fits.nbytes, blosc2_format) is None
+    with pytest.raises(mrcio.CodecError, match=f"more than one Blosc{1 + blosc2_format} "
+                       f"chunk holds \\({most:,} bytes\\).*write it uncompressed"):
+        codecs.encode(np.broadcast_to(np.uint8(7), (most + 1,)), codec="lz4", clevel=1,
+                      blocksize=0, blosc2_format=blosc2_format)
+
+
 @pytest.mark.parametrize("codec", ["ndlz", "zfp_acc", "zfp_prec", "zfp_rate"])
 def test_ndarray_codecs_are_refused(tmp_path: Path, codec: str) -> None:
     """blosc2's zfp stores a frame uncompressed without an NDArray's shape (a file labelled

@@ -176,6 +176,24 @@ def test_compressed_round_trip(codec: str, blosc2: bool, tmp_path: Path,
     assert mrcio.validate(path, deep=True) == []
 
 
+@pytest.mark.parametrize("blosc2", [False, True])
+def test_frames_larger_than_a_chunk_are_refused_before_writing(tmp_path: Path,
+                                                              blosc2: bool) -> None:
+    """A 32768 x 16385 float32 frame (2**31 + 128 KiB) does not fit in a chunk's 32-bit
+    sizes: Blosc1 pieces were stitched into a chunk that mrcio and every Blosc reader
+    refuse (the write "succeeded", the frame was lost); Blosc2 failed with "negative
+    count". Now a CodecError naming the file, before a frame is read (a broadcast view)."""
+    path = tmp_path / "big.mrcz"
+    frames = np.broadcast_to(np.float32(1), (1, 32768, 16385))
+    words = rf"big\.mrcz: a frame of 2,147,614,720 bytes is more than one Blosc{1 + blosc2}"
+    with pytest.raises(mrcio.CodecError, match=words):
+        mrcio.write(path, frames, stack=True, compressor="lz4", blosc2=blosc2)
+    with pytest.raises(mrcio.CodecError, match=words):
+        mrcio.open(path, "w", dtype=np.float32, frame_shape=frames.shape[1:],
+                   compressor="zstd", blosc2=blosc2)
+    assert os.listdir(tmp_path) == []
+
+
 def test_compressed_bytes_do_not_depend_on_threads(tmp_path: Path,
                                                    rng: np.random.Generator) -> None:
     data = rng.poisson(0.8, (6, 256, 256)).astype(np.int8)

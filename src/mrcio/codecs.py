@@ -73,6 +73,7 @@ __all__ = [
     "CodecMismatch",
     "auto_blocksize",
     "check_chunks",
+    "check_frame_size",
     "chunk_record",
     "codec_mismatch",
     "crc32",
@@ -107,6 +108,7 @@ MAX_RATIO = 65536
 #: nearly empty frame in 1 MiB blocks comes to 131072:1, this allows blocks up to 8 MiB
 MAX_RATIO_BLOSC2 = 2**20
 _BLOSC1_MAX_NBYTES = 2**31 - 1 - CHUNK_HEADER_SIZE  # c-blosc 1.x's BLOSC_MAX_BUFFERSIZE
+_BLOSC2_MAX_NBYTES = 2**31 - 1 - _BLOSC2_HEADER_SIZE  # c-blosc 2's BLOSC2_MAX_BUFFERSIZE
 #: codecs that Blosc1 (c-blosc 1.x) can write; the others need Blosc2
 BLOSC1_CODECS = ("blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd")
 #: Blosc2 codecs for NDArray blocks only (they need the array's shape, which MRCZ chunks do
@@ -548,6 +550,27 @@ def mrcz_blocksize(frame_items: int, n_threads: int) -> int:
     return int(min(2**16, frame_items // max(n_threads, 1)))
 
 
+def check_frame_size(nbytes: int, blosc2_format: bool) -> None:
+    """Raise :class:`CodecError` if a frame of ``nbytes`` bytes is more than one chunk of the
+    format holds (a 32-bit size, less the chunk's header): MRCZ keeps each frame in one chunk,
+    so such a frame has no MRCZ form.
+
+    Examples
+    --------
+    >>> check_frame_size(2**31 - 32, blosc2_format=False)
+    >>> check_frame_size(2**31 - 32, blosc2_format=True)
+    Traceback (most recent call last):
+    ...
+    mrcio.errors.CodecError: a frame of 2,147,483,616 bytes is more than one Blosc2 chunk holds ...
+    """
+    most, kind = ((_BLOSC2_MAX_NBYTES, "Blosc2") if blosc2_format
+                  else (_BLOSC1_MAX_NBYTES, "Blosc1"))
+    if nbytes > most:
+        raise CodecError(f"a frame of {nbytes:,} bytes is more than one {kind} chunk holds "
+                         f"({most:,} bytes), and MRCZ keeps each frame in one chunk: write it "
+                         "uncompressed", value=nbytes)
+
+
 def encode(
     frame: np.ndarray, *, codec: str, clevel: int, blocksize: int, blosc2_format: bool,
     out: np.ndarray | None = None, work: np.ndarray | None = None,
@@ -566,6 +589,7 @@ def encode(
         raise ValueError(f"compressor must be one of {sorted(CODEC_IDS)}, got {codec!r}")
     if not 0 <= clevel <= 9:
         raise ValueError(f"clevel must be 0 (store) to 9, got {clevel}")
+    check_frame_size(frame.nbytes, blosc2_format)
     data = frame.reshape(-1).view(np.uint8)
     typesize = frame.dtype.itemsize
     if not blosc2_format:
@@ -646,10 +670,8 @@ def _encode_into(direct: Any, data: np.ndarray, typesize: int, codec: str, cleve
     size = direct(clevel, _numcodecs_blosc().BITSHUFFLE, typesize, nbytes, source, target,
                   room, name, blocksize, 1)
     if size <= 0:
-        limit = (f"; a Blosc1 chunk holds at most {_BLOSC1_MAX_NBYTES:,} bytes"
-                 if nbytes > _BLOSC1_MAX_NBYTES else "")
         raise CodecError(f"c-blosc 1 could not compress {nbytes:,} bytes with {codec} "
-                         f"(error {size}){limit}", value=codec)
+                         f"(error {size})", value=codec)
     return chunk[:size]
 
 

@@ -343,7 +343,7 @@ class SectionWriter:
         self.meta = meta  # JSON metadata but the checksums, as given
         compressed = encoding.compressor is not None
         if compressed:
-            _check_codec(encoding, name)
+            _check_codec(encoding, name, encoding.section_nbytes(layout.ny, layout.nx))
         mode = MODES[encoding.mode]
         if not compressed and (caveat := mode.plain_caveat):
             warnings.warn(f"{name}: {caveat} (write it {mode.instead})", MRCWarning,
@@ -766,13 +766,15 @@ class SectionWriter:
         return checksum_entry(self.crcs, checksum_tie(read_back, self.packed))
 
 
-def _check_codec(enc: Encoding, name: str) -> None:
+def _check_codec(enc: Encoding, name: str, section_nbytes: int) -> None:
     """Raise :class:`CodecError`, naming the file, if ``enc``'s codec cannot write its
-    chunks here (not built into c-blosc 1, a Blosc2 plugin missing): found by compressing a
-    few values before any frame is taken, not by the first frame's worker, after which a
-    streaming writer lost every frame appended."""
+    chunks here (not built into c-blosc 1, a Blosc2 plugin missing), or if sections of
+    ``section_nbytes`` do not fit in one chunk: found before any frame is taken, not by
+    the first frame's worker, after which a streaming writer lost every frame appended
+    (and a frame compressed in pieces was stitched into a chunk no reader decodes)."""
     probe = np.arange(1024).astype(enc.storage_dtype)
     try:
+        codecs.check_frame_size(section_nbytes, enc.blosc2)
         codecs.encode(probe, codec=enc.compressor or "", clevel=enc.clevel, blocksize=0,
                       blosc2_format=enc.blosc2)
     except CodecError as exc:
