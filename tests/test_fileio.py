@@ -204,6 +204,23 @@ def test_containers_are_read_from_a_streams_position(compress: Any) -> None:
     assert stream.tell() == 100
 
 
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress])
+def test_a_container_of_an_mrcz_file_with_a_wrong_packed_bytes_reads_as_the_file(
+        compress: Any) -> None:
+    """A container was decompressed only as far as packedBytes claimed: one of a file whose
+    packedBytes is too small was cut short and reported truncated, where the file itself
+    reads (with a warning on packedBytes)."""
+    data = np.arange(3 * 20 * 30, dtype=np.int16).reshape(3, 20, 30)
+    plain = io.BytesIO()
+    # no checksums: their tie to packedBytes would warn as well
+    mrcio.write(plain, data, stack=True, compressor="zstd", checksums=False)
+    damaged = bytearray(plain.getvalue())
+    damaged[144:152] = (100).to_bytes(8, "little")  # packedBytes
+    for source in (bytes(damaged), compress(bytes(damaged))):
+        with pytest.warns(mrcio.MRCWarning, match="packedBytes says 100 bytes"):
+            assert np.array_equal(mrcio.read(io.BytesIO(source)), data)
+
+
 def test_containers_are_not_memory_mapped(tmp_path: Path) -> None:
     plain = tmp_path / "a.mrc"
     mrcio.write(plain, np.ones((2, 3, 4), np.float32))

@@ -312,9 +312,10 @@ def _claimed_size(head: bytes, header_only: bool = False) -> int:
     if header_only:
         return header.data_offset
     if header.codec_id:
-        packed = int(header["packed_bytes"])
-        chunks = packed if packed > 0 else header.nsections * (header.section_nbytes + 32)
-        return header.data_offset + chunks
+        # the most chunks of these sections can hold, not packedBytes: a file whose
+        # packedBytes is wrong would be cut short (reported truncated, where the file
+        # itself reads, with a warning)
+        return header.data_offset + header.nsections * (header.section_nbytes + 32)
     return header.data_offset + header.data_nbytes
 
 
