@@ -299,10 +299,12 @@ def _container_opener(head: bytes) -> Any:
     return None
 
 
-def _claimed_size(head: bytes, header_only: bool = False) -> int:
+def _claimed_size(head: bytes, header_only: bool = False, packed: bool = False) -> int:
     """The most bytes an MRC file with this header can hold (just the header if it is not
     one: reading it then fails with the header's own error); with ``header_only``, the
-    bytes of its header and extended header."""
+    bytes of its header and extended header; with ``packed``, an MRCZ file's chunks are
+    taken to be as long as its packedBytes says, where it says (a stream that holds more
+    after the file: the next file is not read)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -312,10 +314,12 @@ def _claimed_size(head: bytes, header_only: bool = False) -> int:
     if header_only:
         return header.data_offset
     if header.codec_id:
-        # the most chunks of these sections can hold, not packedBytes: a file whose
-        # packedBytes is wrong would be cut short (reported truncated, where the file
-        # itself reads, with a warning)
-        return header.data_offset + header.nsections * (header.section_nbytes + 32)
+        # else the most chunks of these sections can hold: a container whose file has a
+        # wrong packedBytes would be cut short (reported truncated, where the file itself
+        # reads, with a warning)
+        chunks = int(header["packed_bytes"]) if packed else 0
+        return header.data_offset + (
+            chunks if chunks > 0 else header.nsections * (header.section_nbytes + 32))
     return header.data_offset + header.data_nbytes
 
 
@@ -339,13 +343,13 @@ def _fill(read: Any, data: bytearray, limit: int) -> bool:
 
 
 def _read_claimed(stream: Any, data: bytearray, *, extra: int = 0,
-                  header_only: bool = False) -> None:
+                  header_only: bool = False, packed: bool = False) -> None:
     """Append to ``data`` (which may hold the file's first few bytes already) the bytes of
     the MRC file that ``stream`` goes on with: its header, then no more than the header says
     the file holds (:func:`_claimed_size`), plus ``extra``, or the stream's end first."""
     read = _reader_of(stream)
     if _fill(read, data, HEADER_SIZE):
-        _fill(read, data, _claimed_size(bytes(data), header_only) + extra)
+        _fill(read, data, _claimed_size(bytes(data), header_only, packed) + extra)
 
 
 def _read_container(packed: str | IO[bytes], opener: Any, name: str) -> _BufferSource:
@@ -417,7 +421,7 @@ def open_source(src: PathOrStream | Source, *,
         _fill(_reader_of(stream), head, 10)
         if _container_opener(bytes(head)) is not None:  # its compressed size is not known
             return _in_memory(bytes(head + stream.read()), name), True
-        _read_claimed(stream, head, header_only=header_only)
+        _read_claimed(stream, head, header_only=header_only, packed=True)
         return _BufferSource(head, name), True
     raise TypeError(
         f"expected a path, a binary stream or bytes, got {type(src).__name__}: {src!r:.80}"
