@@ -1501,3 +1501,22 @@ def test_tiff_whose_description_has_a_value_beyond_its_field_converts_without_it
     assert np.isfinite(back["cella"]).all()
     assert np.isfinite(back["origin"]).all()
     assert back.voxel_size == pytest.approx(mrcio.read_header(volume_mrc).voxel_size)
+
+
+def test_info_prints_metadata_holding_surrogate_escapes(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Python's json module (mrcz's fallback without rapidjson) escapes lone surrogates, as
+    from file names decoded with os.fsdecode: mrcio reads them, and info prints them as
+    the same escapes (UTF-8 cannot hold them: info failed, and --json with a traceback)."""
+    path = tmp_path / "a.mrc"
+    meta = b'{"file":"scan\\udcff.tif"}'
+    mrcio.write(path, np.zeros((2, 2), np.float32), extended_header=meta, exttyp="json")
+    assert mrcio.read_header(path).extended == {"file": "scan\udcff.tif"}
+    code, out, err = run(capsys, "info", path)
+    assert (code, err) == (0, "")
+    assert "scan\\udcff.tif" in out
+    code, out, err = run(capsys, "info", "--json", path)
+    assert (code, err) == (0, "")
+    assert json.loads(out)["meta"] == {"file": "scan\udcff.tif"}
+    code, out, err = run(capsys, "info", "--field", "meta.file", path)
+    assert (code, out, err) == (0, "scan\\udcff.tif\n", "")

@@ -170,7 +170,12 @@ class _StdoutClosed(BaseException):
 
 
 def _echo(text: str = "") -> None:
-    """Print a line on stdout (a report: of a file, an issue, the JSON)."""
+    """Print a line on stdout (a report: of a file, an issue, the JSON).
+
+    Lone surrogates, which JSON metadata may hold as escapes (Python's json module writes
+    them, for file names decoded with ``os.fsdecode``) and no UTF-8 text can, are printed
+    as those escapes (``\\udcff``), which JSON reads back as the same string."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     try:
         click.echo(text)
     except BrokenPipeError:
