@@ -41,9 +41,31 @@ def test_json_follows_mrczs_rules() -> None:
     assert decode_extended(text, "json", "<", 1) == json.loads(text)
 
 
+def test_iterators_are_written_as_lists_as_mrcz_writes_them() -> None:
+    """rapidjson writes any iterator as a list; json refused them (TypeError)."""
+    import rapidjson
+    from mrcz.ioMRC import _defaultMetaSerialize
+
+    def meta() -> dict:
+        return {"gen": (np.float32(v) / 2 for v in range(3)),
+                "zip": zip("ab", [Axis.X, 2], strict=True), "iter": iter([np.arange(2)]),
+                "map": map(str, [1])}
+
+    text = encode_json(meta())
+    assert text == b'{"gen":[0.0,0.5,1.0],"zip":[["a","Enum.Axis.X"],["b",2]],"iter":[[0,1]],' \
+                   b'"map":["1"]}'
+    assert text == rapidjson.dumps(meta(), default=_defaultMetaSerialize).encode()
+
+
 def test_json_refuses_what_it_cannot_hold() -> None:
     with pytest.raises(TypeError, match="cannot store object"):
         encode_json({"x": object()})
+    # numpy's tolist() gives np.longdouble back (mrcz fails with RecursionError), which was
+    # reported as metadata nested too deeply
+    for value in (np.longdouble(0.5), np.ones(2, np.longdouble), np.clongdouble(1j)):
+        with pytest.raises(TypeError, match=r"cannot store c?longdouble in JSON metadata: .*"
+                                            r"convert it to float"):
+            encode_json({"x": value})
     with pytest.raises(TypeError, match="meta must be a dict"):
         encode_json([1, 2])  # type: ignore[arg-type]
 

@@ -163,6 +163,31 @@ def test_meta_makes_an_mrcz_labelled_file(tmp_path: Path) -> None:
     assert hdr.extended == {"kV": 300}
 
 
+def test_meta_is_encoded_once(tmp_path: Path) -> None:
+    """An iterator in meta gives its items once: the JSON and the checksums' tie were
+    encoded from it separately, so the tie was of an empty list (the file read back with a
+    warning that its checksums were copied from another file), and where the JSON was
+    written again with the checksums (fewer frames appended than announced, or an unknown
+    count) its items were lost."""
+    def meta() -> dict:
+        return {"tilts": (np.float32(t) for t in (-1.5, 0.0)), "kV": 300}
+
+    frames = np.zeros((2, 3, 4), np.float32)
+    mrcio.write(tmp_path / "a.mrcz", frames, meta=meta(), compressor="zstd")
+    mrcio.writeMRC(frames, tmp_path / "b.mrcz", meta=meta(), compressor="zstd")
+    for nframes in (None, 3):  # the JSON written again: unknown count, fewer than told
+        path = tmp_path / f"s{nframes}.mrcz"
+        with mrcio.open(path, "w", dtype=np.float32, frame_shape=(3, 4), compressor="zstd",
+                        meta=meta(), nframes=nframes) as out:
+            out.append(frames)
+    for path in sorted(tmp_path.iterdir()):
+        meta_read = mrcio.read_header(path).extended
+        assert meta_read.pop("_mrcio")  # the checksums
+        assert meta_read == {"tilts": [-1.5, 0.0], "kV": 300}, path.name
+        assert mrcio.validate(path, deep=True) == [], path.name
+        assert np.array_equal(mrcio.read(path), frames)
+
+
 @pytest.mark.parametrize("codec", ["blosclz", "lz4", "lz4hc", "zlib", "zstd"])
 @pytest.mark.parametrize("blosc2", [False, True])
 def test_compressed_round_trip(codec: str, blosc2: bool, tmp_path: Path,

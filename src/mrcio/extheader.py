@@ -12,7 +12,7 @@ import json
 import re
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -428,10 +428,16 @@ def _to_json(value: Any) -> Any:
                 f"text, as mrcz writes them, and these are not UTF-8 ({exc.reason} at byte "
                 f"{exc.start})"
             ) from exc
+    if isinstance(value, Iterator):
+        return list(value)  # as rapidjson writes them (generators, map, zip, iter(...))
     if hasattr(value, "serialize"):
         return value.serialize()
     if hasattr(value, "__array_interface__"):
-        return value.tolist()  # numpy arrays and numpy scalars
+        converted = value.tolist()  # numpy arrays and numpy scalars
+        if isinstance(converted, np.generic):  # np.longdouble's is itself: no Python number
+            raise TypeError(f"cannot store {type(converted).__name__} in JSON metadata: "
+                            f"{converted!r:.80} (convert it to float)")
+        return converted
     if isinstance(value, enum.Enum):
         return f"Enum.{type(value).__name__}.{value.name}"
     raise TypeError(f"cannot store {type(value).__name__} in JSON metadata: {value!r:.80}")
@@ -479,8 +485,9 @@ def encode_json(meta: dict[str, Any]) -> bytes:
     """Metadata as compact UTF-8 JSON, byte-identical to mrcz (python-rapidjson).
 
     numpy arrays and scalars become lists and numbers, ``Enum`` members the string
-    ``"Enum.<Class>.<NAME>"``, objects with a ``serialize()`` method what it returns, and
-    bytes the UTF-8 text they hold. Non-finite floats are written ``NaN``, ``Infinity``,
+    ``"Enum.<Class>.<NAME>"``, objects with a ``serialize()`` method what it returns,
+    iterators (generators, ``map``, ``zip``) lists of their items, and bytes the UTF-8 text
+    they hold. Non-finite floats are written ``NaN``, ``Infinity``,
     ``-Infinity``, as mrcz writes them (not strict JSON, but what MRCZ files hold, and read
     back by mrcz and mrcio).
 

@@ -339,8 +339,11 @@ class SectionWriter:
         if meta is not None and extended is not None:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
         if meta is not None:
-            meta = caller_meta(meta)  # mrcio's own checksums are written below, not a copy
-        self.meta = meta  # JSON metadata but the checksums, as given
+            # mrcio's own checksums are written below, not a copy (caller_meta); encoded once
+            # and kept as a JSON reader decodes it, for the checksums' tie and for writing it
+            # again with them: an iterator in it gives its items only once
+            meta = json.loads(encode_json(caller_meta(meta)))
+        self.meta = meta  # JSON metadata but the checksums, as a JSON reader decodes it
         compressed = encoding.compressor is not None
         if compressed:
             _check_codec(encoding, name, encoding.section_nbytes(layout.ny, layout.nx))
@@ -762,8 +765,7 @@ class SectionWriter:
     def checksum_entry(self) -> dict[str, str]:
         """The checksum entry for the chunks written: their crc32s, tied to the metadata
         (as a JSON reader will decode it) and to the chunks' total size."""
-        read_back = json.loads(encode_json(self.meta or {}))
-        return checksum_entry(self.crcs, checksum_tie(read_back, self.packed))
+        return checksum_entry(self.crcs, checksum_tie(self.meta or {}, self.packed))
 
 
 def _check_codec(enc: Encoding, name: str, section_nbytes: int) -> None:
