@@ -218,6 +218,20 @@ def test_json_padding_is_ignored() -> None:
     assert decode_extended(b'{"a":1}\0\0  \n', "json", "<", 1) == {"a": 1}
 
 
+def test_json_ends_at_a_nul_as_for_mrcz(tmp_path: Path) -> None:
+    """A shorter JSON written over a longer one, NUL-terminated: mrcz (rapidjson reads C
+    strings) reads it, mrcio refused the file as holding extra data."""
+    import mrcz
+
+    path = tmp_path / "a.mrc"
+    raw = b'{"a":1}\0"b":[2,' + b" " * 4
+    mrcio.write(path, np.zeros((2, 2), np.float32), extended_header=raw, exttyp="json")
+    assert mrcio.read_header(path).extended == {"a": 1}
+    assert mrcz.readMRC(str(path))[1]["a"] == mrcio.readMRC(path)[1]["a"] == 1
+    with pytest.raises(mrcio.MetadataError, match="invalid: Unterminated string"):
+        decode_extended(b'{"a":"x\0y"}', "json", "<", 1)  # a NUL is no JSON text
+
+
 def test_fei_dtypes_have_the_documented_sizes() -> None:
     assert fei_dtype("FEI1").itemsize == 768
     assert fei_dtype("FEI2").itemsize == 888

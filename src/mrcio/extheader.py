@@ -248,13 +248,16 @@ def decode_extended(
 ) -> Any:
     """Decode an extended header: ``json`` to a dict, FEI1/FEI2 to a structured array.
 
-    Other kinds come back as the bytes given. Raises :class:`MetadataError` for JSON that is
+    Other kinds come back as the bytes given. JSON ends at its first NUL byte, if any (what
+    follows is ignored, as mrcz ignores it). Raises :class:`MetadataError` for JSON that is
     not UTF-8, not valid, not an object, or nested more than :data:`MAX_JSON_DEPTH` levels.
     """
     if not raw:
         return None
     if exttyp == "json":
-        text = raw.rstrip(b"\0 \t\r\n")
+        # JSON text holds no NUL byte: one ends it (padding, or a shorter JSON written over a
+        # longer one), as it ends it for mrcz, whose parser reads C strings
+        text = raw.split(b"\0", 1)[0].rstrip(b" \t\r\n")
         try:
             decoded = text.decode("utf-8")
         except UnicodeDecodeError as exc:
