@@ -399,3 +399,20 @@ def test_preview_in_a_process(tmp_path: Path, volume: Path) -> None:
     image, _ = read_png(tmp_path / "p.png")
     assert image.shape == (40, 60)
     assert image[15, 15] == 255
+
+
+def test_preview_scale_bar_uses_the_voxel_size_along_the_columns(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    """A map with permuted axes (MAPC 3, as in many EMDB maps): its columns run along Z,
+    so the bar is measured in Z's voxel size (4 Å), not X's (1 Å)."""
+    path = tmp_path / "permuted.mrc"
+    mrcio.write(path, np.zeros((3, 100, 100), np.float32), voxel_size=(1.0, 1.0, 4.0))
+    raw = bytearray(path.read_bytes())
+    raw[64:76] = np.array([3, 1, 2], "<i4").tobytes()  # MAPC, MAPR, MAPS
+    path.write_bytes(bytes(raw))
+    code, _, err = run(capsys, "preview", path, "--size", "100", "-o", tmp_path / "p.png")
+    assert (code, err) == (0, "")
+    image, _ = read_png(tmp_path / "p.png")
+    # a fifth of 100 pixels of 4 Å is 80 Å: a 5 nm bar of 12.5 pixels (with 1 Å: 20 pixels)
+    assert max(_longest_run(row == 255) for row in image[50:]) == round(50 / 4)

@@ -1321,16 +1321,23 @@ def _tiff_description(frames: Frames) -> dict[str, Any]:
 
 
 def _data_axes_voxel_size(frames: Frames) -> tuple[float, float, float]:
-    """Voxel size along columns, rows and sections: the voxel size of the crystal axes
-    X, Y, Z in the order MAPC, MAPR, MAPS say."""
-    header = frames.header
-    if header is None:
+    """Voxel size along columns, rows and sections of ``frames`` (see
+    :func:`_along_data_axes`; a TIFF source's is already along them)."""
+    if frames.header is None:
         return frames.voxel_size
+    return _along_data_axes(frames.header, frames.voxel_size)
+
+
+def _along_data_axes(header: Header, voxel_size: Sequence[float]
+                     ) -> tuple[float, float, float]:
+    """Voxel size along columns, rows and sections: the voxel size of the crystal axes
+    X, Y, Z (``voxel_size``) in the order MAPC, MAPR, MAPS say."""
     axes = (header["mapc"], header["mapr"], header["maps"])
     if sorted(axes) != [1, 2, 3]:
-        return frames.voxel_size
-    x, y, z = (frames.voxel_size[a - 1] for a in axes)
-    return x, y, z
+        x, y, z = voxel_size
+    else:
+        x, y, z = (voxel_size[a - 1] for a in axes)
+    return float(x), float(y), float(z)
 
 
 def _write_tiff(frames: Frames, dst: Path, *, force: bool, update: Callable[[int], object],
@@ -1820,7 +1827,8 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
                 k %= count
                 shown = _read_sections(reader, _frame_sections(reader, [k]))[0]
                 what = f"frame {k} of {count}" if count > 1 else "the image"
-            pixel = pixel_size_of(reader.header.voxel_size)
+            # the bar runs along the columns: MAPC's axis (EMDB maps are often permuted)
+            pixel = pixel_size_of(_along_data_axes(reader.header, reader.header.voxel_size))
             picture = render(shown, size=size, pixel_size=pixel, labels=labels,
                              scale_bar=scale_bar)
         with _writing(dst):
