@@ -7,8 +7,12 @@ import os
 import struct
 import subprocess
 import sys
+import tracemalloc
+import weakref
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -416,3 +420,45 @@ def test_preview_scale_bar_uses_the_voxel_size_along_the_columns(
     image, _ = read_png(tmp_path / "p.png")
     # a fifth of 100 pixels of 4 Å is 80 Å: a 5 nm bar of 12.5 pixels (with 1 Å: 20 pixels)
     assert max(_longest_run(row == 255) for row in image[50:]) == round(50 / 4)
+
+
+def test_render_takes_a_montage_one_image_at_a_time() -> None:
+    """A lazy sequence's images are binned as they come: no two full-size images are held
+    at once, however many tiles there are."""
+
+    class Lazy(Sequence[np.ndarray]):
+        def __init__(self) -> None:
+            self.given: list[weakref.ref[np.ndarray]] = []
+            self.most_alive = 0
+
+        def __len__(self) -> int:
+            return 9
+
+        def __getitem__(self, k: Any) -> Any:
+            if not 0 <= k < len(self):
+                raise IndexError(k)
+            alive = sum(ref() is not None for ref in self.given)
+            self.most_alive = max(self.most_alive, alive)
+            image = np.full((64, 64), k, np.float32)
+            self.given.append(weakref.ref(image))
+            return image
+
+    lazy = Lazy()
+    assert render(lazy, size=64, scale_bar=False).shape == (64, 64)
+    assert len(lazy.given) == 9
+    assert lazy.most_alive <= 1  # the previous one, until the loop lets it go
+
+
+def test_preview_montage_reads_one_frame_at_a_time(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    """16 frames of 1 MiB: a montage of them needs about one frame beside the picture."""
+    path = tmp_path / "movie.mrc"
+    mrcio.write(path, np.ones((16, 512, 512), np.float32), stack=True)
+    tracemalloc.start()
+    try:
+        code, _, err = run(capsys, "preview", path, "--montage", "16", "--size", "128")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (code, err) == (0, "")
+    assert peak < 6 * 2**20

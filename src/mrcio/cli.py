@@ -45,7 +45,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import click
 import numpy as np
@@ -1762,6 +1762,29 @@ def _read_sections(reader: MRCReader, sections: Sequence[int]) -> np.ndarray:
     return out
 
 
+class _LazySections(Sequence[np.ndarray]):
+    """Sections of a file, each read when indexed: a montage then holds one full-size
+    section at a time (:func:`mrcio.preview.render` bins each as it comes)."""
+
+    def __init__(self, reader: MRCReader, sections: Sequence[int]) -> None:
+        self.reader, self.sections = reader, sections
+
+    def __len__(self) -> int:
+        return len(self.sections)
+
+    @overload
+    def __getitem__(self, k: int) -> np.ndarray: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[np.ndarray]: ...
+
+    def __getitem__(self, k: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(len(self))[k]]
+        section: np.ndarray = _read_sections(self.reader, [self.sections[k]])[0]
+        return section
+
+
 @cli.command(short_help="Write a PNG picture: contrast-stretched, montage, scale bar.")
 @click.argument("file", type=click.Path(path_type=Path))
 @_output_option("PNG file to write [default: FILE's name with .png, beside it].")
@@ -1813,11 +1836,12 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
                         block = _read_sections(reader, [sections[i] for i in part])
                         image += magnitude(block).sum(axis=0, dtype=np.float64)
                         update(block.nbytes)
-                shown, what = image, f"sum of {count} frames"
+                shown: np.ndarray | Sequence[np.ndarray] = image
+                what = f"sum of {count} frames"
             elif montage is not None:
                 tiles = min(montage, count)  # every frame once if N is not below count
                 picked = [round(i * (count - 1) / max(tiles - 1, 1)) for i in range(tiles)]
-                shown = _read_sections(reader, _frame_sections(reader, picked))
+                shown = _LazySections(reader, _frame_sections(reader, picked))
                 labels = [str(k) for k in picked]
                 what = f"frames {', '.join(labels)} of {count}"
             else:

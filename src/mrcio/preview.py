@@ -245,7 +245,9 @@ def render(
     ----------
     frames
         A 2-D image, or a sequence (or 3-D array) of equally shaped 2-D images for a
-        montage (a near-square grid, one shared contrast stretch).
+        montage (a near-square grid, one shared contrast stretch). The images are taken
+        one at a time and binned at once, so a lazy sequence that reads each image when
+        indexed keeps one full-size image in memory, however many there are.
     size
         Longest side of the picture in pixels; large images are binned (mean of whole
         blocks), small ones enlarged by repeating pixels.
@@ -272,18 +274,22 @@ def render(
     >>> render([img[:100, :100]] * 3, size=200).shape
     (200, 200)
     """
-    if isinstance(frames, np.ndarray) and frames.ndim == 2:
-        tiles_in: Sequence[np.ndarray] = [frames]
-    else:
-        tiles_in = list(frames)
-    if not tiles_in or any(t.ndim != 2 or t.shape != tiles_in[0].shape for t in tiles_in):
+    tiles_in = [frames] if isinstance(frames, np.ndarray) and frames.ndim == 2 else frames
+    if not len(tiles_in):
         raise ValueError("render needs 2-D images of one shape")
     if size < 16:
         raise ValueError(f"size must be at least 16 pixels, got {size}")
     cols = math.ceil(math.sqrt(len(tiles_in)))
     rows = math.ceil(len(tiles_in) / cols)
     tile_size = max(8, (size - _GAP * (cols - 1)) // cols)
-    resampled = [_resample(t, tile_size) for t in tiles_in]
+    resampled = []
+    shape = None
+    for k in range(len(tiles_in)):  # one at a time: only the binned tiles are kept
+        tile = tiles_in[k]
+        shape = tile.shape if shape is None else shape
+        if tile.ndim != 2 or tile.shape != shape:
+            raise ValueError("render needs 2-D images of one shape")
+        resampled.append(_resample(tile, tile_size))
     factor = resampled[0][1]
     stacked = np.stack([r[0] for r in resampled])
     _, limits = stretch(stacked, low, high)
