@@ -1806,7 +1806,9 @@ class _LazySections(Sequence[np.ndarray]):
 def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed: bool,
             montage: int | None, size: int, scale_bar: bool, force: bool) -> int:
     """Write a PNG picture of FILE (MRC or MRCZ): contrast-stretched (0.5 to 99.5
-    percentile), binned to --size, with a scale bar from the voxel size."""
+    percentile), binned to --size, with a scale bar from the voxel size. The first row of
+    the data is the picture's top row, as numpy, matplotlib and EPU show images (IMOD,
+    Chimera and RELION draw it at the bottom: the picture is their view upside down)."""
     chosen = [name for name, given in (("--frame", frame is not None), ("--sum", summed),
                                        ("--montage", montage is not None)) if given]
     if len(chosen) > 1:
