@@ -193,6 +193,9 @@ def test_read_and_read_header_agree_on_deep_metadata(tmp_path: Path) -> None:
         (b'{"a": ', "invalid"),
         (b"[1, 2]", "holds a list, expected an object"),
         (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+        # json said "Unexpected UTF-8 BOM (decode using utf-8-sig)"
+        (b'\xef\xbb\xbf{"a": 1}', (r"begins with a byte-order mark \(bytes EF BB BF\), "
+                                    r"which JSON text may not \(mrcz refuses it too\)")),
     ],
 )
 def test_bad_json(raw: bytes, words: str) -> None:

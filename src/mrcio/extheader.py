@@ -267,6 +267,14 @@ def decode_extended(
                 field="extended header",
                 offset=1024 + exc.start,
             ) from exc
+        if decoded.startswith("\ufeff"):  # json's own message: "decode using utf-8-sig"
+            raise MetadataError(
+                "JSON extended header begins with a byte-order mark (bytes EF BB BF), which "
+                "JSON text may not (mrcz refuses it too)",
+                path=path,
+                field="extended header",
+                offset=1024,
+            )
         depth = _json_depth(text)
         if depth > MAX_JSON_DEPTH:
             raise MetadataError(
