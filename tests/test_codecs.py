@@ -261,8 +261,8 @@ def test_a_missing_plugin_is_named(tmp_path: Path, codec: str,
                                    capfd: pytest.CaptureFixture[str]) -> None:
     """blosc2 printed its failed import's traceback (twice) and said 'Could not compress'."""
     assert importlib.util.find_spec(f"blosc2_{codec}") is None  # none installed here
-    with pytest.raises(mrcio.CodecError, match=f"codec '{codec}' needs blosc2's plugin, the "
-                       f"Python package blosc2_{codec}, which is not installed"):
+    with pytest.raises(mrcio.CodecError, match=f"codec '{codec}' is a blosc2 plugin: the "
+                       f"Python package blosc2_{codec} is not installed"):
         mrcio.write(tmp_path / "a.mrcz", np.ones((2, 8, 8), np.float32), compressor=codec,
                     blosc2=True)
     assert capfd.readouterr().err == ""

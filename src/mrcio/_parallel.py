@@ -20,6 +20,7 @@ __all__ = [
     "imap_ordered",
     "in_worker",
     "run_all",
+    "run_here",
     "set_default_threads",
     "submit",
 ]
@@ -80,13 +81,19 @@ def submit(pool: ThreadPoolExecutor, fn: Callable[..., R], *args: Any) -> Future
     try:
         return pool.submit(fn, *args)
     except RuntimeError:  # shut down (or broken): no thread of it will run this
-        done: Future[R] = Future()
-        done.set_running_or_notify_cancel()
-        try:
-            done.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - into the future, as the pool puts it
-            done.set_exception(exc)
-        return done
+        return run_here(fn, *args)
+
+
+def run_here(fn: Callable[..., R], *args: Any, **kwargs: Any) -> Future[R]:
+    """``fn(*args, **kwargs)`` run in the calling thread, as a finished future holding its
+    result or its exception (as a pool's future would), for work a pool cannot take."""
+    done: Future[R] = Future()
+    done.set_running_or_notify_cancel()
+    try:
+        done.set_result(fn(*args, **kwargs))
+    except BaseException as exc:  # noqa: BLE001 - into the future, as the pool puts it
+        done.set_exception(exc)
+    return done
 
 
 def _forget_pool_in_child() -> None:

@@ -57,7 +57,7 @@ import numpy as np
 
 from . import _parallel, codecs
 from ._fileio import open_source
-from ._parallel import default_threads
+from ._parallel import default_threads, run_here
 from .errors import MRCWarning
 from .extheader import CHECKSUM_KEY, caller_meta, encode_json
 from .header import CODEC_IDS, Header, field_offset
@@ -727,15 +727,7 @@ def _submit(fn: Any, args: Any, kwargs: Any) -> Future[Any]:
     with, a call waited for there would never start (mrcz deadlocks)."""
     if not getattr(_async_local, "worker", False):
         return _async_pool().submit(fn, *args, **kwargs)
-    future: Future[Any] = Future()
-    future.set_running_or_notify_cancel()
-    try:
-        result = fn(*args, **kwargs)
-    except BaseException as exc:  # noqa: BLE001 - into the future, as the pool puts it
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
-    return future
+    return run_here(fn, *args, **kwargs)
 
 
 def asyncReadMRC(*args: Any, **kwargs: Any) -> Future[Any]:

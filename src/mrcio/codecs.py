@@ -482,9 +482,9 @@ def decode_into(
         out.reshape(-1).view(np.uint8)[:] = 0
         return
     if (plugin := _missing_plugin(chunk, info)) is not None:
-        raise CodecError(f"chunk compressed with {plugin!r}, a blosc2 plugin codec: the "
-                         f"Python package blosc2_{plugin} is not installed", path=path,
-                         frame=frame, offset=offset, value=plugin)
+        raise CodecError(f"chunk compressed with {plugin!r}, a blosc2 plugin codec: "
+                         f"{_plugin_absent(plugin)}", path=path, frame=frame, offset=offset,
+                         value=plugin)
     try:
         if info.blosc2 or info.memcpyed or info.blosc1_codec in _BLOSC2_READS_BLOSC1:
             # python-blosc2 would use all cores for every chunk: a 256 KiB chunk then took
@@ -513,15 +513,25 @@ def decode_into(
 
 def _missing_plugin(chunk: Any, info: ChunkInfo) -> str | None:
     """The codec of a Blosc2 chunk compressed by a plugin (its id in the extended header's
-    byte 22) when that plugin is not installed; checked before blosc2 tries it, which
-    prints the traceback of its failed import and calls the chunk corrupt."""
+    byte 22) if that plugin is not installed (:func:`_plugin_absent`)."""
     if (not info.blosc2 or info.memcpyed or info.special
             or info.flags >> 5 != _UDCODEC_FORMAT or len(memoryview(chunk)) <= 22):
         return None
     name = CODECS.get(memoryview(chunk)[22] - _BLOSC2_CODEC_OFFSET)
-    if name is None or CODEC_IDS[name] <= _LAST_BUILT_IN:
-        return None
-    return name if importlib.util.find_spec(f"blosc2_{name}") is None else None
+    return name if name is not None and _plugin_absent(name) else None
+
+
+@functools.cache
+def _plugin_absent(codec: str) -> str:
+    """Why ``codec`` cannot be used here, if it is a plugin (a Python package
+    ``blosc2_<name>``, which blosc2 imports when asked for the codec) that is not installed;
+    "" for built-in codecs and installed plugins. Checked before blosc2 is asked: it prints
+    the traceback of its failed import (twice) and says only that it could not compress or
+    that the chunk is corrupt."""
+    package = f"blosc2_{codec}"
+    if CODEC_IDS[codec] <= _LAST_BUILT_IN or importlib.util.find_spec(package) is not None:
+        return ""
+    return f"the Python package {package} is not installed"
 
 
 def auto_blocksize(frame_nbytes: int) -> int:
@@ -621,10 +631,8 @@ def encode(
             "work on the blocks of a blosc2 NDArray, whose shape a chunk per frame does not "
             "carry (zfp stores them uncompressed, ndlz fails); use zstd, lz4, lz4hc, zlib or "
             "blosclz", value=codec)
-    if CODEC_IDS[codec] > _LAST_BUILT_IN and importlib.util.find_spec(f"blosc2_{codec}") is None:
-        # checked here: blosc2 prints the traceback of its own failed import, twice
-        raise CodecError(f"codec {codec!r} needs blosc2's plugin, the Python package "
-                         f"blosc2_{codec}, which is not installed", value=codec)
+    if absent := _plugin_absent(codec):
+        raise CodecError(f"codec {codec!r} is a blosc2 plugin: {absent}", value=codec)
     blosc2 = _blosc2()
     try:
         result: bytes = blosc2.compress2(

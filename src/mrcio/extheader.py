@@ -31,6 +31,7 @@ __all__ = [
     "encode_json",
     "fei_dtype",
     "fei_in_order",
+    "fei_kind",
     "is_checksum_entry",
     "is_symmetry_records",
     "json_extended",
@@ -157,6 +158,22 @@ def _decode_fei(raw: bytes, exttyp: str, byteorder: str, nz: int, path: str | No
         return raw
     count = min(max(nz, 1), len(raw) // size)
     return np.frombuffer(raw, _fei_blocks(exttyp, byteorder, size), count=count).copy()
+
+
+def fei_kind(dtype: np.dtype[Any]) -> str | None:
+    """``"FEI1"`` or ``"FEI2"`` for the dtype of FEI blocks (as :func:`mrcio.read_header`
+    decodes them: they say their kind by their fields), else None.
+
+    Examples
+    --------
+    >>> fei_kind(fei_dtype("FEI2", ">")), fei_kind(fei_dtype("FEI1")), fei_kind(np.dtype("u1"))
+    ('FEI2', 'FEI1', None)
+    """
+    names = set(dtype.names or ())
+    for kind in ("FEI2", "FEI1"):
+        if names >= set(fei_dtype(kind).names or ()):
+            return kind
+    return None
 
 
 def fei_in_order(extended: Any, exttyp: str, byteorder: str) -> bytes:

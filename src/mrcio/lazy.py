@@ -61,6 +61,9 @@ _RELION_ADDRESS = re.compile(r"^(\d+)@(.+)$")
 #: stay in the file (as spaces) however few frames came (80 MB for nframes=10**7): the
 #: header and JSON are then written again on close, as for a count not announced.
 _MOST_RESERVED = 2**17
+#: the part of :func:`~mrcio._fileio.file_stamp` a Dask task checks (size and modification
+#: time): not the device and inode, which differ for workers on other hosts
+_DASK_STAMP = slice(2, 4)
 
 
 class MRCFile:
@@ -288,7 +291,7 @@ def _as_index(frames: Any, count: int) -> Any:
 # --- Dask ---------------------------------------------------------------------------------
 def _load_sections(
     path: str,
-    stamp: tuple[int, int],
+    stamp: tuple[int, ...],
     header: Header,
     first: int,
     count: int,
@@ -297,8 +300,8 @@ def _load_sections(
 ) -> np.ndarray:
     """Dask task: open ``path`` and read ``count`` sections from ``first`` (MRCZ: the given
     chunks — offset, 16-byte header that must still be in the file, crc32 or None), if the
-    file is still the one the graph was made from (``stamp``: its modification time in ns
-    and size).
+    file is still the one the graph was made from (``stamp``: its size and modification
+    time in ns, the end of :func:`~mrcio._fileio.file_stamp`).
 
     Plain MRC sections stored as-is come back as a read-only memory map: no copy is made
     until the computation needs one (a sum over 512 MiB took 29 ms, against 81-93 ms read
@@ -309,7 +312,7 @@ def _load_sections(
         # the file opened is checked, not the path before opening it: a file put in its
         # place between the two would be read with the old one's header
         found = source.stamp or file_stamp(os.stat(path))  # None: a gzip/bzip2 container
-        if (found[3], found[2]) != stamp:
+        if found[_DASK_STAMP] != stamp:
             raise HeaderError("the file changed since the Dask array was made from it "
                               "(another size or modification time): make the array again",
                               path=path)
@@ -353,9 +356,7 @@ def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
     counts = [1] if single else [
         min(frames_per_chunk, shape[0] - a) for a in range(0, shape[0], frames_per_chunk)
     ]
-    stat = os.stat(path)
-    # not _fileio.file_stamp: workers on other hosts see the same file on another device
-    stamp = (stat.st_mtime_ns, stat.st_size)
+    stamp = file_stamp(os.stat(path))[_DASK_STAMP]
     name = "mrcio-" + tokenize(path, *stamp, frames_per_chunk)
     graph: dict[Any, Any] = {}
     frame = 0

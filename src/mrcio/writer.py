@@ -37,8 +37,8 @@ from .extheader import (
     checksum_entry,
     checksum_tie,
     encode_json,
-    fei_dtype,
     fei_in_order,
+    fei_kind,
     is_symmetry_records,
     json_extended,
 )
@@ -1302,9 +1302,9 @@ def chosen_extended(extended: Any, exttyp: str | bytes | None,
 
     A caller's is taken as bytes (other buffers by their bytes; empty: none), or as the FEI
     records :func:`mrcio.read_header` gives (which :class:`SectionWriter` puts in the file's
-    byte order; their EXTTYP, if not given, is the kind their fields say), with EXTTYP as text of at most 4 ASCII characters, checked before anything
-    is written; the ``geometry`` header's is kept as its file has it (see
-    :func:`kept_extended`)."""
+    byte order; their EXTTYP, if not given, is the kind their fields say), with EXTTYP as
+    text of at most 4 ASCII characters, checked before anything is written; the
+    ``geometry`` header's is kept as its file has it (see :func:`kept_extended`)."""
     if extended is None and exttyp is None and meta is None and geometry is not None:
         _, kept, kind = kept_extended(geometry)
         return kept, kind
@@ -1319,23 +1319,6 @@ def chosen_extended(extended: Any, exttyp: str | bytes | None,
     if kind is None and isinstance(raw, np.ndarray):
         kind = fei_kind(raw.dtype)
     return (raw, kind) if len(raw) else (None, None)
-
-
-def fei_kind(dtype: np.dtype[Any]) -> str | None:
-    """``"FEI1"`` or ``"FEI2"`` for the dtype of FEI blocks (as :func:`mrcio.read_header`
-    decodes them: they say their kind by their fields), else None.
-
-    Examples
-    --------
-    >>> from mrcio.extheader import fei_dtype
-    >>> fei_kind(fei_dtype("FEI2", ">")), fei_kind(fei_dtype("FEI1")), fei_kind(np.dtype("u1"))
-    ('FEI2', 'FEI1', None)
-    """
-    names = set(dtype.names or ())
-    for kind in ("FEI2", "FEI1"):
-        if names >= set(fei_dtype(kind).names or ()):
-            return kind
-    return None
 
 
 # --- rewriting an existing file (appends, frames replaced in place) --------------------------
