@@ -512,3 +512,10 @@ def test_a_missing_directory_is_reported_with_the_target_name(tmp_path: Path) ->
                   lambda: mrcio.write(target, np.zeros((2, 2), np.float32))):
         with pytest.raises(FileNotFoundError, match=re.escape(f"'{target}'")):
             write()
+
+
+@pytest.mark.parametrize("call", [mrcio.read, mrcio.read_header, mrcio.open])
+def test_reading_a_directory_names_it(tmp_path: Path, call: Any) -> None:
+    (tmp_path / "d.mrc").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"Is a directory: '.*d\.mrc'"):
+        call(tmp_path / "d.mrc")

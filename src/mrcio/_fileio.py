@@ -143,6 +143,8 @@ class _FileSource(Source):
         self._closed = False
         try:
             found = os.fstat(self._fd)
+            if stat.S_ISDIR(found.st_mode):  # (os.open opens a directory for reading)
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
         except BaseException:
             self.close()
             raise
@@ -396,11 +398,17 @@ def open_source(src: PathOrStream | Source, *,
         return _in_memory(bytes(src), "<bytes>"), True
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
-        with open(path, "rb") as probe:
-            opener = _container_opener(probe.read(10))
+        source = _FileSource(path)
+        try:
+            head = bytearray(10)
+            opener = _container_opener(bytes(head[: source.readinto(memoryview(head), 0)]))
+        except BaseException:
+            source.close()
+            raise
         if opener is not None:
+            source.close()
             return _read_container(path, opener, path), True
-        return _FileSource(path), True
+        return source, True
     if isinstance(src, io.TextIOBase):  # sys.stdin for sys.stdin.buffer, open(p) for "rb"
         raise TypeError(f"expected a binary stream, got a text stream: {src!r:.80} (open the "
                         "file with mode 'rb'; standard input is sys.stdin.buffer)")

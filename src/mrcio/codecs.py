@@ -392,6 +392,36 @@ def check_chunks(
     """
     if not len(records):
         return
+    # one chunk (a single image): its fields as numpy scalars cost a third of 1-element
+    # arrays; the array form then finds the rule broken
+    if len(records) == 1 and not _chunk_rules(records[0], nbytes, typesize, end)[0].any():
+        return
+    bad, rules = _chunk_rules(records, nbytes, typesize, end)
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    record = records[i]
+    at = int(record["offset"])
+    for broken, problem, field in rules:
+        if broken[i]:
+            raise ChunkError(problem(i), path=path, frame=first_frame + i, offset=at,
+                             value=int(record[field]))
+    raise TruncatedFileError(
+        f"Blosc chunk truncated (expected {int(record['cbytes']):,} bytes, "
+        f"file ends after {max(end - at, 0):,})",
+        path=path,
+        frame=first_frame + i,
+        offset=at,
+    )
+
+
+_Rule = tuple[Any, Callable[[int], str], str]
+
+
+def _chunk_rules(records: Any, nbytes: int, typesize: int, end: int) -> tuple[Any, list[_Rule]]:
+    """:func:`check_chunks`'s rules on ``records`` (an array of records, or one record's
+    numpy scalars): which chunks break any (or whether the one does), and each rule as
+    (which chunks break it, the problem, the field whose value is shown)."""
     version, flags, special = records["version"], records["flags"], records["special"]
     cbytes = records["cbytes"].astype(np.int64)
     blocksize = records["blocksize"].astype(np.int64)
@@ -402,8 +432,7 @@ def check_chunks(
     memcpyed = flags & _MEMCPYED != 0
     blocks = -(-nbytes // np.maximum(blocksize, 1))
     most = max(nbytes, typesize) + _MAX_OVERHEAD
-    # (which chunks break the rule, the problem, the field whose value is shown), in order
-    rules: list[tuple[np.ndarray, Callable[[int], str], str]] = [
+    rules: list[_Rule] = [  # in order
         (~_version_table(_BLOSC1_VERSIONS + BLOSC2_VERSIONS)[version],
          lambda i: "not a Blosc chunk: unknown format version (expected 1-5)", "version"),
         (~blosc2 & (flags & _EXTENDED_HEADER == _EXTENDED_HEADER),
@@ -439,22 +468,7 @@ def check_chunks(
     bad = truncated.copy()
     for broken, _, _ in rules:
         bad |= broken
-    if not bad.any():
-        return
-    i = int(np.argmax(bad))
-    record = records[i]
-    at = int(record["offset"])
-    for broken, problem, field in rules:
-        if broken[i]:
-            raise ChunkError(problem(i), path=path, frame=first_frame + i, offset=at,
-                             value=int(record[field]))
-    raise TruncatedFileError(
-        f"Blosc chunk truncated (expected {int(record['cbytes']):,} bytes, "
-        f"file ends after {max(end - at, 0):,})",
-        path=path,
-        frame=first_frame + i,
-        offset=at,
-    )
+    return bad, rules
 
 
 def decode_into(

@@ -320,9 +320,19 @@ class Header:
     extended_bytes: bytes = b""
     warnings: tuple[str, ...] = field(default=())
     convention: str = "ccpem"  # or "eman2": EMAN2's mode numbers
+    # fields already converted (a field is looked up a dozen times a read; numpy's field
+    # access and the conversion cost ~1 us each time); lists (labels) are made anew
+    _values: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                    compare=False)
 
     def __getitem__(self, name: str) -> Any:
-        return _python(self.fields[name])
+        try:
+            return self._values[name]
+        except KeyError:
+            value = _python(self.fields[name])
+            if not isinstance(value, list):
+                self._values[name] = value
+            return value
 
     def to_dict(self) -> dict[str, Any]:
         """Every header field (spare areas excluded) as plain Python values."""
@@ -616,9 +626,15 @@ def decode_header(
     stamp = bytes(little["machst"].astype(np.uint8))
     notes: list[str] = []
     order = byteorder_of_stamp(stamp)
-    candidates = {o: little if o == "<" else _reorder(little, o) for o in "<>"}
-    scores = {o: _plausible(candidates[o], file_size) for o in "<>"}
+    candidates: dict[str, np.void] = {"<": little}
+
+    def decoded(order: str) -> np.void:
+        if order not in candidates:
+            candidates[order] = _reorder(little, order)
+        return candidates[order]
+
     if order is None:
+        scores = {o: _plausible(decoded(o), file_size) for o in "<>"}
         order = ">" if scores[">"] > scores["<"] else "<"
         fits = ("fits the header and file" if scores[order] >= _SANE else
                 "is tried, though the header makes sense in neither order (not an MRC file?)")
@@ -626,13 +642,14 @@ def decode_header(
             f"machine stamp {_describe(stamp)} at byte {field_offset('machst')} names no byte "
             f"order; {'big' if order == '>' else 'little'}-endian {fits}"
         )
-    elif scores[order] < _SANE <= scores[_other(order)]:
+    elif (_plausible(decoded(order), file_size) < _SANE
+          <= _plausible(decoded(_other(order)), file_size)):
         order = _other(order)
         notes.append(
             f"machine stamp {_describe(stamp)} contradicts the header, which only makes sense "
             f"{'big' if order == '>' else 'little'}-endian; reading it that way"
         )
-    fields = candidates[order]
+    fields = decoded(order)
     if bytes(fields["map"])[:3] != b"MAP":
         notes.append(
             f"map id at byte {field_offset('map')} is {bytes(fields['map'])!r}, not b'MAP '"

@@ -521,10 +521,14 @@ class MRCReader:
         if self.index is None and self.header.mode.direct:
             self._read_plain(sections, out)
             return
-        batches = self._batches(sections)
-        # one section alone: the decoder's own threads share out its blocks
-        threads = self.n_threads if len(sections) == 1 else 1
         header, source = self.header, self.source
+        if len(sections) == 1:  # read into the spare buffer (the output is what it decodes
+            # into); the decoder's own threads share out the section's blocks
+            with self._spare() as spare:
+                read_section(source, header, sections[0], self.chunk(sections[0]), out[0],
+                             spare, self.n_threads)
+            return
+        batches = self._batches(sections)
         with self._spare() as spare:
             lender = _OutputLender(out, spare)
 
@@ -536,7 +540,7 @@ class MRCReader:
                 try:
                     if stop - first == 1:
                         read_section(source, header, sections[first], self.chunk(sections[first]),
-                                     out[first], lambda n: buffer[:n], threads)
+                                     out[first], lambda n: buffer[:n], 1)
                         return
                     assert index is not None  # several sections are read at once from chunks
                     start = index.entry(sections[first])[0]
@@ -549,7 +553,7 @@ class MRCReader:
                         offset, info, crc = entry
                         chunk = buffer[offset - start : offset - start + info.cbytes]
                         decode_section(chunk, info, crc, header, sections[i], offset, out[i],
-                                       source.name, threads)
+                                       source.name, 1)
                 finally:
                     lender.give_back(at)
 
