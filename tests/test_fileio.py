@@ -519,3 +519,33 @@ def test_reading_a_directory_names_it(tmp_path: Path, call: Any) -> None:
     (tmp_path / "d.mrc").mkdir()
     with pytest.raises(IsADirectoryError, match=r"Is a directory: '.*d\.mrc'"):
         call(tmp_path / "d.mrc")
+
+
+def test_a_directory_is_swept_of_orphans_once_per_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listed: list[str] = []
+    real = os.listdir
+
+    def counting(path: Any) -> list[str]:
+        listed.append(os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", counting)
+    for k in range(5):
+        mrcio.write(tmp_path / f"{k}.mrc", np.zeros((2, 4, 4), np.float32))
+    assert listed == [str(tmp_path)]
+
+
+def test_orphans_of_other_targets_in_the_directory_are_swept(tmp_path: Path) -> None:
+    from mrcio._fileio import _HOST
+
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    orphan = tmp_path / f".other.v1.mrc.{_HOST}.{int(done.stdout)}.0123456789ab.partial"
+    mine = tmp_path / ".notes.partial"  # not a temporary file of mrcio's
+    for path in (orphan, mine):
+        path.write_bytes(b"half")
+    mrcio.write(tmp_path / "t.mrc", np.zeros((2, 4, 4), np.float32))
+    assert not orphan.exists()
+    assert mine.exists()
