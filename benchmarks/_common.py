@@ -120,6 +120,53 @@ def interleave(contenders: Sequence[Contender], reps: int, *, warmup: int = 1,
     return timings
 
 
+def _repeated(run: Callable[[], Any], calls: int) -> Callable[[], None]:
+    def runs() -> None:
+        for _ in range(calls):
+            run()
+    return runs
+
+
+#: shapes of the small-file part: one 64 x 64 image (16 KiB), one 512 x 512 image (1 MiB),
+#: ten 256 x 256 frames (2.5 MiB)
+SMALL_SHAPES = ((64, 64), (512, 512), (10, 256, 256))
+
+
+def run_small(report: Report, scratch: Path, reps: int, label: str, reference: str,
+              contenders_for: Callable[[Any, Path], list[Contender]]) -> None:
+    """Time calls on small files (a pipeline reading or writing thousands of them pays each
+    library's fixed cost per call): for each of :data:`SMALL_SHAPES` (float32 noise),
+    ``contenders_for(array, directory)`` gives the contenders of one call each; a run makes
+    as many calls as take ~4 MiB of data (at least 10) and the table gives microseconds per
+    call, and each contender's speed against ``reference``."""
+    for shape in SMALL_SHAPES:
+        arr = normal_stack(1 if len(shape) == 2 else shape[0], *shape[-2:]).reshape(shape)
+        calls = max(10, 2**22 // arr.nbytes)
+        directory = scratch / f"small-{label}-{'x'.join(map(str, shape))}"
+        directory.mkdir(exist_ok=True)
+        try:
+            one = contenders_for(arr, directory)
+            looped = [Contender(c.name, _repeated(c.run, calls)) for c in one]
+            print(f"  small {label} {shape}", file=sys.stderr)
+            t = interleave(looped, reps, warmup=1, verbose=False)
+        finally:
+            for path in directory.iterdir():
+                path.unlink()
+            directory.rmdir()
+        rows = [[name, f"{1e6 * timing.median / calls:,.0f}", f"{1e6 * timing.best / calls:,.0f}",
+                 f"{100 * timing.spread:.0f}%", f"{t[reference].median / timing.median:.2f}x"]
+                for name, timing in t.items()]
+        report.add(f"**Small files, {label}, {shape} float32: one call** ({calls} calls a "
+                   f"run, {reps} runs)\n\n" + table(
+                       ["contender", "median us", "min us", "spread", f"speed vs {reference}"],
+                       rows))
+        for name in t:
+            if name != reference:
+                report.target(f"small {label} {'x'.join(map(str, shape))}: {name} vs "
+                              f"{reference}", ratio_text(t, name, reference), None)
+        report.raw[f"small {label} {shape}"] = {k: v.times for k, v in t.items()}
+
+
 # --- page cache and files -------------------------------------------------------------------
 def warm(path: str | os.PathLike[str]) -> None:
     """Read a file once so that it is in the page cache."""

@@ -21,6 +21,9 @@ Parts:
   one frame of a compressed file). Target <= 1/10 of mrcz's time.
 * ``memory``: extra peak RSS of a read (fresh interpreter each; codec modules imported
   before the measurement) against the output array + one chunk; a write's, for information.
+* ``small``: one call of ``mrcio.read`` / ``mrcio.write`` (fsync=False) vs mrcz's on small
+  MRCZ files (a 64 x 64 image, a 512 x 512 image, ten 256 x 256 frames; the first codec),
+  where each library's fixed cost per call counts. No target: for information.
 * ``blocksize``: the in-memory sweep that supports (or not) mrcio's default block size:
   ratio, share of the entropy bound, compress and decompress MB/s (frames in parallel) for
   64 KiB ... 4 MiB blocks.
@@ -60,6 +63,7 @@ from _common import (
     ratio,
     ratio_text,
     remove,
+    run_small,
     scratch_dir,
     smooth_map,
     table,
@@ -68,7 +72,7 @@ from _common import (
     warm_statistics,
 )
 
-PARTS = ("write", "read", "frame", "memory", "blocksize")
+PARTS = ("write", "read", "frame", "memory", "blocksize", "small")
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -305,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                     run_frame(report, arr, codec, paths, threads, reps)
                 if "memory" in parts:
                     run_memory(report, scratch, name, codec, paths, threads)
+        if "small" in parts:
+            run_small_files(report, scratch, codecs[0], threads, reps)
         if "blocksize" in parts and "movie" in data:
             sizes = [parse_size(s) for s in args.blocksizes.split(",")]
             for codec in codecs:
@@ -314,6 +320,32 @@ def main(argv: list[str] | None = None) -> int:
             remove(*files)
     report.save()
     return 0
+
+
+def run_small_files(report: Report, scratch: Path, codec: str, threads: int,
+                    reps: int) -> None:
+    import mrcz
+
+    import mrcio
+
+    def reads(arr: np.ndarray, directory: Path) -> list[Contender]:
+        mine, theirs = str(directory / "mrcio.mrcz"), str(directory / "mrcz.mrcz")
+        mrcio.write(mine, arr, compressor=codec)
+        mrcz.writeMRC(arr, theirs, compressor=codec, clevel=1)
+        return [Contender("mrcio", lambda: mrcio.read(mine, n_threads=threads)),
+                Contender("mrcz", lambda: mrcz.readMRC(theirs, n_threads=threads, slices=0))]
+
+    def writes(arr: np.ndarray, directory: Path) -> list[Contender]:
+        mine, theirs = str(directory / "mrcio.mrcz"), str(directory / "mrcz.mrcz")
+        return [Contender("mrcio", lambda: mrcio.write(mine, arr, compressor=codec,
+                                                       overwrite=True, fsync=False,
+                                                       n_threads=threads)),
+                Contender("mrcz", lambda: mrcz.writeMRC(arr, theirs, compressor=codec,
+                                                        clevel=1, n_threads=threads))]
+
+    run_small(report, scratch, reps, f"MRCZ {codec} read", "mrcz", reads)
+    run_small(report, scratch, reps, f"MRCZ {codec} write (replacing the file)", "mrcz",
+              writes)
 
 
 def parse_size(text: str) -> int:

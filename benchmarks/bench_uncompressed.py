@@ -11,7 +11,10 @@ Contenders (same file, same run, interleaved rounds, warm page cache):
   flushes dirty pages (untimed), so no write pays for another's write-back;
 * memory (fresh interpreter per figure): extra peak RSS of a read, as a multiple of the array
   (target mrcio <= 1.02x), and of a write with statistics (target mrcio <= 5 % of the array);
-* validate: ``mrcio.validate`` vs ``mrcfile.validate`` on the same file (target >= 3x).
+* validate: ``mrcio.validate`` vs ``mrcfile.validate`` on the same file (target >= 3x);
+* small: one call of ``mrcio.read`` / ``mrcio.write`` (fsync=False) vs mrcfile's and mrcz's
+  on small files (a 64 x 64 image, a 512 x 512 image, ten 256 x 256 frames), where each
+  library's fixed cost per call counts (for information).
 
 Targets (issue 3): read and write >= 0.95x raw ``fromfile``/``tofile``.
 
@@ -47,6 +50,7 @@ from _common import (
     ratio,
     ratio_text,
     remove,
+    run_small,
     scratch_dir,
     table,
     timing_table,
@@ -54,7 +58,7 @@ from _common import (
     warm_statistics,
 )
 
-PARTS = ("read", "write", "memory", "validate")
+PARTS = ("read", "write", "memory", "validate", "small")
 HEADER = 1024
 
 
@@ -168,11 +172,39 @@ def main(argv: list[str] | None = None) -> int:
             run_memory(report, scratch, ref, nbytes, args.threads)
         if "validate" in parts:
             run_validate(report, ref, vreps, mrcfile, mrcio)
+        if "small" in parts:
+            run_small_files(report, scratch, reps, args.threads)
     finally:
         if not args.keep:
             remove(*files, scratch / "probe-out.mrc")
     report.save()
     return 0
+
+
+def run_small_files(report: Report, scratch: Path, reps: int, threads: int) -> None:
+    import mrcfile
+    import mrcz
+
+    import mrcio
+
+    def reads(arr: np.ndarray, directory: Path) -> list[Contender]:
+        path = str(directory / "small.mrc")
+        mrcio.write(path, arr)
+        return [Contender("mrcio", lambda: mrcio.read(path, n_threads=threads)),
+                Contender("mrcfile", lambda: mrcfile.read(path)),
+                Contender("mrcz", lambda: mrcz.readMRC(path, n_threads=threads, slices=0))]
+
+    def writes(arr: np.ndarray, directory: Path) -> list[Contender]:
+        out = {k: str(directory / f"{k}.mrc") for k in ("mrcio", "mrcfile", "mrcz")}
+        return [Contender("mrcio", lambda: mrcio.write(out["mrcio"], arr, overwrite=True,
+                                                       fsync=False, n_threads=threads)),
+                Contender("mrcfile", lambda: mrcfile.write(out["mrcfile"], arr,
+                                                           overwrite=True)),
+                Contender("mrcz", lambda: mrcz.writeMRC(arr, out["mrcz"],
+                                                        n_threads=threads))]
+
+    run_small(report, scratch, reps, "MRC read", "mrcfile", reads)
+    run_small(report, scratch, reps, "MRC write (replacing the file)", "mrcfile", writes)
 
 
 def run_read(report: Report, ref: Path, data: np.ndarray, reps: int, threads: int) -> None:
