@@ -266,6 +266,24 @@ def test_info_json_of_several_files_is_a_list_when_some_or_all_fail(
     assert err.count("mrcio: error: ") == 2
 
 
+@pytest.mark.parametrize("content", [None, b"", b"not an MRC file at all" * 80])
+def test_info_json_of_one_unreadable_file_is_null(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path, movie_mrc: Path,
+                                                  content: bytes | None) -> None:
+    """One file is one JSON value whatever happens: null if the file cannot be read (it
+    printed nothing, which a program parsing the output took for broken JSON)."""
+    path = tmp_path / "bad.mrc"
+    if content is not None:
+        path.write_bytes(content)
+    truncated = tmp_path / "truncated.mrc"
+    truncated.write_bytes(movie_mrc.read_bytes()[:2000])
+    for bad in (path, truncated):
+        code, out, err = run(capsys, "info", "--json", bad)
+        assert code == 1
+        assert json.loads(out) is None
+        assert f"mrcio: error: {bad}: " in err
+
+
 def test_info_stats_beside_header(capsys: pytest.CaptureFixture[str], movie_mrcz: Path) -> None:
     code, out, _ = run(capsys, "info", "--stats", movie_mrcz)
     assert code == 0

@@ -744,8 +744,9 @@ def _opens_permissively(path: Path) -> bool:
 @cli.command(short_help="Summarise files: shape, mode, voxel size, compression, labels, metadata.")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True,
-              help="JSON for programs: an object for one file, a list for several (of "
-                   "those that could be read; errors go to stderr).")
+              help="JSON for programs: an object for one file (null if it cannot be "
+                   "read), a list for several (of those that can be read, [] if none); "
+                   "errors go to stderr and make the exit status 1.")
 @click.option("--stats", is_flag=True,
               help="Also compute min, max, mean and RMS from the data (reads every frame).")
 @click.option("--field", "fields", multiple=True, metavar="NAME",
@@ -798,9 +799,9 @@ def info(run: Run, files: tuple[Path, ...], as_json: bool, stats: bool,
 
     for path in files:
         run.attempt(path, functools.partial(one, path))
-    if as_json and (reports or len(files) > 1):  # several files: a list, if empty
-        _echo(json.dumps(reports[0] if len(files) == 1 else reports, indent=2,
-                              ensure_ascii=False, allow_nan=False))
+    if as_json:  # one file: its object, or null; several: a list of those read, maybe []
+        report = (reports[0] if reports else None) if len(files) == 1 else reports
+        _echo(json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False))
     return 1 if run.failures else 0
 
 
