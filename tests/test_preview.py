@@ -225,6 +225,59 @@ def test_render_montage_shares_one_stretch() -> None:
         render([dim, bright[:10]])
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _ramp(dtype: type[np.generic], columns: int) -> np.ndarray:
+    """One row of values from the lowest to the highest of ``dtype`` (of a complex type:
+    from 0 to the float32 limit in both parts, magnitudes beyond it)."""
+    if np.dtype(dtype).kind in "iu":
+        limits = np.iinfo(dtype)
+        lo, hi = int(limits.min), int(limits.max)
+        return np.array([lo + (hi - lo) * k // (columns - 1) for k in range(columns)], dtype)
+    if np.dtype(dtype).kind == "c":
+        return (np.linspace(0, FLOAT32_MAX, columns) * (1 + 1j)).astype(dtype)
+    return np.linspace(-FLOAT32_MAX, FLOAT32_MAX, columns).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64, np.int64, np.uint64])
+@pytest.mark.parametrize(("columns", "size"), [(64, 128), (256, 64)])  # enlarged, binned
+def test_render_of_values_at_the_limits_of_their_type(dtype: type[np.generic], columns: int,
+                                                      size: int) -> None:
+    """The scaling is computed in float64: in float32, max - min of data spanning the
+    float32 range, the magnitudes of such complex values and the sums of binned blocks
+    overflowed to infinity (drawn black or white, with an overflow warning)."""
+    image = np.tile(_ramp(dtype, columns), (8, 1))
+    picture = render(image, size=size, low=0, high=100, scale_bar=False)
+    k = columns // picture.shape[1] if columns > size else 1  # binned k x k
+    exact = np.abs(image[0].astype(np.complex128)) if image.dtype.kind == "c" \
+        else image[0].astype(np.float64)
+    if k > 1:
+        exact = exact.reshape(-1, k).mean(axis=1)
+    else:
+        exact = np.repeat(exact, picture.shape[1] // columns)
+    expected = (exact - exact.min()) / (exact.max() - exact.min()) * 255
+    assert np.abs(picture[0].astype(float) - expected).max() <= 1
+
+
+def test_preview_of_float32_data_at_the_limit(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    """Frames spanning the whole float32 range, and their sum (twice the float32 limit),
+    are drawn as a ramp from black to white, without warnings."""
+    data = np.tile(_ramp(np.float32, 64), (2, 16, 1))
+    path = tmp_path / "limit.mrc"
+    mrcio.write(path, data, stack=True)
+    for picked in (["--frame", "0"], ["--sum"]):
+        out_png = tmp_path / "limit.png"
+        code, _, err = run(capsys, "preview", path, *picked, "-o", out_png, "-f",
+                           "--size", "64", "--no-scale-bar")
+        assert (code, err) == (0, ""), picked
+        row = read_png(out_png)[0][0].astype(int)
+        assert np.all(np.diff(row) >= 0), picked
+        assert (row[0], row[-1]) == (0, 255), picked
+        assert abs(row[32] - 128) <= 3, picked
+
+
 # --- mrcio preview ------------------------------------------------------------------------
 @pytest.fixture
 def volume(tmp_path: Path) -> Path:

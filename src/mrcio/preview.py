@@ -64,14 +64,16 @@ _GLYPHS = {
 
 
 def magnitude(image: np.ndarray) -> np.ndarray:
-    """The values a picture shows: ``|z|`` of complex data, real data as they are.
+    """The values a picture shows: ``|z|`` of complex data (in float64, in which the
+    magnitudes of complex64 values near the float32 limit do not overflow), real data as
+    they are.
 
     Examples
     --------
     >>> magnitude(np.array([3 + 4j, -1j])).tolist(), magnitude(np.array([-2])).tolist()
     ([5.0, 1.0], [-2])
     """
-    return np.abs(image) if np.iscomplexobj(image) else image
+    return np.abs(image, dtype=np.float64) if np.iscomplexobj(image) else image
 
 
 def stretch(
@@ -85,7 +87,8 @@ def stretch(
 
     Complex data are shown as their magnitude; NaN and infinities are ignored when the
     limits are found and drawn black. ``limits`` gives the black and white values directly
-    (used to share one stretch between montage tiles).
+    (used to share one stretch between montage tiles). The mapping is computed in float64,
+    so data spanning the whole float32 range (and int64 data) are drawn as they are.
 
     Returns
     -------
@@ -98,7 +101,7 @@ def stretch(
     >>> int(img[0, 0]), int(img[-1, -1]), lo, hi
     (0, 255, 0.0, 99.0)
     """
-    values = np.asarray(magnitude(image), dtype=np.float32)
+    values = np.asarray(magnitude(image), dtype=np.float64)
     if limits is None:
         limits = _percentiles(values, low, high)
     lo, hi = limits
@@ -107,10 +110,10 @@ def stretch(
         out = np.full(values.shape, 128, np.uint8)
         out[~np.isfinite(values)] = 0
         return out, (lo, hi)
-    scaled = (values - np.float32(lo)) * np.float32(255.0 / span)
+    scaled = (values - lo) * (255.0 / span)
     scaled[~np.isfinite(values)] = 0
     np.clip(scaled, 0, 255, out=scaled)
-    return (scaled + np.float32(0.5)).astype(np.uint8), (lo, hi)
+    return (scaled + 0.5).astype(np.uint8), (lo, hi)
 
 
 def _percentiles(values: np.ndarray, low: float, high: float) -> tuple[float, float]:
@@ -135,20 +138,22 @@ def _resample(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     noise is averaged rather than aliased) and then sampled to the exact size; a much smaller
     one is enlarged by repeating each pixel a whole number of times.
 
-    Returns the image as float32 and the factor by which its pixels grew along x.
+    Returns the image as float64 (float32 block sums overflow near the float32 limit)
+    and the factor by which its pixels grew along x.
     """
     values = magnitude(image)
     ny, nx = values.shape
     shrink = max(ny, nx) / size
     if shrink <= 1:
         repeat = max(1, int(1 / shrink))
-        grown = np.repeat(np.repeat(values.astype(np.float32), repeat, 0), repeat, 1)
+        grown = np.repeat(np.repeat(values.astype(np.float64), repeat, 0), repeat, 1)
         return grown, 1.0 / repeat
     out_y, out_x = max(1, round(ny / shrink)), max(1, round(nx / shrink))
     k = int(shrink)
     by, bx = max(1, ny // k), max(1, nx // k)
-    block = values[: by * k, : bx * k].astype(np.float32)
-    binned = block.reshape(by, block.shape[0] // by, bx, block.shape[1] // bx).mean(axis=(1, 3))
+    block = values[: by * k, : bx * k]
+    binned = block.reshape(by, block.shape[0] // by, bx, block.shape[1] // bx).mean(
+        axis=(1, 3), dtype=np.float64)
     rows = ((np.arange(out_y) + 0.5) * by / out_y).astype(np.intp)
     cols = ((np.arange(out_x) + 0.5) * bx / out_x).astype(np.intp)
     return binned[rows][:, cols], nx / out_x
