@@ -278,6 +278,27 @@ def test_preview_of_float32_data_at_the_limit(capsys: pytest.CaptureFixture[str]
         assert abs(row[32] - 128) <= 3, picked
 
 
+def test_preview_of_inf_and_minus_inf_together_is_black_without_warnings(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Infinities of both signs in one binned block (frame 0) or one pixel of the sum are
+    NaN, drawn black as NaN is: numpy's 'invalid value encountered in reduce' was printed
+    as mrcio's warning."""
+    data = np.ones((2, 32, 32), np.float32)
+    data[:, :, 16:] = 2.0
+    data[0, 0, :2] = [np.inf, -np.inf]
+    data[1, 0, 0] = -np.inf
+    path = tmp_path / "inf.mrc"
+    mrcio.write(path, data, stack=True)
+    for picked in (["--frame", "0", "--size", "16"], ["--sum", "--size", "32"]):
+        out_png = tmp_path / "inf.png"
+        code, _, err = run(capsys, "preview", path, *picked, "-o", out_png, "-f",
+                           "--no-scale-bar")
+        assert (code, err) == (0, ""), picked
+        image = read_png(out_png)[0]
+        assert image[0, 0] == 0, picked
+        assert (image[-1, 0], image[-1, -1]) == (0, 255), picked
+
+
 # --- mrcio preview ------------------------------------------------------------------------
 @pytest.fixture
 def volume(tmp_path: Path) -> Path:

@@ -1837,7 +1837,8 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
                 with run.bar(len(sections) * section_bytes, file.name) as update:
                     for part in _sections_in_blocks(len(sections), section_bytes):
                         block = _read_sections(reader, [sections[i] for i in part])
-                        image += magnitude(block).sum(axis=0, dtype=np.float64)
+                        with np.errstate(invalid="ignore"):  # inf + -inf: NaN, drawn black
+                            image += magnitude(block).sum(axis=0, dtype=np.float64)
                         update(block.nbytes)
                 shown: np.ndarray | Sequence[np.ndarray] = image
                 what = f"sum of {count} frames"

@@ -152,8 +152,9 @@ def _resample(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     k = int(shrink)
     by, bx = max(1, ny // k), max(1, nx // k)
     block = values[: by * k, : bx * k]
-    binned = block.reshape(by, block.shape[0] // by, bx, block.shape[1] // bx).mean(
-        axis=(1, 3), dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # a block holding inf and -inf: NaN, drawn black
+        binned = block.reshape(by, block.shape[0] // by, bx, block.shape[1] // bx).mean(
+            axis=(1, 3), dtype=np.float64)
     rows = ((np.arange(out_y) + 0.5) * by / out_y).astype(np.intp)
     cols = ((np.arange(out_x) + 0.5) * bx / out_x).astype(np.intp)
     return binned[rows][:, cols], nx / out_x
