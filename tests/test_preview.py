@@ -496,6 +496,21 @@ def test_preview_scale_bar_uses_the_voxel_size_along_the_columns(
     assert max(_longest_run(row == 255) for row in image[50:]) == round(50 / 4)
 
 
+def test_render_enlarges_the_8_bit_picture() -> None:
+    """A small image shown large is stretched first and then enlarged, one byte a pixel:
+    enlarged as float64 (float32 before) it took 8 (4) bytes a pixel, twice over."""
+    image = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    expected = np.repeat(np.repeat(render(image, size=64, scale_bar=False), 32, 0), 32, 1)
+    tracemalloc.start()
+    try:
+        picture = render(image, size=2048, scale_bar=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3 * picture.nbytes
+    assert np.array_equal(picture, expected)  # the same stretch at every size
+
+
 def test_render_takes_a_montage_one_image_at_a_time() -> None:
     """A lazy sequence's images are binned as they come: no two full-size images are held
     at once, however many tiles there are."""

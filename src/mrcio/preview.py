@@ -131,23 +131,24 @@ def _percentiles(values: np.ndarray, low: float, high: float) -> tuple[float, fl
     return float(lo), float(hi)
 
 
-def _resample(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+def _resample(image: np.ndarray, size: int) -> tuple[np.ndarray, int, float]:
     """Fit ``image`` into ``size`` x ``size`` pixels.
 
     A larger image is binned by the whole part of the reduction (the mean of each block, so
     noise is averaged rather than aliased) and then sampled to the exact size; a much smaller
-    one is enlarged by repeating each pixel a whole number of times.
+    one is to be enlarged by repeating each pixel a whole number of times, which
+    :func:`render` does to the 8-bit picture (one byte a pixel, not eight).
 
-    Returns the image as float64 (float32 block sums overflow near the float32 limit)
-    and the factor by which its pixels grew along x.
+    Returns the image as float64 (float32 block sums overflow near the float32 limit),
+    the times each of its pixels is to be repeated along each axis, and the factor by which
+    the input's pixels grew along x.
     """
     values = magnitude(image)
     ny, nx = values.shape
     shrink = max(ny, nx) / size
     if shrink <= 1:
         repeat = max(1, int(1 / shrink))
-        grown = np.repeat(np.repeat(values.astype(np.float64), repeat, 0), repeat, 1)
-        return grown, 1.0 / repeat
+        return values.astype(np.float64), repeat, 1.0 / repeat
     out_y, out_x = max(1, round(ny / shrink)), max(1, round(nx / shrink))
     k = int(shrink)
     by, bx = max(1, ny // k), max(1, nx // k)
@@ -157,7 +158,7 @@ def _resample(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
             axis=(1, 3), dtype=np.float64)
     rows = ((np.arange(out_y) + 0.5) * by / out_y).astype(np.intp)
     cols = ((np.arange(out_x) + 0.5) * bx / out_x).astype(np.intp)
-    return binned[rows][:, cols], nx / out_x
+    return binned[rows][:, cols], 1, nx / out_x
 
 
 def scale_bar_length(pixel_size: float, width: int) -> tuple[float, str]:
@@ -296,16 +297,17 @@ def render(
         if tile.ndim != 2 or tile.shape != shape:
             raise ValueError("render needs 2-D images of one shape")
         resampled.append(_resample(tile, tile_size))
-    factor = resampled[0][1]
+    _, repeat, factor = resampled[0]
     stacked = np.stack([r[0] for r in resampled])
-    _, limits = stretch(stacked, low, high)
-    th, tw = stacked.shape[1:]
+    limits = _percentiles(stacked, low, high)
+    th, tw = (n * repeat for n in stacked.shape[1:])
     canvas = np.zeros((rows * th + _GAP * (rows - 1), cols * tw + _GAP * (cols - 1)), np.uint8)
     text_scale = max(1, min(th, tw) // 200)
     for k, tile in enumerate(stacked):
         r, c = divmod(k, cols)
         y, x = r * (th + _GAP), c * (tw + _GAP)
-        canvas[y : y + th, x : x + tw] = stretch(tile, limits=limits)[0]
+        picture = stretch(tile, limits=limits)[0]
+        canvas[y : y + th, x : x + tw] = np.repeat(np.repeat(picture, repeat, 0), repeat, 1)
         if labels is not None:
             _draw_text(canvas[y : y + th, x : x + tw], labels[k], 3 * text_scale,
                        3 * text_scale, text_scale)
