@@ -94,3 +94,16 @@ def test_readme_first_command() -> None:
     assert "24 x 1024 x 1024 int8" in done.stdout
     assert "compression ratio 4." in done.stdout
     assert "verified" in done.stdout
+
+
+def test_demo_needs_two_frames(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """One frame is an image, read back as 2-D: the demo refused it only after writing both
+    files, as a failed check ('read back as (16, 16) int8, written as (1, 16, 16) int8')."""
+    with pytest.raises(ValueError, match="at least 2 frames, got 1"):
+        run_demo(tmp_path, frames=1, size=16, echo=lambda line: None)
+    assert list(tmp_path.iterdir()) == []
+    code = main(["demo", "--frames", "1", "--size", "16", "--dir", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert "Invalid value for '--frames': 1 is not in the range x>=2." in err
+    assert list(tmp_path.iterdir()) == []

@@ -1875,7 +1875,7 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Keep the two files here (mrcio-demo.mrc and .mrcz, replaced "
                                  "if present) [default: a temporary directory, removed].")
-@click.option("--frames", type=click.IntRange(min=1), default=24, show_default=True,
+@click.option("--frames", type=click.IntRange(min=2), default=24, show_default=True,
               help="Frames in the movie.")
 @click.option("--size", type=click.IntRange(min=16), default=1024, show_default=True,
               help="Frame width and height in pixels.")

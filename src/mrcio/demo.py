@@ -146,7 +146,8 @@ def run_demo(
         kept, replacing earlier demo files; by default a temporary directory, removed at
         the end.
     frames, size
-        Movie shape: ``frames`` frames of ``size`` x ``size`` pixels.
+        Movie shape: ``frames`` frames (at least 2: a one-frame stack has an image's
+        header and reads back as 2-D) of ``size`` x ``size`` pixels.
     codec, clevel
         Compression of the MRCZ file.
     seed
@@ -160,6 +161,8 @@ def run_demo(
     ------
     DemoError
         Something read back differs from what was written.
+    ValueError
+        ``frames`` is below 2.
 
     Examples
     --------
@@ -167,6 +170,8 @@ def run_demo(
     >>> result.shape, result.ratio > 2
     ((2, 64, 64), True)
     """
+    if frames < 2:
+        raise ValueError(f"the demo movie needs at least 2 frames, got {frames}")
     if directory is None:
         with tempfile.TemporaryDirectory(prefix="mrcio-demo-") as temp:
             return _run(Path(temp), frames, size, codec, clevel, seed, n_threads, echo)
