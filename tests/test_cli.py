@@ -1042,7 +1042,15 @@ def test_convert_foreign_tiffs(capsys: pytest.CaptureFixture[str], tmp_path: Pat
                      resolutionunit="CENTIMETER")
     code, _, err = run(capsys, "convert", tif, tmp_path / "f8.mrc")
     assert code == 1
-    assert "float64 has no MRC mode" in err
+    # the option to use, not the Python advice of mrcio.write ("data.astype(np.float32)")
+    assert err == (f"mrcio: error: {tif}: float64 has no MRC mode (add --dtype float32 to "
+                   "convert the data first)\n")
+    c16 = tmp_path / "c16.tif"
+    tifffile.imwrite(c16, f8 + 1j, photometric="minisblack")
+    code, _, err = run(capsys, "convert", c16, tmp_path / "c16.mrcz")
+    assert code == 1
+    assert err == (f"mrcio: error: {c16}: complex128 has no MRC mode (add --dtype complex64 "
+                   "to convert the data first)\n")
     assert run(capsys, "convert", tif, tmp_path / "f8.mrc", "--dtype", "float32")[0] == 0
     with mrcio.open(tmp_path / "f8.mrc") as f:
         assert f.dtype == np.float32

@@ -65,6 +65,7 @@ from .reader import MRCReader, _load_header
 from .writer import (
     DEFAULT_BLOCKSIZE,
     MRCZ_LABEL,
+    NARROWED,
     Encoding,
     Layout,
     Plan,
@@ -107,7 +108,6 @@ _DTYPE_NAMES = {
     "float32": "f4", "f4": "f4", "float64": "f4", "f8": "f4", "complex64": "c8",
     "c8": "c8", "complex128": "c8", "c16": "c8",
 }
-_NARROWED = {np.dtype("f8"): np.dtype("f4"), np.dtype("c16"): np.dtype("c8")}
 _BLOSC_FORMAT_OF_VERSION = {2: 1, 5: 2}
 
 
@@ -369,11 +369,11 @@ def _cast_blocks(blocks: Iterable[np.ndarray], dtype: np.dtype[Any] | None,
     """Cast block by block (never a copy of the whole array), warning once for narrowing."""
     warned = False
     for block in blocks:
-        target = dtype if dtype is not None else _NARROWED.get(block.dtype.newbyteorder("="))
+        target = dtype if dtype is not None else NARROWED.get(block.dtype.newbyteorder("="))
         if target is None or block.dtype == target:
             yield block
             continue
-        if not warned and block.dtype.newbyteorder("=") in _NARROWED:
+        if not warned and block.dtype.newbyteorder("=") in NARROWED:
             warnings.warn(f"Casting {name} to `numpy.{target.name}`", MRCWarning, stacklevel=4)
             warned = True
         yield block.astype(target)
@@ -498,7 +498,7 @@ def writeMRC(
         raise TypeError("uint4 packing is not compatible with compression, use int8 datatype.")
     if uint4 and slices > 0:
         raise NotImplementedError("Saving of lists of arrays not supported for `dtype=uint4`")
-    stored = target or _NARROWED.get(plan.dtype.newbyteorder("="), plan.dtype)
+    stored = target or NARROWED.get(plan.dtype.newbyteorder("="), plan.dtype)
     if uint4:
         stored = np.dtype("u1")
     blocks = _cast_blocks(plan.blocks, np.dtype("u1") if uint4 else target, name)

@@ -61,6 +61,7 @@ from .reader import MRCReader
 from .stats import Stats
 from .writer import (
     MRCZ_LABEL,
+    NARROWED,
     Encoding,
     Plan,
     SectionWriter,
@@ -1258,10 +1259,14 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
         base, imod_unsigned = choose_mode(frames.dtype, mode)
     except (TypeError, ValueError) as exc:
         text = str(exc).replace("mode=", "--mode ")  # the options, not the Python arguments
+        dtype = frames.dtype.newbyteorder("=")
+        target = MODES[mode].dtype if mode in MODES else NARROWED.get(dtype)
         if "--mode" in text:
             hint = ""
-        elif mode in MODES and (target := MODES[mode].dtype.name) in CONVERT_DTYPES:
-            hint = f" (add --dtype {target} to convert the data first)"
+        elif target is not None and target.name in CONVERT_DTYPES:
+            if mode is None:  # without the Python advice (astype)
+                text = f"{dtype} has no MRC mode"
+            hint = f" (add --dtype {target.name} to convert the data first)"
         else:
             hint = " (use convert --mode, and --dtype to change the data type)"
         raise CLIError(f"{frames.path}: {text}{hint}") from None

@@ -86,6 +86,9 @@ _TASK_BYTES = 2**20  # small sections are compressed in runs of about this size 
 _SPLIT_BYTES = 8 * 2**20  # sections this large are cut into pieces, one task each
 _SPLIT_PIECE = 2**21  # about this many bytes per piece
 _FLOAT32_MAX = float(np.finfo(np.float32).max)  # CELLA is float32
+#: the type with an MRC mode that data of a type without one are narrowed to, on request
+#: only (mrcz narrows them silently)
+NARROWED = {np.dtype("f8"): np.dtype("f4"), np.dtype("c16"): np.dtype("c8")}
 
 
 def mrcio_label() -> str:
@@ -253,7 +256,7 @@ def choose_mode(dtype: np.dtype[Any], mode: int | None) -> tuple[int, bool]:
                 "uint8 data have no MRC mode of their own: pass mode=6 (stored as uint16), "
                 "mode=0 (bytes flagged unsigned for IMOD) or mode=101 (4-bit, values 0-15)"
             )
-        hint = {"f8": "float32", "c16": "complex64"}.get(base.str[1:])
+        hint = NARROWED.get(base)
         advice = f"; convert first, e.g. data.astype(np.{hint})" if hint else ""
         raise TypeError(f"{base} has no MRC mode{advice}")
     if mode not in MODES or mode == 3:
