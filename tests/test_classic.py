@@ -220,6 +220,37 @@ def test_read_mrc_matches_mrcz(tmp_path: Path, writer: str, case: str) -> None:
                                   mrcz.readMRCHeader(os.fspath(path), pixelunits=units)[0])
 
 
+class _Pipe(io.RawIOBase):
+    """A pipe: reads forward only, at most 100 bytes at a time; no seeking."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self.data.readinto(memoryview(b)[:100])
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_read_mrc_header_reads_a_pipe_only_as_far_as_the_header(tmp_path: Path,
+                                                                compressor: str | None) -> None:
+    """readMRCHeader of a pipe (standard input, a subprocess's output) read the whole pipe,
+    where the header, extended header and (MRCZ) the first chunk's version byte do; mrcz
+    takes paths only, and mrcio.read_header already read no further."""
+    path = tmp_path / "a.mrc"
+    mrcio.writeMRC(np.arange(4 * 8 * 8, dtype=np.float32).reshape(4, 8, 8), path,
+                   compressor=compressor, meta={"dose": 1.5})
+    data = path.read_bytes()
+    pipe = _Pipe(data + b"next file")
+    header, slices = mrcio.readMRCHeader(pipe)
+    assert_header_dicts_equal(header, mrcio.readMRCHeader(path)[0])  # as mrcz reads the path
+    assert slices == 0
+    wanted = mrcio.read_header(path).data_offset + (compressor is not None)
+    assert pipe.read() == data[wanted:] + b"next file"
+
+
 def test_modern_files_in_the_classic_reader(tmp_path: Path) -> None:
     """Files without an MRCZ label keep MRC2014's MZ (DESIGN.md section 3): mrcio's readMRC
     returns one array and the voxel size from CELLA / MZ, where mrcz returns a list and divides

@@ -301,12 +301,15 @@ def _container_opener(head: bytes) -> Any:
     return None
 
 
-def _claimed_size(head: bytes, header_only: bool = False, packed: bool = False) -> int:
+def _claimed_size(head: bytes, header_only: bool = False, packed: bool = False,
+                  chunk_version: bool = False) -> int:
     """The most bytes an MRC file with this header can hold (just the header if it is not
     one: reading it then fails with the header's own error); with ``header_only``, the
-    bytes of its header and extended header; with ``packed``, an MRCZ file's chunks are
-    taken to be as long as its packedBytes says, where it says (a stream that holds more
-    after the file: the next file is not read)."""
+    bytes of its header and extended header, and with ``chunk_version`` too the first byte
+    of an MRCZ file's first chunk (its Blosc format version, which mrcz's header dict
+    reports); with ``packed``, an MRCZ file's chunks are taken to be as long as its
+    packedBytes says, where it says (a stream that holds more after the file: the next
+    file is not read)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -314,7 +317,8 @@ def _claimed_size(head: bytes, header_only: bool = False, packed: bool = False) 
     except MRCError:
         return len(head)
     if header_only:
-        return header.data_offset
+        return header.data_offset + int(chunk_version and header.codec_id > 0
+                                        and header.nsections > 0)
     if header.codec_id:
         # else the most chunks of these sections can hold: a container whose file has a
         # wrong packedBytes would be cut short (reported truncated, where the file itself
@@ -344,14 +348,15 @@ def _fill(read: Any, data: bytearray, limit: int) -> bool:
     return True
 
 
-def _read_claimed(stream: Any, data: bytearray, *, extra: int = 0,
-                  header_only: bool = False, packed: bool = False) -> None:
+def _read_claimed(stream: Any, data: bytearray, *, extra: int = 0, header_only: bool = False,
+                  packed: bool = False, chunk_version: bool = False) -> None:
     """Append to ``data`` (which may hold the file's first few bytes already) the bytes of
     the MRC file that ``stream`` goes on with: its header, then no more than the header says
     the file holds (:func:`_claimed_size`), plus ``extra``, or the stream's end first."""
     read = _reader_of(stream)
     if _fill(read, data, HEADER_SIZE):
-        _fill(read, data, _claimed_size(bytes(data), header_only, packed) + extra)
+        _fill(read, data,
+              _claimed_size(bytes(data), header_only, packed, chunk_version) + extra)
 
 
 def _read_container(packed: str | IO[bytes], opener: Any, name: str) -> _BufferSource:
@@ -377,14 +382,15 @@ def _read_container(packed: str | IO[bytes], opener: Any, name: str) -> _BufferS
     return _BufferSource(data, name, path, kind)
 
 
-def open_source(src: PathOrStream | Source, *,
-                header_only: bool = False) -> tuple[Source, bool]:
+def open_source(src: PathOrStream | Source, *, header_only: bool = False,
+                chunk_version: bool = False) -> tuple[Source, bool]:
     """A :class:`Source` for a path, binary stream or bytes; and whether the caller owns it
     (and closes it when done: a stream given is then left open, at the position it had).
 
     A stream that cannot seek (a pipe, standard input) is read into memory as far as the
     MRC file in it goes (as its header says), so that it is left where the file ends, as
-    mrcfile leaves it; ``header_only`` reads only the header and extended header from it.
+    mrcfile leaves it; ``header_only`` reads only the header and extended header from it,
+    and with ``chunk_version`` the first byte of an MRCZ file's first chunk too.
 
     Examples
     --------
@@ -429,7 +435,8 @@ def open_source(src: PathOrStream | Source, *,
         _fill(_reader_of(stream), head, 10)
         if _container_opener(bytes(head)) is not None:  # its compressed size is not known
             return _in_memory(bytes(head + stream.read()), name), True
-        _read_claimed(stream, head, header_only=header_only, packed=True)
+        _read_claimed(stream, head, header_only=header_only, packed=True,
+                      chunk_version=chunk_version)
         return _BufferSource(head, name), True
     raise TypeError(
         f"expected a path, a binary stream or bytes, got {type(src).__name__}: {src!r:.80}"

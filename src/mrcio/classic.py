@@ -56,7 +56,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from . import _parallel, codecs
-from ._fileio import open_source
+from ._fileio import PathOrStream, open_source
 from ._parallel import default_threads, run_here
 from .errors import MRCWarning
 from .extheader import CHECKSUM_KEY, caller_meta, encode_json
@@ -185,7 +185,7 @@ def _check_convention(fileConvention: str) -> str:
 
 
 def readMRCHeader(
-    MRCfilename: str | os.PathLike[str],
+    MRCfilename: PathOrStream,
     slices: int | None = None,
     endian: str = "le",
     fileConvention: str = "ccpem",
@@ -196,7 +196,10 @@ def readMRCHeader(
     Parameters
     ----------
     MRCfilename
-        The file.
+        The file: a path (gzip and bzip2 containers too) or a binary stream (mrcz takes
+        paths only). A stream that cannot seek (a pipe, standard input) is read only as far
+        as the header, extended header and the first byte of the first chunk (the Blosc
+        format version), and left there.
     slices
         Sections per frame; None reads MZ in files labelled ``MRCZ<version>``, else 0.
     endian
@@ -220,7 +223,8 @@ def readMRCHeader(
     ([2, 3, 4], [1.0, 2.0, 3.0], 0)
     """
     convention = _check_convention(fileConvention)
-    source, owned = open_source(MRCfilename)
+    # a pipe is read only as far as the header and the first chunk's version byte
+    source, owned = open_source(MRCfilename, header_only=True, chunk_version=True)
     try:
         header = _load_header(source, False, convention)
         version = None
@@ -256,7 +260,7 @@ def _classic_range(idx: int | tuple[int, int] | None, nz: int) -> tuple[int, int
 
 
 def readMRC(
-    MRCfilename: str | os.PathLike[str],
+    MRCfilename: PathOrStream,
     idx: int | tuple[int, int] | None = None,
     endian: str = "le",
     pixelunits: str = "\\AA",
@@ -270,7 +274,8 @@ def readMRC(
     Parameters
     ----------
     MRCfilename
-        The file (gzip and bzip2 containers are read too).
+        The file: a path (gzip and bzip2 containers too) or a binary stream (mrcz takes
+        paths only).
     idx
         One section, or ``(first, last)`` with both included; negative counts from the end.
         On compressed files only the chunks asked for are decoded.
