@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import io
+import lzma
 import os
 import re
 import subprocess
@@ -242,6 +243,9 @@ def test_container_reads_no_more_than_the_header_claims(tmp_path: Path) -> None:
         out.write(plain.read_bytes() + bytes(50 * 2**20))  # a long tail of zeros
     source, _ = open_source(packed)
     assert source.size == plain.stat().st_size + 1  # header's claim + 1 byte
+    # read_header's: the header (the whole content was decompressed, for a 200 MB map 0.7 s)
+    source, _ = open_source(packed, header_only=True)
+    assert source.size == mrcio.read_header(plain).data_offset
 
 
 def test_atomic_file_commits(tmp_path: Path) -> None:
@@ -549,3 +553,59 @@ def test_orphans_of_other_targets_in_the_directory_are_swept(tmp_path: Path) -> 
     mrcio.write(tmp_path / "t.mrc", np.zeros((2, 4, 4), np.float32))
     assert not orphan.exists()
     assert mine.exists()
+
+
+class _Counted(io.BytesIO):
+    """Compressed bytes, counting how many are read (every pass over them is counted)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.count = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        piece = super().read(size)
+        self.count += len(piece)
+        return piece
+
+    def readinto(self, buffer: Any) -> int:
+        got = super().readinto(buffer)
+        self.count += got
+        return got
+
+
+_DECOMPRESSING = {"gzip": (gzip.compress, gzip.open),
+                  "bzip2": (bz2.compress, bz2.open),
+                  "lzma": (lzma.compress, lzma.open)}
+
+
+@pytest.mark.parametrize("kind", list(_DECOMPRESSING))
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_a_decompressing_stream_is_decompressed_once(kind: str, compressor: str | None) -> None:
+    """gzip.open(...) given as a stream was decompressed two to six times (its size was
+    found by seeking to its end, and every seek back starts its decompression again), and
+    read_header decompressed all of it: now it is read forward, once, and only as far as
+    needed; the stream is put back where it was."""
+    compress, opened = _DECOMPRESSING[kind]
+    noise = np.random.default_rng(0).normal(size=(16, 128, 256)).astype(np.float32)
+    buf = io.BytesIO()
+    mrcio.write(buf, noise, stack=True, compressor=compressor, meta={"kV": 300})
+    packed = compress(buf.getvalue())
+    for call in (mrcio.read, lambda s: mrcio.open(s).__enter__()[12], mrcio.read_header,
+                 mrcio.readMRC, mrcio.readMRCHeader, mrcio.validate):
+        raw = _Counted(packed)
+        stream: Any = opened(raw, "rb")
+        call(stream)
+        assert raw.count <= len(packed)  # one pass at most
+        if call in (mrcio.read_header, mrcio.readMRCHeader):
+            assert raw.count < len(packed) // 2
+        assert stream.tell() == 0
+    packed = compress(b"skip" + buf.getvalue())  # read from where the stream is
+    stream = opened(io.BytesIO(packed), "rb")
+    assert stream.read(4) == b"skip"
+    assert np.array_equal(mrcio.read(stream), noise)
+    assert stream.tell() == 4
+    assert mrcio.read_header(stream).extended["kV"] == 300
+    cut = opened(io.BytesIO(packed[: len(packed) // 2]), "rb")
+    cut.read(4)
+    with pytest.raises(mrcio.TruncatedFileError, match=f"{kind} container ends early"):
+        mrcio.read(cut)

@@ -3,7 +3,8 @@
 A :class:`Source` reads exact byte ranges by position, so one open file serves several
 threads at once (``os.preadv``: no shared seek pointer). Paths, binary streams and in-memory
 buffers are all sources; gzip and bzip2 containers are recognised by their magic bytes and
-decompressed into memory, never more than the MRC header inside says the file holds.
+decompressed into memory, never more than the MRC header inside says the file holds, as
+are streams that decompress (``gzip.open``, ...): they are read forward, once.
 
 :class:`AtomicFile` gives a temporary file beside the target that is fsynced and renamed
 into place on success and removed on any failure, so a target is never left half-written.
@@ -20,6 +21,7 @@ import mmap
 import os
 import socket
 import stat
+import sys
 import threading
 import uuid
 import warnings
@@ -69,7 +71,7 @@ class Source:
     path: str | None = None
     size: int | None
     mappable = False  # True for files on disk, whose bytes can be memory-mapped
-    container: str | None = None  # "gzip" or "bzip2": the bytes were decompressed from one
+    container: str | None = None  # "gzip", "bzip2" or "lzma": bytes decompressed from one
     stamp: tuple[int, ...] | None = None
 
     def readinto(self, buf: memoryview, offset: int) -> int:
@@ -359,22 +361,56 @@ def _read_claimed(stream: Any, data: bytearray, *, extra: int = 0, header_only: 
               _claimed_size(bytes(data), header_only, packed, chunk_version) + extra)
 
 
-def _read_container(packed: str | IO[bytes], opener: Any, name: str) -> _BufferSource:
-    """Decompress a gzip/bzip2 container (a path, or the bytes in a stream), reading no more
-    than its MRC header claims (+1 byte, so that a longer file is noticed) and never more
-    than the container really holds."""
+def _read_container(packed: str | IO[bytes], opener: Any, name: str, *,
+                    header_only: bool = False, chunk_version: bool = False) -> _BufferSource:
+    """Decompress a gzip/bzip2 container (a path, or the bytes in a stream) as
+    :func:`_decompress` does."""
     kind = "gzip" if opener is gzip.open else "bzip2"
     path = packed if isinstance(packed, str) else None
+    with opener(packed, "rb") as stream:
+        return _decompress(stream, kind, name, path, header_only=header_only,
+                           chunk_version=chunk_version)
+
+
+def _decompressing(stream: Any) -> str | None:
+    """``"gzip"``, ``"bzip2"`` or ``"lzma"`` for a stream that decompresses one
+    (``gzip.open``, ``bz2.open``, ``lzma.open``), else None.
+
+    Such a stream seeks by decompressing up to the place, and back only by decompressing
+    again from the beginning: its size (a seek to its end) costs a whole pass, and every
+    read behind the last one another. So it is read forward, once, by :func:`_decompress`.
+    """
+    if isinstance(stream, gzip.GzipFile):
+        return "gzip"
+    if isinstance(stream, bz2.BZ2File):
+        return "bzip2"
+    lzma = sys.modules.get("lzma")  # not imported here: an LZMAFile exists only once it is
+    if lzma is not None and isinstance(stream, lzma.LZMAFile):
+        return "lzma"
+    return None
+
+
+def _decompress(stream: Any, kind: str, name: str, path: str | None = None, *,
+                header_only: bool = False, chunk_version: bool = False) -> _BufferSource:
+    """The MRC file that a decompressing ``stream`` (a ``kind`` container opened) goes on
+    with, read forward into memory: no more than its header claims (+1 byte, so that a
+    longer file is noticed; with ``header_only``, see :func:`_claimed_size`) and never more
+    than the container really holds."""
+    corrupt: tuple[type[Exception], ...] = (OSError, zlib.error)
+    if kind == "lzma":
+        import lzma  # imported already: the stream is an LZMAFile
+
+        corrupt += (lzma.LZMAError,)
     data = bytearray()
     try:
-        with opener(packed, "rb") as stream:
-            _read_claimed(stream, data, extra=1)
+        _read_claimed(stream, data, extra=0 if header_only else 1, header_only=header_only,
+                      chunk_version=chunk_version)
     except EOFError as exc:
         raise TruncatedFileError(
             f"{kind} container ends early ({exc}) after {len(data):,} bytes of its content",
             path=name, offset=len(data),
         ) from exc
-    except (OSError, zlib.error) as exc:
+    except corrupt as exc:
         raise ContainerError(
             f"{kind} container is corrupt ({exc}) after {len(data):,} bytes of its content",
             path=name, offset=len(data),
@@ -389,8 +425,12 @@ def open_source(src: PathOrStream | Source, *, header_only: bool = False,
 
     A stream that cannot seek (a pipe, standard input) is read into memory as far as the
     MRC file in it goes (as its header says), so that it is left where the file ends, as
-    mrcfile leaves it; ``header_only`` reads only the header and extended header from it,
-    and with ``chunk_version`` the first byte of an MRCZ file's first chunk too.
+    mrcfile leaves it. So is a stream that decompresses (``gzip.open``, ``bz2.open``,
+    ``lzma.open``: seeking back starts its decompression again), then put back where it
+    was; and a gzip or bzip2 container (a path, bytes or a stream holding one) is
+    decompressed into memory. ``header_only`` reads or decompresses only the header and
+    extended header, and with ``chunk_version`` the first byte of an MRCZ file's first
+    chunk too.
 
     Examples
     --------
@@ -400,8 +440,9 @@ def open_source(src: PathOrStream | Source, *, header_only: bool = False,
     """
     if isinstance(src, Source):
         return src, False
+    upto = {"header_only": header_only, "chunk_version": chunk_version}
     if isinstance(src, (bytes, bytearray, memoryview)):
-        return _in_memory(bytes(src), "<bytes>"), True
+        return _in_memory(bytes(src), "<bytes>", **upto), True
     if isinstance(src, (str, os.PathLike)):
         path = os.fspath(src)
         source = _FileSource(path)
@@ -413,7 +454,7 @@ def open_source(src: PathOrStream | Source, *, header_only: bool = False,
             raise
         if opener is not None:
             source.close()
-            return _read_container(path, opener, path), True
+            return _read_container(path, opener, path, **upto), True
         return source, True
     if isinstance(src, io.TextIOBase):  # sys.stdin for sys.stdin.buffer, open(p) for "rb"
         raise TypeError(f"expected a binary stream, got a text stream: {src!r:.80} (open the "
@@ -421,6 +462,13 @@ def open_source(src: PathOrStream | Source, *, header_only: bool = False,
     if hasattr(src, "readinto") or hasattr(src, "read"):
         stream: Any = src
         name = str(getattr(stream, "name", None) or f"<{type(stream).__name__}>")
+        kind = _decompressing(stream)
+        if kind is not None:
+            start = stream.tell()
+            try:
+                return _decompress(stream, kind, name, None, **upto), True
+            finally:
+                stream.seek(start)  # where it was (a new start, no decompressing, from 0)
         if getattr(stream, "seekable", lambda: False)() and hasattr(stream, "readinto"):
             start = stream.tell()  # read from here on (see _StreamSource)
             opener = _container_opener(stream.read(10))
@@ -428,26 +476,28 @@ def open_source(src: PathOrStream | Source, *, header_only: bool = False,
             if opener is None:
                 return _StreamSource(stream), True
             try:
-                return _read_container(stream, opener, name), True
+                return _read_container(stream, opener, name, **upto), True
             finally:
                 stream.seek(start)
         head = bytearray()
         _fill(_reader_of(stream), head, 10)
         if _container_opener(bytes(head)) is not None:  # its compressed size is not known
-            return _in_memory(bytes(head + stream.read()), name), True
-        _read_claimed(stream, head, header_only=header_only, packed=True,
-                      chunk_version=chunk_version)
+            return _in_memory(bytes(head + stream.read()), name, **upto), True
+        _read_claimed(stream, head, packed=True, **upto)
         return _BufferSource(head, name), True
     raise TypeError(
         f"expected a path, a binary stream or bytes, got {type(src).__name__}: {src!r:.80}"
     )
 
 
-def _in_memory(data: bytes, name: str) -> _BufferSource:
-    """A source for bytes in memory: a gzip or bzip2 container among them is decompressed."""
+def _in_memory(data: bytes, name: str, *, header_only: bool = False,
+               chunk_version: bool = False) -> _BufferSource:
+    """A source for bytes in memory: a gzip or bzip2 container among them is decompressed
+    (with ``header_only``, only as far as :func:`_claimed_size` says)."""
     opener = _container_opener(data[:10])
     if opener is not None:
-        return _read_container(io.BytesIO(data), opener, name)
+        return _read_container(io.BytesIO(data), opener, name, header_only=header_only,
+                               chunk_version=chunk_version)
     return _BufferSource(data, name)
 
 
