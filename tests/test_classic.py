@@ -268,6 +268,41 @@ def test_modern_files_in_the_classic_reader(tmp_path: Path) -> None:
     assert sorted(header) == sorted(their_header)
 
 
+def _patch_int32(path: Path, **fields: int) -> None:
+    raw = bytearray(path.read_bytes())
+    for name, value in fields.items():
+        at = mrcio.header.field_offset(name)
+        raw[at : at + 4] = struct.pack("<i", value)
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_volume_stacks_in_the_classic_reader(tmp_path: Path, compressor: str | None) -> None:
+    """A volume stack (ISPG 401, MZ sections per volume) is a list of its volumes, as in mrcz
+    (mrcio gave one array of every section for a plain file, so code written for mrcz got
+    sections where it expected volumes); with NZ no multiple of MZ it is one array of every
+    section, where mrcz drops the sections after the last whole volume (all of them for
+    MZ > NZ)."""
+    sections = np.arange(12 * 3 * 5, dtype=np.float32).reshape(12, 3, 5)
+    path = tmp_path / "volumes.mrc"
+    mrcio.write(path, sections.reshape(3, 4, 3, 5), compressor=compressor)
+    if compressor is None:
+        assert mrcio.read_header(path)["ispg"] == 401
+    image, header, their_image, their_header = read_both(path)
+    assert type(image) is list
+    assert_images_equal(image, their_image)
+    assert header["dimensions"].tolist() == their_header["dimensions"].tolist() == [12, 3, 5]
+    assert mrcio.readMRCHeader(path)[1] == mrcz.readMRCHeader(os.fspath(path))[1] == 4
+    for nz, mz in ((10, 4), (8, 12)):
+        path = tmp_path / f"nz{nz}_mz{mz}.mrc"
+        mrcio.write(path, sections[:nz], stack=True, compressor=compressor)
+        _patch_int32(path, mz=mz, ispg=401)
+        image, _, their_image, _ = read_both(path)
+        assert np.array_equal(image, sections[:nz])
+        assert len(their_image) == nz // mz  # mrcz: whole volumes only
+        assert mrcio.readMRCHeader(path)[1] == 0
+
+
 # --- quirks --------------------------------------------------------------------------------------
 
 IDX = [None, 0, 2, -1, -5, (1, 3), (0, 4), (4, 4), (-3, -2), (-5, -1), [1, 2], np.int64(3)]
@@ -348,11 +383,21 @@ def test_lists_for_multichannel_frames(tmp_path: Path, writer: str) -> None:
         assert np.array_equal(got, want)
     assert_images_equal(image, their_image)
     # slices= overrides MZ; an idx range picks whole frames
-    for kwargs in ({"slices": 0}, {"slices": 1}, {"slices": 3}, {"idx": (2, 5)}, {"idx": 4}):
+    for kwargs in ({"slices": 0}, {"slices": 1}, {"slices": 3}, {"idx": (2, 5)}):
         image, header, their_image, their_header = read_both(path, **kwargs)
         assert_images_equal(image, their_image)
         assert_header_dicts_equal(header, their_header)
     assert mrcio.readMRC(path, slices=0)[0].shape == (6, 4, 5)
+    # sections that make no whole frame are a shorter last frame; mrcz drops them
+    sections = np.stack(frames).reshape(6, 4, 5)
+    for kwargs, want in (({"idx": 4}, [sections[4:5]]),
+                         ({"idx": (1, 3)}, [sections[1:3], sections[3:4]]),
+                         ({"slices": 4}, [sections[:4], sections[4:]])):
+        image, header, their_image, their_header = read_both(path, **kwargs)
+        assert [f.shape for f in image] == [f.shape for f in want]
+        assert all(np.array_equal(a, b) for a, b in zip(image, want, strict=True))
+        assert_images_equal(image[: len(their_image)], their_image)
+        assert_header_dicts_equal(header, their_header)
     assert mrcio.readMRCHeader(path)[1] == mrcz.readMRCHeader(os.fspath(path))[1] == 2
 
 

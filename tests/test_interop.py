@@ -463,8 +463,15 @@ def check_mrcio_reads_like_mrcfile(path: Path) -> None:
                 assert_same(frame, want, data.dtype)
     image, header = mrcio.readMRC(path)
     ny, nx = data.shape[-2:]
-    assert type(image) is np.ndarray  # no MRCZ label: MZ is not read as sections per frame
-    assert_same(image, np.squeeze(data.reshape(-1, ny, nx)), data.dtype)
+    if data.ndim == 4:  # a volume stack: the list of its volumes, as in mrcz
+        assert type(image) is list
+        assert len(image) == len(data)
+        for volume, want in zip(image, data, strict=True):
+            assert_same(volume, np.squeeze(want, axis=0) if len(want) == 1 else want,
+                        data.dtype)
+    else:
+        assert type(image) is np.ndarray  # no MRCZ label: MZ is not sections per frame
+        assert_same(image, np.squeeze(data.reshape(-1, ny, nx)), data.dtype)
     assert header["pixelsize"] == pytest.approx(voxel[::-1])
     assert header["dimensions"].tolist() == [data.size // (ny * nx), ny, nx]
 

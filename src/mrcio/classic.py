@@ -40,8 +40,13 @@ reader and writer. Where mrcz is wrong, mrcio is right instead:
 Header dicts never hold mrcio's chunk checksums (mrcz's do, under ``'_mrcio'``), so one
 passed on as another file's ``meta`` carries no stale checksums.
 
-MZ is read as "sections per frame" only in files whose first label is ``MRCZ<version>``
-(mrcz reads it so in every file, and returns an empty list for many crystallographic maps).
+MZ is read as "sections per frame" only in files whose first label is ``MRCZ<version>`` and
+in volume stacks (ISPG 401-630, whose MZ is the sections per volume in MRC2014 too: a list of
+volumes, as in mrcz), and only where it divides NZ: mrcz reads MZ so in every file, returns
+an empty list for many crystallographic maps (MZ > NZ), and drops the sections after the last
+whole frame, where mrcio returns one array of every section. Likewise ``slices=`` or ``idx=``
+that leave sections over give them as a shorter last frame (mrcz drops them: ``idx=4`` of a
+file of two-section frames gave ``[]``).
 """
 
 from __future__ import annotations
@@ -116,13 +121,14 @@ def _unit_factor(pixelunits: str) -> float:
 
 
 def _classic_slices(header: Header, slices: int | None) -> int:
-    """Sections per frame, as mrcz decides it (only for files mrcz labelled)."""
+    """Sections per frame, as mrcz decides it: MZ, in files mrcz labelled and in volume
+    stacks (ISPG 401-630, whose MZ is the sections per volume in MRC2014 too); 0 (one
+    array) in other files, and where MZ does not divide NZ (mrcz drops the sections left
+    over, and returns an empty list for MZ > NZ)."""
     if slices is not None:
         return int(slices)
     version = header.mrcz_version
-    if version is None:
-        return 0
-    if version < (0, 5):
+    if version is not None and version < (0, 5):
         warnings.warn(
             f"{header.path}: MRCZ version < 0.5.0 wrote MZ wrongly; reading a list of 2-D "
             "frames",
@@ -131,6 +137,8 @@ def _classic_slices(header: Header, slices: int | None) -> int:
         )
         return 1
     mz, nz = int(header["mz"]), header.nsections
+    if version is None and not 401 <= int(header["ispg"]) <= 630:
+        return 0
     return mz if mz > 0 and nz % mz == 0 else 0
 
 
@@ -201,7 +209,8 @@ def readMRCHeader(
         as the header, extended header and the first byte of the first chunk (the Blosc
         format version), and left there.
     slices
-        Sections per frame; None reads MZ in files labelled ``MRCZ<version>``, else 0.
+        Sections per frame; None reads MZ in files labelled ``MRCZ<version>`` and in volume
+        stacks (ISPG 401-630) where it divides NZ, else 0.
     endian
         Accepted for compatibility; the byte order is taken from the machine stamp.
     fileConvention
@@ -292,13 +301,16 @@ def readMRC(
         Threads for decompression.
     slices
         Sections per frame; > 0 returns a list of frames. None: MZ of files labelled
-        ``MRCZ<version>``, else 0 (one squeezed array).
+        ``MRCZ<version>`` and of volume stacks (ISPG 401-630: a list of volumes), where it
+        divides NZ; else 0 (one squeezed array, of every section: mrcz drops those after
+        the last whole frame).
 
     Returns
     -------
     image
         ``numpy.ndarray`` (squeezed), or a list of ``(slices, ny, nx)`` frames (``(ny, nx)``
-        when ``slices`` is 1).
+        when ``slices`` is 1); sections left over (``slices`` or ``idx`` that do not divide
+        them into frames) are a shorter last frame, where mrcz drops them.
     header
         mrcz's header dict (``dimensions``, ``dtype``, ``pixelsize``, ``minImage``, ...,
         plus the JSON metadata's keys but mrcio's checksums, ``'_mrcio'``).
@@ -334,7 +346,9 @@ def readMRC(
         out = np.empty((count, ny, nx), header.dtype)
         reader.read_sections_into(range(first, first + count), out)
     if per > 0:
-        frames = out[: count // per * per].reshape(-1, per, ny, nx)
+        # sections left over (slices= or idx= that do not divide them into frames) make a
+        # shorter last frame: mrcz drops them (and returns [] for fewer than one frame)
+        frames = [out[at : at + per] for at in range(0, count, per)]
         return [frame[0] if per == 1 else frame for frame in frames], meta
     return np.squeeze(out), meta
 
