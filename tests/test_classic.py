@@ -220,6 +220,24 @@ def test_read_mrc_matches_mrcz(tmp_path: Path, writer: str, case: str) -> None:
                                   mrcz.readMRCHeader(os.fspath(path), pixelunits=units)[0])
 
 
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_file_names_as_bytes(tmp_path: Path, compressor: str | None) -> None:
+    """mrcz takes a file name as bytes (os.fsencode, os.listdir(b".")), as open() does:
+    mrcio's writeMRC raised TypeError, and readMRC and readMRCHeader read the name itself as
+    a file's contents ('file too short for an MRC header')."""
+    data = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    name = os.fsencode(tmp_path / "bytes.mrc")
+    mrcio.writeMRC(data, name, compressor=compressor, meta={"a": 1})
+    mrcio.writeMRC(data[:1] + 10, name, compressor=compressor, idx=2)
+    image, header = mrcio.readMRC(name)
+    assert np.array_equal(image, np.concatenate([data, data[:1] + 10]))
+    assert header["a"] == 1
+    assert_header_dicts_equal(mrcio.readMRCHeader(name)[0],
+                              mrcio.readMRCHeader(tmp_path / "bytes.mrc")[0])
+    assert np.array_equal(mrcio.asyncReadMRC(name, idx=2).result()[0], data[0] + 10)
+    assert np.array_equal(mrcz.readMRC(name)[0], image)
+
+
 class _Pipe(io.RawIOBase):
     """A pipe: reads forward only, at most 100 bytes at a time; no seeking."""
 

@@ -185,6 +185,20 @@ def _header_dict(header: Header, pixelunits: str, first_chunk_version: int | Non
     return out
 
 
+def _named(MRCfilename: PathOrStream | bytes) -> PathOrStream:
+    """A file name as mrcz takes it (str, bytes or path-like: it calls ``open`` on it) as
+    a str, for mrcio's readers, which take bytes as a file's contents; a stream as it is.
+
+    Examples
+    --------
+    >>> _named(b"a.mrc")
+    'a.mrc'
+    """
+    if isinstance(MRCfilename, (str, bytes, os.PathLike)):
+        return os.fsdecode(MRCfilename)
+    return MRCfilename
+
+
 def _check_convention(fileConvention: str) -> str:
     convention = fileConvention.lower()
     if convention not in ("ccpem", "eman2"):
@@ -193,7 +207,7 @@ def _check_convention(fileConvention: str) -> str:
 
 
 def readMRCHeader(
-    MRCfilename: PathOrStream,
+    MRCfilename: PathOrStream | bytes,
     slices: int | None = None,
     endian: str = "le",
     fileConvention: str = "ccpem",
@@ -204,8 +218,8 @@ def readMRCHeader(
     Parameters
     ----------
     MRCfilename
-        The file: a path (gzip and bzip2 containers too) or a binary stream (mrcz takes
-        paths only). A stream that cannot seek (a pipe, standard input) is read only as far
+        The file: a path, str, bytes or path-like (gzip and bzip2 containers too), or a
+        binary stream (mrcz takes paths only). A stream that cannot seek (a pipe, standard input) is read only as far
         as the header, extended header and the first byte of the first chunk (the Blosc
         format version), and left there.
     slices
@@ -233,7 +247,7 @@ def readMRCHeader(
     """
     convention = _check_convention(fileConvention)
     # a pipe is read only as far as the header and the first chunk's version byte
-    source, owned = open_source(MRCfilename, header_only=True, chunk_version=True)
+    source, owned = open_source(_named(MRCfilename), header_only=True, chunk_version=True)
     try:
         header = _load_header(source, False, convention)
         version = None
@@ -269,7 +283,7 @@ def _classic_range(idx: int | tuple[int, int] | None, nz: int) -> tuple[int, int
 
 
 def readMRC(
-    MRCfilename: PathOrStream,
+    MRCfilename: PathOrStream | bytes,
     idx: int | tuple[int, int] | None = None,
     endian: str = "le",
     pixelunits: str = "\\AA",
@@ -283,8 +297,8 @@ def readMRC(
     Parameters
     ----------
     MRCfilename
-        The file: a path (gzip and bzip2 containers too) or a binary stream (mrcz takes
-        paths only).
+        The file: a path, str, bytes or path-like (gzip and bzip2 containers too), or a
+        binary stream (mrcz takes paths only).
     idx
         One section, or ``(first, last)`` with both included; negative counts from the end.
         On compressed files only the chunks asked for are decoded.
@@ -326,7 +340,7 @@ def readMRC(
     ((3, 4), 1.2, 'zstd')
     """
     convention = _check_convention(fileConvention)
-    with MRCReader(MRCfilename, n_threads=n_threads, convention=convention) as reader:
+    with MRCReader(_named(MRCfilename), n_threads=n_threads, convention=convention) as reader:
         header = reader.header
         version = reader.index.entry(0)[1].version if reader.index else None
         meta = _header_dict(header, pixelunits, version)
@@ -412,7 +426,7 @@ def _backend_is_blosc2(compressor: str, backend: str | None) -> bool:
 
 def writeMRC(
     input_image: np.ndarray | list[np.ndarray],
-    MRCfilename: str | os.PathLike[str],
+    MRCfilename: str | os.PathLike[str] | bytes,
     meta: dict[str, Any] | None = None,
     endian: str = "le",
     dtype: np.dtype[Any] | str | None = None,
@@ -441,7 +455,8 @@ def writeMRC(
         channels) of one dtype, a 4-D array of such frames (written as the list of them), or
         a Dask array; with rows and columns.
     MRCfilename
-        Output path; written through a temporary file and renamed into place.
+        Output path (str, bytes or path-like); written through a temporary file and renamed
+        into place.
     meta
         Dict stored as JSON in the extended header (bytes as UTF-8 text, as mrcz writes
         them). Its ``'_mrcio'`` entry is not written: mrcio stores the chunk checksums there.
@@ -490,7 +505,7 @@ def writeMRC(
     (3, 3, 4)
     """
     del shape, quickStats  # accepted for compatibility
-    name = os.fspath(MRCfilename)
+    name = os.fsdecode(MRCfilename)  # a bytes path too, as mrcz takes it
     if isinstance(input_image, (list, tuple)):
         frames = [np.asarray(frame) for frame in input_image]
         if not frames or frames[0].ndim not in (2, 3):
