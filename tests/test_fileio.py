@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
@@ -609,3 +610,80 @@ def test_a_decompressing_stream_is_decompressed_once(kind: str, compressor: str 
     cut.read(4)
     with pytest.raises(mrcio.TruncatedFileError, match=f"{kind} container ends early"):
         mrcio.read(cut)
+
+
+def _race_an_append(path: Path, monkeypatch: pytest.MonkeyPatch, rival: Any) -> None:
+    """Append frame 1 to ``path``; once it has checked the file, just before it replaces
+    it, ``rival()`` starts another append and gives it a second (that append either
+    finishes, the race, or waits for this one's rename)."""
+    real_replace = os.replace
+    raced: list[bool] = []
+
+    def replace(src: Any, dst: Any) -> None:
+        if not raced:
+            raced.append(True)
+            rival()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with mrcio.open(path, "a") as w:
+        w.append(np.full((4, 4), 1, np.int16))
+
+
+def test_appends_racing_in_threads_never_lose_a_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # both appends checked the file before either replaced it: both succeeded, and the
+    # second rename dropped the frame of the first
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, np.zeros((1, 4, 4), np.int16), stack=True, compressor="zstd")
+    outcome: dict[str, BaseException | None] = {}
+
+    def append_two() -> None:
+        try:
+            with mrcio.open(path, "a") as w:
+                w.append(np.full((4, 4), 2, np.int16))
+            outcome["two"] = None
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcome["two"] = exc
+
+    thread = threading.Thread(target=append_two)
+
+    def rival() -> None:
+        thread.start()
+        thread.join(1)  # finished (the race), or waiting for the first append's rename
+
+    _race_an_append(path, monkeypatch, rival)
+    thread.join(10)
+    assert isinstance(outcome["two"], mrcio.HeaderError), outcome["two"]
+    assert "nothing was written" in str(outcome["two"])
+    assert mrcio.read(path)[:, 0, 0].tolist() == [0, 1]
+
+
+def test_appends_racing_in_processes_never_lose_a_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, np.zeros((1, 4, 4), np.int16), stack=True, compressor="zstd")
+    script = f"""
+import numpy as np, mrcio
+with mrcio.open({str(path)!r}, "a") as w:
+    w.append(np.full((4, 4), 2, np.int16))
+    print("ready", flush=True)
+"""
+    procs: list[subprocess.Popen[str]] = []
+
+    def rival() -> None:
+        procs.append(subprocess.Popen([sys.executable, "-c", script], text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        assert procs[0].stdout is not None
+        assert procs[0].stdout.readline() == "ready\n"  # its frame is queued: it commits now
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            procs[0].wait(1)  # finished (the race), or waiting for the directory's lock
+
+    _race_an_append(path, monkeypatch, rival)
+    _, err = procs[0].communicate(timeout=30)
+    assert procs[0].returncode == 1, err
+    assert "HeaderError" in err
+    assert "nothing was written" in err
+    assert mrcio.read(path)[:, 0, 0].tolist() == [0, 1]

@@ -27,7 +27,7 @@ import uuid
 import warnings
 import weakref
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Union
 
@@ -638,11 +638,12 @@ class AtomicFile:
             if self.fsync:
                 os.fsync(self.handle.fileno())
             self.handle.close()
-            self._check_unchanged()
-            if self.overwrite:
-                os.replace(self.temp, self.target)
-            else:
-                self._link_exclusive()
+            with self._replacing():
+                self._check_unchanged()
+                if self.overwrite:
+                    os.replace(self.temp, self.target)
+                else:
+                    self._link_exclusive()
             if self.fsync:
                 _fsync_directory(self.target.parent)
         except BaseException:
@@ -651,6 +652,23 @@ class AtomicFile:
         self.done = True
         self._remove.detach()
         _UNFINISHED.discard(self.temp)
+
+    @contextlib.contextmanager
+    def _replacing(self) -> Iterator[None]:
+        """With ``replaces``, held while the target is checked and replaced: another append
+        to it, in this process or (where the directory can be locked) in another, checks
+        only after this one's rename, and fails, instead of checking before it and then
+        replacing the file, which lost this append's frames while both calls succeeded."""
+        if self.replaces is None:
+            yield
+            return
+        with _REPLACE_LOCK:  # other threads (flock excludes them too, where it works)
+            fd = _lock_directory(self.target.parent)
+            try:
+                yield
+            finally:
+                if fd is not None:
+                    os.close(fd)  # releases the lock
 
     def _check_unchanged(self) -> None:
         """With ``replaces`` (the :func:`file_stamp` of the target the new contents were made
@@ -790,6 +808,34 @@ def copy_range(source: Any, target: Any, start: int, end: int) -> None:
             raise OSError(f"{getattr(source, 'name', source)!r} ends early at byte {at:,}")
         write_all(target, memoryview(piece)[:got])
         at += got
+
+
+#: held by an append while it checks and replaces its target (see AtomicFile._replacing);
+#: and by a fork, so that no child starts with it held (it would wait forever for it), nor
+#: with a copy of the descriptor locking the directory (the lock would last as long as it)
+_REPLACE_LOCK = threading.Lock()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_REPLACE_LOCK.acquire, after_in_parent=_REPLACE_LOCK.release,
+                        after_in_child=_REPLACE_LOCK.release)
+
+
+def _lock_directory(directory: Path) -> int | None:
+    """An open descriptor of ``directory`` holding an exclusive ``flock`` on it (other
+    processes' appends into it wait), or None where directories cannot be locked."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # a file system without locks (some network mounts)
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _fsync_directory(directory: Path) -> None:
