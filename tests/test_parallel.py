@@ -100,6 +100,33 @@ def test_run_all_works_in_the_calling_thread_too() -> None:
     assert len(seen) == 2
 
 
+def test_run_all_does_not_wait_for_a_busy_pool() -> None:
+    # the calling thread works on the items too; its pool task, queued behind other calls'
+    # work, was still waited for once the caller had done every item: a small read took as
+    # long as a large write whose tasks filled the pool (4 threads reading one small MRCZ
+    # file while another writes a large one: median 6.5-22 ms a read, now about 1 ms)
+    pool = get_executor(2)
+    size = _parallel._executor_threads
+    running = threading.Barrier(size + 1)
+    release = threading.Event()
+
+    def occupy() -> None:  # another call's work, holding a pool thread
+        running.wait()
+        release.wait(10)  # a bound for the test that fails: run_all then waits for this
+
+    blockers = [pool.submit(occupy) for _ in range(size)]
+    running.wait()  # every thread of the pool is busy
+    try:
+        seen: list[int] = []
+        run_all(seen.append, range(10), n_threads=2)
+        assert sorted(seen) == list(range(10))
+        assert not any(blocker.done() for blocker in blockers)  # returned while they held on
+    finally:
+        release.set()
+        for blocker in blockers:
+            blocker.result()
+
+
 def test_a_call_keeps_its_pool_when_another_grows_the_pool() -> None:
     # a read with more threads (or after setDefaultThreads) made a larger pool and shut the
     # old one down while a call in another thread was still submitting to it: RuntimeError

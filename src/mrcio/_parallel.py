@@ -159,7 +159,8 @@ def run_all(fn: Callable[[T], object], items: Sequence[T], *, n_threads: int) ->
     took 36.5 instead of 42.6 ms on this project's virtual machine, where waking an idle
     CPU is slow). The first error stops the other threads after their current item and
     is raised; so does an interrupt of the calling thread. No item is still running when
-    this returns.
+    this returns, and a pool thread's share that has not started by then (the pool busy with
+    other calls' work) is cancelled, not waited for: the caller has done its items.
     """
     if n_threads <= 1 or len(items) <= 1 or in_worker():
         for item in items:
@@ -188,6 +189,8 @@ def run_all(fn: Callable[[T], object], items: Sequence[T], *, n_threads: int) ->
     finally:  # failed or interrupted (Ctrl-C): the threads stop after their current item,
         failed.set()  # and no item outlives the call
         for future in futures:
-            future.exception()
+            if not future.cancel():  # started: wait for its current item
+                future.exception()
     for future in futures:
-        future.result()
+        if not future.cancelled():
+            future.result()
