@@ -770,7 +770,9 @@ def asyncReadMRC(*args: Any, **kwargs: Any) -> Future[Any]:
     Calls of :func:`asyncReadMRC` and :func:`asyncWriteMRC` run one at a time, in the
     order they were made (as in mrcz); one made in the worker running them (from a done
     callback, or from a call's own work) runs at once and returns a finished future, so
-    waiting on it cannot deadlock.
+    waiting on it cannot deadlock. Not so in other threads that the running call waits on
+    (Dask's, computing the array :func:`asyncWriteMRC` writes): a call waited for there is
+    queued behind it and never starts; call :func:`readMRC` there.
 
     Examples
     --------
