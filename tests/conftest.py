@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import warnings
 from collections.abc import Callable
@@ -36,6 +37,42 @@ def real_dir() -> Path:
         pytest.fail(f"real test files missing: expected {REAL_DATA} (clone ../shared beside "
                     "this repository)")
     return REAL_DATA
+
+
+class JSONWork:
+    """The characters of JSON text that the json module produced (``encoded``) and parsed
+    (``decoded``), one number per call."""
+
+    def __init__(self) -> None:
+        self.encoded: list[int] = []
+        self.decoded: list[int] = []
+
+
+@pytest.fixture
+def json_work(monkeypatch: pytest.MonkeyPatch) -> JSONWork:
+    """Counts the JSON text encoded and decoded from here on (for tests that large metadata
+    is encoded and decoded as few times as it must be)."""
+    work = JSONWork()
+    encode, decode = json.JSONEncoder.encode, json.JSONDecoder.decode
+
+    def encoding(self: json.JSONEncoder, value: Any) -> str:
+        text = encode(self, value)
+        work.encoded.append(len(text))
+        return text
+
+    def decoding(self: json.JSONDecoder, text: str, **kwargs: Any) -> Any:
+        work.decoded.append(len(text))
+        return decode(self, text, **kwargs)
+
+    monkeypatch.setattr(json.JSONEncoder, "encode", encoding)
+    monkeypatch.setattr(json.JSONDecoder, "decode", decoding)
+    return work
+
+
+@pytest.fixture
+def large_meta() -> dict[str, Any]:
+    """Metadata of some 80 kB of JSON: text lines, a numpy array of shifts, a number."""
+    return {"log": [f"line {i}" for i in range(2000)], "shifts": np.arange(4000.0), "kV": 300}
 
 
 @pytest.fixture

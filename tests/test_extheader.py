@@ -17,9 +17,11 @@ from mrcio.extheader import (
     checksum_tie,
     decode_extended,
     encode_json,
+    encode_meta,
     fei_dtype,
     fei_in_order,
     is_checksum_entry,
+    json_extended,
 )
 
 
@@ -148,6 +150,49 @@ def test_checksum_entry_and_its_tie() -> None:
     # (a surrogate escape, which mrcio does not write but other programs' files may hold)
     assert checksum_tie({"x": float("nan"), "s": "\u00c5\ud800"}, 0) == checksum_tie(
         json.loads(b'{"s":"\\u00C5\\uD800","x":NaN}'), 0)
+
+
+class Tilt:
+    def serialize(self) -> dict:
+        return {"z": 40, "a": [np.float32(0.25), {"y": 2, "b": None}]}
+
+
+def _rich_meta() -> dict:
+    return {
+        "z\u00e9ro": {"y": [1, {"x": -0.0, "b": True}], "a": "\u00b5m \U0001f600 \u4e2d"},
+        "arrays": [np.arange(3, dtype=np.int16), np.float32(0.1),
+                   np.linspace(0, 1, 4).reshape(2, 2)],
+        "nonfinite": [float("nan"), np.inf, -np.inf, np.array([np.nan])],
+        "enum": Axis.X, "bytes": b"jdoe \xc3\xbc", "tilt": Tilt(),
+        "text": "ctl \x00\x01\x1f\n\t del \x7f quote \" slash \\ \\u00e9 \\\\u007f "
+                "\\\\\\u00ff",
+        "gen": (v / 2 for v in range(2)), "tuple": (1, (2, "3")), "big": 10**30,
+        "\u00e9\x7f": None, "empty": {}, "a": [],
+    }
+
+
+def test_rich_metadata_keeps_its_bytes_and_tie() -> None:
+    """The bytes (and checksum tie) mrcio wrote before its encoder was made faster, for
+    metadata of every kind: nested and unsorted dicts, non-ASCII and astral text, numpy
+    arrays and scalars, non-finite floats, an Enum, bytes, control characters, DEL, text
+    holding backslash-u, objects with serialize(), an iterator, tuples, a big integer."""
+    text = encode_json(_rich_meta())
+    assert text == (
+        b'{"z\\u00E9ro":{"y":[1,{"x":-0.0,"b":true}],"a":"\\u00B5m \\uD83D\\uDE00 '
+        b'\\u4E2D"},"arrays":[[0,1,2],0.10000000149011612,[[0.0,0.3333333333333333],'
+        b'[0.6666666666666666,1.0]]],"nonfinite":[NaN,Infinity,-Infinity,[NaN]],'
+        b'"enum":"Enum.Axis.X","bytes":"jdoe \\u00FC","tilt":{"z":40,"a":[0.25,{"y":2,'
+        b'"b":null}]},"text":"ctl \\u0000\\u0001\\u001F\\n\\t del \x7f quote \\" slash '
+        b'\\\\ \\\\u00e9 \\\\\\\\u007f \\\\\\\\\\\\u00ff","gen":[0.0,0.5],'
+        b'"tuple":[1,[2,"3"]],"big":1000000000000000000000000000000,"\\u00E9\x7f":null,'
+        b'"empty":{},"a":[]}')
+    assert checksum_tie(json.loads(text), 4096) == 0x7F956188
+    encoded = encode_meta(_rich_meta())
+    assert encoded.text == text
+    assert encoded.tie(4096) == 0x7F956188
+    entry = checksum_entry([1, 2], 0xBEEF)
+    assert encoded.extended_with(entry) == json_extended({**json.loads(text), "_mrcio": entry})
+    assert encode_meta({}).extended_with(entry) == json_extended({"_mrcio": entry})
 
 
 def _nested_list(levels: int) -> list:

@@ -605,3 +605,53 @@ def test_plain_file_with_a_compressed_mode_says_mode_may_be_damaged(tmp_path: Pa
     with pytest.raises(mrcio.ChunkError) as caught:
         mrcio.read(mrcz_file)
     assert "MODE" not in str(caught.value)
+
+
+@pytest.mark.parametrize("route", ["read", "read_header", "open", "readMRC"])
+def test_large_metadata_is_decoded_once_and_not_encoded(tmp_path: Path, json_work: Any,
+                                                        large_meta: dict, route: str) -> None:
+    """Reading checks the checksums' tie to the metadata without encoding the metadata
+    again (in canonical form, as it was): a file mrcio wrote holds the entries' bytes."""
+    path = tmp_path / "m.mrcz"
+    mrcio.write(path, np.zeros((2, 4, 4), np.int16), meta=large_meta, compressor="zstd")
+    json_work.encoded.clear()
+    json_work.decoded.clear()
+    if route == "read":
+        mrcio.read(path)
+    elif route == "read_header":
+        mrcio.read_header(path)
+    elif route == "open":
+        with mrcio.open(path) as f:
+            f[0]
+    else:
+        mrcio.readMRC(str(path))
+    encoded, decoded = sum(json_work.encoded), sum(json_work.decoded)
+    size = len(mrcio.read_header(path).extended_bytes)
+    assert encoded < 1000
+    assert size * 0.9 < decoded < size * 1.1
+
+
+def test_checksums_tied_to_json_another_program_laid_out(tmp_path: Path) -> None:
+    """The tie is to the metadata as a JSON reader decodes it, not to mrcio's bytes: JSON
+    written again with other spacing, keys in another order and escapes of another case
+    still ties the checksums to the file (their bytes are not the canonical form's, which
+    is then encoded to check the tie)."""
+    path = tmp_path / "a.mrcz"
+    meta = {"kV": 300, "name": "caf\u00e9", "tilt": {"b": 1, "a": [2.5]}}
+    mrcio.write(path, np.arange(32, dtype=np.int16).reshape(2, 4, 4), compressor="zstd",
+                meta=meta)
+    raw = path.read_bytes()
+    with MRCReader(path) as reader:
+        entry = raw[raw.index(b'"_mrcio":{'):raw.index(b"}", raw.index(b'"_mrcio":{')) + 1]
+        text = b"{" + entry + b',"tilt":{"a":[2.5],"b":1},"name": "caf\\u00e9","kV":300}'
+        start, end = 1024, 1024 + reader.header["nsymbt"]
+    assert len(text) <= end - start
+    path.write_bytes(raw[:start] + text.ljust(end - start) + raw[end:])
+    with MRCReader(path) as reader:
+        assert reader.header.extended == {**meta, "_mrcio": reader.header.extended["_mrcio"]}
+        assert reader.checksums is not None
+    damaged = bytearray(path.read_bytes())
+    damaged[-3] ^= 0xFF
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(mrcio.ChunkError, match="crc32"):
+        mrcio.read(path)

@@ -1459,3 +1459,25 @@ def test_voxel_size_given_with_a_geometry_of_no_sampling(tmp_path: Path) -> None
                 voxel_size=1.5)
     written = mrcio.read_header(tmp_path / "new.mrc")
     assert (written.voxel_size, written["mx"]) == ((1.5, 1.5, 1.5), 0)
+
+
+@pytest.mark.parametrize("route", ["write", "writeMRC", "stream", "stream-nframes"])
+def test_large_metadata_is_encoded_once(tmp_path: Path, json_work: Any, large_meta: dict,
+                                        route: str) -> None:
+    """The JSON written and the canonical form of the checksums' tie come from one encoding
+    of the metadata (it was encoded twice and decoded once to write a file, and encoded once
+    more for the tie)."""
+    path, data = tmp_path / "m.mrcz", np.zeros((2, 4, 4), np.int16)
+    if route == "write":
+        mrcio.write(path, data, meta=large_meta, compressor="zstd")
+    elif route == "writeMRC":
+        mrcio.writeMRC(data, str(path), meta=large_meta, compressor="zstd")
+    else:
+        with mrcio.open(path, "w", dtype=data.dtype, frame_shape=(4, 4), compressor="zstd",
+                        meta=large_meta, nframes=2 if route == "stream-nframes" else None) as w:
+            w.append(data)
+    encoded, decoded = sum(json_work.encoded), sum(json_work.decoded)
+    header = mrcio.read_header(path)
+    assert header.extended["log"] == large_meta["log"]
+    assert encoded < len(header.extended_bytes) * 1.1
+    assert decoded < 1000, json_work.decoded  # (imports read small JSON files)

@@ -33,7 +33,7 @@ from ._fileio import (
 from ._parallel import default_threads
 from .codecs import CHUNK_HEADER_SIZE, parse_chunk_header
 from .errors import ChunkError, HeaderError
-from .extheader import CHECKSUM_KEY, json_extended
+from .extheader import CHECKSUM_KEY
 from .header import Header, Origin, VoxelSize
 from .reader import FrameSelection, MRCReader, output_array, read_section
 from .writer import (
@@ -594,7 +594,7 @@ class StreamWriter:
         write the final header and JSON (with the chunk checksums) to a second temporary
         file and copy the chunks after them."""
         writer = self._writer
-        extended = json_extended(writer.meta_with_checksums())
+        extended = writer.json_with_checksums()
         record = build_record(
             writer.layout, writer.enc, writer.sections, writer.stats.header_values(),
             extended_nbytes=len(extended), exttyp="json", packed=writer.packed,

@@ -35,9 +35,10 @@ from .errors import (
 from .extheader import (
     CHECKSUM_KEY,
     TIE_KEY,
-    checksum_tie,
     decode_extended,
     is_checksum_entry,
+    json_text,
+    tie_matches,
 )
 from .header import HEADER_SIZE, Header, check_data_fits, field_offset, parse_header
 
@@ -297,10 +298,9 @@ def stored_checksums(header: Header) -> tuple[np.ndarray | None, UncheckedChunks
     nz = header.nsections
     if len(crcs) != nz:
         why = f"checksums of {len(crcs)} chunks, for {nz} sections"
-    elif tie is not None and int(tie[0]) != checksum_tie(
-        {key: value for key, value in header.extended.items() if key != CHECKSUM_KEY},
-        int(header["packed_bytes"]),
-    ):
+    elif tie is not None and not tie_matches(int(tie[0]), header.extended,
+                                             json_text(header.extended_bytes),
+                                             int(header["packed_bytes"])):
         why = "their tie does not match this file's metadata and packedBytes"
     else:
         return crcs, None

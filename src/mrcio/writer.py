@@ -15,7 +15,6 @@ import datetime
 import errno
 import io
 import itertools
-import json
 import os
 import warnings
 from collections import deque
@@ -33,14 +32,15 @@ from ._version import __version__
 from .errors import CodecError, ContainerError, HeaderError, MRCWarning
 from .extheader import (
     CHECKSUM_KEY,
+    EncodedMeta,
     caller_meta,
     checksum_entry,
-    checksum_tie,
-    encode_json,
+    encode_meta,
+    entry_text,
     fei_in_order,
     fei_kind,
     is_symmetry_records,
-    json_extended,
+    padded,
 )
 from .header import (
     CODEC_IDS,
@@ -290,7 +290,8 @@ class SectionWriter:
     count, the statistics of everything written and, for MRCZ, packedBytes and the chunk
     checksums (crc32 of each chunk, in the JSON extended header, which mrcz ignores; tied to
     the file by :func:`~mrcio.extheader.checksum_tie`, so that a copy another program makes
-    into a file of other chunks is told from them). A raw extended header (``extended``:
+    into a file of other chunks is told from them). JSON metadata (``meta``) is encoded
+    once, for the JSON written and for the tie. A raw extended header (``extended``:
     bytes, or FEI blocks as :func:`~mrcio.extheader.decode_extended` gives them) is written
     unchanged, except that FEI1/FEI2 blocks are put in the file's byte order
     (:func:`~mrcio.extheader.fei_in_order`); such a file keeps no checksums
@@ -341,12 +342,9 @@ class SectionWriter:
         self._works: list[np.ndarray] = []
         if meta is not None and extended is not None:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
-        if meta is not None:
-            # mrcio's own checksums are written below, not a copy (caller_meta); encoded once
-            # and kept as a JSON reader decodes it, for the checksums' tie and for writing it
-            # again with them: an iterator in it gives its items only once
-            meta = json.loads(encode_json(caller_meta(meta)))
-        self.meta = meta  # JSON metadata but the checksums, as a JSON reader decodes it
+        # mrcio's own checksums are written below, not a copy (caller_meta); encoded once,
+        # for the checksums' tie and for writing it again with them
+        self.meta = None if meta is None else encode_meta(caller_meta(meta))
         compressed = encoding.compressor is not None
         if compressed:
             _check_codec(encoding, name, encoding.section_nbytes(layout.ny, layout.nx))
@@ -363,16 +361,13 @@ class SectionWriter:
             extended = extended.tobytes()
         if extended is not None and meta is None:
             exttyp = _raw_exttyp(extended, exttyp, name)
-        slot = None  # the placeholder's text ('"_mrcio":{...}') and sections
         if self.checksummed and expected_sections is not None and reserve_checksums:
             placeholder = checksum_entry([0] * expected_sections, 0)
-            slot = _entry_text(placeholder), expected_sections
-            meta = {**(meta or {}), CHECKSUM_KEY: placeholder}
-        if meta is not None:
-            extended, exttyp = json_extended(meta), "json"
-            if slot is not None:
-                at = extended.rindex(slot[0])
-                self._crc_slot = (self.start + HEADER_SIZE + at, slot[1])
+            extended, exttyp = self._json().extended_with(placeholder), "json"
+            at = extended.rindex(entry_text(placeholder))  # '"_mrcio":{...}'
+            self._crc_slot = (self.start + HEADER_SIZE + at, expected_sections)
+        elif self.meta is not None:
+            extended, exttyp = padded(self.meta.text), "json"
         if expected_sections is not None:
             layout.check_sections(expected_sections, name)
         self.extended = extended or b""
@@ -753,22 +748,26 @@ class SectionWriter:
                                  f"{reserved} announced (the checksums have no room)")
             if len(self.crcs) == reserved:
                 self.handle.seek(at)
-                self._write_all(_entry_text(self.checksum_entry()))
+                self._write_all(entry_text(self.checksum_entry()))
             else:  # fewer came: the JSON again, shorter, and spaces up to the data
-                text = json_extended(self.meta_with_checksums())
+                text = self.json_with_checksums()
                 self.handle.seek(self.start + HEADER_SIZE)
                 self._write_all(text + b" " * (len(self.extended) - len(text)))
         self.handle.seek(end)
 
-    def meta_with_checksums(self) -> dict[str, Any]:
-        """The JSON metadata to write once every chunk is: the caller's and, last, mrcio's
-        checksum entry for the chunks written."""
-        return {**(self.meta or {}), CHECKSUM_KEY: self.checksum_entry()}
+    def _json(self) -> EncodedMeta:
+        """The caller's JSON metadata, encoded (``{}`` for none)."""
+        return self.meta if self.meta is not None else encode_meta({})
+
+    def json_with_checksums(self) -> bytes:
+        """The JSON extended header to write once every chunk is: the caller's metadata and,
+        last, mrcio's checksum entry for the chunks written (padded)."""
+        return self._json().extended_with(self.checksum_entry())
 
     def checksum_entry(self) -> dict[str, str]:
         """The checksum entry for the chunks written: their crc32s, tied to the metadata
         (as a JSON reader will decode it) and to the chunks' total size."""
-        return checksum_entry(self.crcs, checksum_tie(self.meta or {}, self.packed))
+        return checksum_entry(self.crcs, self._json().tie(self.packed))
 
 
 def _check_codec(enc: Encoding, name: str, section_nbytes: int) -> None:
@@ -784,11 +783,6 @@ def _check_codec(enc: Encoding, name: str, section_nbytes: int) -> None:
                       blosc2_format=enc.blosc2)
     except CodecError as exc:
         raise CodecError(exc.problem, path=name, value=exc.value) from None
-
-
-def _entry_text(entry: dict[str, str]) -> bytes:
-    """A checksum entry as it stands in the JSON: ``"_mrcio":{...}``."""
-    return encode_json({CHECKSUM_KEY: entry})[1:-1]
 
 
 def _reuse(pool: list[np.ndarray], nbytes: int) -> np.ndarray:
