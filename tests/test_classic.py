@@ -647,6 +647,30 @@ def test_append_with_other_metadata_is_refused(tmp_path: Path, compressor: str |
     assert header["x"] == 1.5
 
 
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+@pytest.mark.parametrize("given", [True, False])
+def test_append_decodes_and_encodes_large_metadata_once(
+    tmp_path: Path, json_work: Any, large_meta: dict, compressor: str | None, given: bool
+) -> None:
+    """The file's metadata are decoded once and encoded once (they were decoded twice, by
+    two readers of the file, and encoded three times: meta, the file's for comparing, and
+    the file's again to write); meta given equal to the file's is compared with its bytes."""
+    first = np.ones((2, 4, 5), np.float32)
+    path = tmp_path / "a.mrc"
+    mrcio.writeMRC(first, path, meta=large_meta, compressor=compressor)
+    json_work.encoded.clear()
+    json_work.decoded.clear()
+    mrcio.writeMRC(first * 2, path, meta=large_meta if given else None, idx=2,
+                   compressor=compressor)
+    encoded, decoded = sum(json_work.encoded), sum(json_work.decoded)
+    image, header = mrcio.readMRC(path)
+    assert np.array_equal(image, np.concatenate([first, first * 2]))
+    assert header["log"] == large_meta["log"]
+    size = len(mrcio.read_header(path).extended_bytes)
+    assert size * 0.9 < decoded < size * 1.1
+    assert size * 0.9 < encoded < size * 1.1
+
+
 def test_append_to_a_file_mrcz_wrote(tmp_path: Path) -> None:
     first = np.arange(2 * 4 * 5, dtype=np.int16).reshape(2, 4, 5)
     path = tmp_path / "by_mrcz.mrc"

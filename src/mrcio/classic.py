@@ -64,7 +64,7 @@ from . import _parallel, codecs
 from ._fileio import PathOrStream, open_source
 from ._parallel import default_threads, run_here
 from .errors import MRCWarning
-from .extheader import CHECKSUM_KEY, caller_meta, encode_json
+from .extheader import CHECKSUM_KEY, EncodedMeta, caller_meta, encode_json, encode_meta, json_text
 from .header import CODEC_IDS, Header, field_offset
 from .reader import MRCReader, _load_header
 from .writer import (
@@ -80,7 +80,7 @@ from .writer import (
     mrcio_label,
     plan_data,
     resolve_byteorder,
-    rewrite_sections,
+    rewrite_from,
     write_plan,
 )
 
@@ -609,23 +609,49 @@ def _codec_name(compressor: str | None) -> str | None:
 
 def _write_at(name: str, idx: int, plan: Plan, encoding: Encoding, fsync: bool,
               meta: dict[str, Any] | None) -> None:
-    with MRCReader(name) as reader:
+    with MRCReader(name, n_threads=encoding.n_threads) as reader:
         nz, shape = reader.header.nsections, reader.header.section_shape
         stored = kept_extended(reader.header)[0]
-    if meta is not None and encode_json(caller_meta(meta)) != encode_json(stored or {}):
-        # mrcz writes the new metadata over the old, and the data after it lands where the
-        # old length put it: the file reads back shifted unless both have the same length
-        raise ValueError(f"{name}: writing at idx={idx} keeps the file's metadata, and meta "
-                         "differs from it; to change the metadata, write the whole file")
-    if shape != (plan.ny, plan.nx):
-        raise ValueError(f"Error: x,y dimensions of image do not match that of MRC file: {name}")
-    if idx < 0:
-        idx += nz
-    if idx < 0 or idx > nz:
-        raise ValueError(f"Error: image or slice index out of range. idx = {idx}, "
-                         f"z_dimension = {nz}")
-    rewrite_sections(name, idx, plan.blocks, plan.nz, clevel=encoding.clevel,
-                     blocksize=encoding.blocksize, n_threads=encoding.n_threads, fsync=fsync)
+        given = None if meta is None else encode_meta(caller_meta(meta))
+        if given is not None and not _stores(reader.header, stored, given, meta or {}):
+            # mrcz writes the new metadata over the old, and the data after it lands where
+            # the old length put it: the file reads back shifted unless both have the same
+            # length
+            raise ValueError(f"{name}: writing at idx={idx} keeps the file's metadata, and "
+                             "meta differs from it; to change the metadata, write the whole "
+                             "file")
+        if shape != (plan.ny, plan.nx):
+            raise ValueError(f"Error: x,y dimensions of image do not match that of MRC file: "
+                             f"{name}")
+        if idx < 0:
+            idx += nz
+        if idx < 0 or idx > nz:
+            raise ValueError(f"Error: image or slice index out of range. idx = {idx}, "
+                             f"z_dimension = {nz}")
+        rewrite_from(reader, idx, plan.blocks, plan.nz, clevel=encoding.clevel,
+                     blocksize=encoding.blocksize, n_threads=encoding.n_threads, fsync=fsync,
+                     meta=given if stored is not None else None)  # the same, encoded
+
+
+def _stores(header: Header, stored: dict[str, Any] | None, given: EncodedMeta,
+            meta: dict[str, Any]) -> bool:
+    """Whether a file's JSON metadata ``stored`` (but mrcio's checksums, as
+    :func:`~mrcio.writer.kept_extended` gives it; ``{}`` for none) encodes to the bytes of
+    ``given``, the encoded ``meta``.
+
+    Its JSON text is compared first: when it holds these bytes (and the checksum entry
+    last, as mrcio writes it), it decodes to what encodes to them, unless two of ``meta``'s
+    keys are strings of subclasses of ``str`` written alike.
+    """
+    if isinstance(header.extended, dict) and all(type(key) is str for key in meta):
+        entry = header.extended.get(CHECKSUM_KEY)
+        try:
+            expected = given.text if entry is None else json_text(given.extended_with(entry))
+        except (TypeError, ValueError):  # not an entry mrcio wrote
+            expected = None
+        if json_text(header.extended_bytes) == expected:
+            return True
+    return encode_json(stored or {}) == given.text
 
 
 def writeMRCHeader(f: BinaryIO, header: dict[str, Any], slices: int, endchar: str = "<") -> int:

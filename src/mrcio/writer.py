@@ -69,6 +69,7 @@ __all__ = [
     "SectionWriter",
     "build_record",
     "geometry_layout",
+    "rewrite_from",
     "rewrite_sections",
     "transcode",
     "write",
@@ -290,8 +291,9 @@ class SectionWriter:
     count, the statistics of everything written and, for MRCZ, packedBytes and the chunk
     checksums (crc32 of each chunk, in the JSON extended header, which mrcz ignores; tied to
     the file by :func:`~mrcio.extheader.checksum_tie`, so that a copy another program makes
-    into a file of other chunks is told from them). JSON metadata (``meta``) is encoded
-    once, for the JSON written and for the tie. A raw extended header (``extended``:
+    into a file of other chunks is told from them). JSON metadata (``meta``: a dict, or
+    one :func:`~mrcio.extheader.encode_meta` encoded) is encoded once, for the JSON
+    written and for the tie. A raw extended header (``extended``:
     bytes, or FEI blocks as :func:`~mrcio.extheader.decode_extended` gives them) is written
     unchanged, except that FEI1/FEI2 blocks are put in the file's byte order
     (:func:`~mrcio.extheader.fei_in_order`); such a file keeps no checksums
@@ -311,7 +313,7 @@ class SectionWriter:
         layout: Layout,
         encoding: Encoding,
         *,
-        meta: dict[str, Any] | None = None,
+        meta: dict[str, Any] | EncodedMeta | None = None,
         extended: Any = None,
         exttyp: str | None = None,
         expected_sections: int | None = None,
@@ -344,7 +346,8 @@ class SectionWriter:
             raise ValueError("pass either meta (JSON) or extended (raw bytes), not both")
         # mrcio's own checksums are written below, not a copy (caller_meta); encoded once,
         # for the checksums' tie and for writing it again with them
-        self.meta = None if meta is None else encode_meta(caller_meta(meta))
+        self.meta = meta if meta is None or isinstance(meta, EncodedMeta) else encode_meta(
+            caller_meta(meta))
         compressed = encoding.compressor is not None
         if compressed:
             _check_codec(encoding, name, encoding.section_nbytes(layout.ny, layout.nx))
@@ -1439,28 +1442,47 @@ def rewrite_sections(
     renamed into place, so a failure leaves the old file; so does a change to the file by
     anyone else meanwhile (a :class:`~mrcio.HeaderError`: the change would be lost).
     """
-    path = os.fspath(path)
-    with MRCReader(path, n_threads=n_threads) as reader:
-        header = reader.header
-        nz = header.nsections
-        if not 0 <= start <= nz:
-            raise IndexError(f"{path}: cannot write at section {start} of {nz}")
-        layout = layout_of(header)
-        encoding = encoding_of(reader, clevel=clevel, blocksize=blocksize, n_threads=n_threads)
-        meta, extended, exttyp = kept_extended(header)
-        total = max(nz, start + count)
-        with AtomicFile(path, overwrite=True, fsync=fsync,
-                        replaces=reader.source.stamp) as out:
-            writer = SectionWriter(out.handle, layout, encoding, meta=meta, extended=extended,
-                                   exttyp=exttyp, expected_sections=total, name=path)
-            _copy_sections(reader, writer, range(start))
-            before = writer.sections
-            writer.write_blocks(blocks)
-            if writer.sections - before != count:
-                raise ValueError(f"{path}: {writer.sections - before} sections given, "
-                                 f"{count} announced")
-            _copy_sections(reader, writer, range(start + count, nz))
-            writer.finish()
+    with MRCReader(os.fspath(path), n_threads=n_threads) as reader:
+        rewrite_from(reader, start, blocks, count, clevel=clevel, blocksize=blocksize,
+                     n_threads=n_threads, fsync=fsync)
+
+
+def rewrite_from(
+    reader: MRCReader,
+    start: int,
+    blocks: Iterable[np.ndarray],
+    count: int,
+    *,
+    clevel: int = 1,
+    blocksize: int | str = DEFAULT_BLOCKSIZE,
+    n_threads: int | None = None,
+    fsync: bool = True,
+    meta: EncodedMeta | None = None,
+) -> None:
+    """:func:`rewrite_sections` of the file ``reader`` reads. ``meta``, if given, is that
+    file's JSON metadata (but the checksums) as :func:`~mrcio.extheader.encode_meta`
+    encodes it, already at hand (not encoded again)."""
+    path = reader.source.name
+    header = reader.header
+    nz = header.nsections
+    if not 0 <= start <= nz:
+        raise IndexError(f"{path}: cannot write at section {start} of {nz}")
+    layout = layout_of(header)
+    encoding = encoding_of(reader, clevel=clevel, blocksize=blocksize, n_threads=n_threads)
+    kept, extended, exttyp = kept_extended(header)
+    total = max(nz, start + count)
+    with AtomicFile(path, overwrite=True, fsync=fsync, replaces=reader.source.stamp) as out:
+        writer = SectionWriter(out.handle, layout, encoding,
+                               meta=kept if meta is None else meta, extended=extended,
+                               exttyp=exttyp, expected_sections=total, name=path)
+        _copy_sections(reader, writer, range(start))
+        before = writer.sections
+        writer.write_blocks(blocks)
+        if writer.sections - before != count:
+            raise ValueError(f"{path}: {writer.sections - before} sections given, "
+                             f"{count} announced")
+        _copy_sections(reader, writer, range(start + count, nz))
+        writer.finish()
 
 
 def converted_layout(header: Header, *, mrcz: bool) -> Layout:
