@@ -231,6 +231,7 @@ def test_compressed_bytes_do_not_depend_on_threads(tmp_path: Path,
 
 
 def test_rewrite_refuses_a_file_changed_meanwhile(tmp_path: Path) -> None:
+    from mrcio.reader import MRCReader
     from mrcio.writer import rewrite_sections
 
     path = tmp_path / "a.mrcz"
@@ -240,13 +241,15 @@ def test_rewrite_refuses_a_file_changed_meanwhile(tmp_path: Path) -> None:
         mrcio.write(path, np.full((5, 4, 4), 7, np.int16), stack=True, overwrite=True)
         yield np.ones((1, 4, 4), np.int16)
 
-    with pytest.raises(mrcio.HeaderError, match="changed since it was opened"):
-        rewrite_sections(path, 2, blocks(), 1)
+    with pytest.raises(mrcio.HeaderError, match="changed since it was opened"), \
+            MRCReader(path) as reader:
+        rewrite_sections(reader, 2, blocks(), 1)
     np.testing.assert_array_equal(mrcio.read(path), np.full((5, 4, 4), 7, np.int16))
     assert [p.name for p in tmp_path.iterdir()] == ["a.mrcz"]
 
 
 def test_rewrite_appends_and_replaces(tmp_path: Path, rng: np.random.Generator) -> None:
+    from mrcio.reader import MRCReader
     from mrcio.writer import rewrite_sections
 
     data = rng.normal(size=(4, 8, 8)).astype(np.float32)
@@ -254,17 +257,19 @@ def test_rewrite_appends_and_replaces(tmp_path: Path, rng: np.random.Generator) 
     for codec in (None, "zstd"):
         path = tmp_path / f"{codec}.mrc"
         mrcio.write(path, data, stack=True, compressor=codec, meta={"k": 1})
-        rewrite_sections(path, 4, [more], 3)
-        rewrite_sections(path, 1, [more[:1]], 1)
+        for start, new in ((4, more), (1, more[:1])):
+            with MRCReader(path) as reader:
+                rewrite_sections(reader, start, [new], len(new))
         expected = np.concatenate([data, more])
         expected[1] = more[0]
         assert np.array_equal(mrcio.read(path), expected)
         assert mrcio.read_header(path).extended["k"] == 1
         assert mrcio.validate(path, deep=True) == []
-        with pytest.raises(TypeError, match="without loss"):
-            rewrite_sections(path, 7, [np.zeros((1, 8, 8), np.float64)], 1)
-        with pytest.raises(ValueError, match="expected frames of 8 x 8"):
-            rewrite_sections(path, 7, [np.zeros((1, 4, 8), np.float32)], 1)
+        with pytest.raises(TypeError, match="without loss"), MRCReader(path) as reader:
+            rewrite_sections(reader, 7, [np.zeros((1, 8, 8), np.float64)], 1)
+        with pytest.raises(ValueError, match="expected frames of 8 x 8"), \
+                MRCReader(path) as reader:
+            rewrite_sections(reader, 7, [np.zeros((1, 4, 8), np.float32)], 1)
 
 
 def test_compressed_write_keeps_a_raw_extended_header(tmp_path: Path) -> None:

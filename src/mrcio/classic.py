@@ -80,7 +80,7 @@ from .writer import (
     mrcio_label,
     plan_data,
     resolve_byteorder,
-    rewrite_from,
+    rewrite_sections,
     write_plan,
 )
 
@@ -628,7 +628,7 @@ def _write_at(name: str, idx: int, plan: Plan, encoding: Encoding, fsync: bool,
         if idx < 0 or idx > nz:
             raise ValueError(f"Error: image or slice index out of range. idx = {idx}, "
                              f"z_dimension = {nz}")
-        rewrite_from(reader, idx, plan.blocks, plan.nz, clevel=encoding.clevel,
+        rewrite_sections(reader, idx, plan.blocks, plan.nz, clevel=encoding.clevel,
                      blocksize=encoding.blocksize, n_threads=encoding.n_threads, fsync=fsync,
                      meta=given if stored is not None else None)  # the same, encoded
 

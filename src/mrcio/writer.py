@@ -69,7 +69,6 @@ __all__ = [
     "SectionWriter",
     "build_record",
     "geometry_layout",
-    "rewrite_from",
     "rewrite_sections",
     "transcode",
     "write",
@@ -1424,30 +1423,6 @@ def _copy_sections(reader: MRCReader, writer: SectionWriter, sections: range) ->
 
 
 def rewrite_sections(
-    path: str | os.PathLike[str],
-    start: int,
-    blocks: Iterable[np.ndarray],
-    count: int,
-    *,
-    clevel: int = 1,
-    blocksize: int | str = DEFAULT_BLOCKSIZE,
-    n_threads: int | None = None,
-    fsync: bool = True,
-) -> None:
-    """Write ``count`` new sections into an existing file from section ``start`` on.
-
-    Sections before ``start`` and after the new ones are kept as stored; ``start`` may be
-    NZ (an append). The header, labels and extended header are kept; NZ, the statistics,
-    packedBytes and checksums are brought up to date. The file is rebuilt beside itself and
-    renamed into place, so a failure leaves the old file; so does a change to the file by
-    anyone else meanwhile (a :class:`~mrcio.HeaderError`: the change would be lost).
-    """
-    with MRCReader(os.fspath(path), n_threads=n_threads) as reader:
-        rewrite_from(reader, start, blocks, count, clevel=clevel, blocksize=blocksize,
-                     n_threads=n_threads, fsync=fsync)
-
-
-def rewrite_from(
     reader: MRCReader,
     start: int,
     blocks: Iterable[np.ndarray],
@@ -1459,9 +1434,17 @@ def rewrite_from(
     fsync: bool = True,
     meta: EncodedMeta | None = None,
 ) -> None:
-    """:func:`rewrite_sections` of the file ``reader`` reads. ``meta``, if given, is that
-    file's JSON metadata (but the checksums) as :func:`~mrcio.extheader.encode_meta`
-    encodes it, already at hand (not encoded again)."""
+    """Write ``count`` new sections into the file ``reader`` reads, from section ``start``
+    on.
+
+    Sections before ``start`` and after the new ones are kept as stored; ``start`` may be
+    NZ (an append). The header, labels and extended header are kept; NZ, the statistics,
+    packedBytes and checksums are brought up to date. The file is rebuilt beside itself and
+    renamed into place, so a failure leaves the old file; so does a change to the file by
+    anyone else meanwhile (a :class:`~mrcio.HeaderError`: the change would be lost).
+    ``meta``, if given, is the file's JSON metadata (but the checksums) as
+    :func:`~mrcio.extheader.encode_meta` encodes it, already at hand (not encoded again).
+    """
     path = reader.source.name
     header = reader.header
     nz = header.nsections
