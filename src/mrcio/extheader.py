@@ -6,10 +6,8 @@ header unchanged whatever its kind (CCP4 symmetry records, MRCO, SERI, AGAR, HDF
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import functools
-import gc
 import json
 import re
 import warnings
@@ -310,8 +308,7 @@ def decode_extended(
                 offset=1024,
             )
         try:
-            with _collector_paused():
-                meta = json.loads(decoded)
+            meta = json.loads(decoded)
         except json.JSONDecodeError as exc:
             raise MetadataError(
                 f"JSON extended header is invalid: {exc.msg} (line {exc.lineno} column "
@@ -338,27 +335,6 @@ def decode_extended(
     if exttyp in ("FEI1", "FEI2"):
         return _decode_fei(raw, exttyp, byteorder, nz, path)
     return raw
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused (if it runs) while JSON is converted to or
-    from Python objects.
-
-    Large metadata (a list of 200 000 pairs of shifts) is as many new lists, and each few
-    hundred of them set off a collection that looks through every container alive, those
-    made so far included: about half the time of converting it, for nothing (JSON makes no
-    reference cycles). Another thread may turn the collector back on meanwhile; that only
-    costs time.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 #: a backslash escaping a backslash or a quote, taken left to right as a JSON reader takes them
@@ -652,11 +628,10 @@ def encode_meta(meta: dict[str, Any]) -> EncodedMeta:
     encode = json.JSONEncoder(default=convert, separators=(",", ":")).encode
     entries = []  # (key, its JSON text, its value's JSON text, whether that holds a dict)
     try:
-        with _collector_paused():
-            # the caller's own containers all checked before any value is converted
-            holding = [_check_keys_and_text(value) for value in meta.values()]
-            for (key, value), holds_dict in zip(meta.items(), holding, strict=True):
-                entries.append((key, encode(key), encode(value), holds_dict))
+        # the caller's own containers all checked before any value is converted
+        holding = [_check_keys_and_text(value) for value in meta.values()]
+        for (key, value), holds_dict in zip(meta.items(), holding, strict=True):
+            entries.append((key, encode(key), encode(value), holds_dict))
     except RecursionError as exc:  # far deeper than the limit
         raise ValueError(f"{too_deep}; this one is deeper than Python can encode") from exc
     # rapidjson's escapes, entry by entry (an escape ends within its string)
@@ -665,16 +640,15 @@ def encode_meta(meta: dict[str, Any]) -> EncodedMeta:
     depth = _json_depth(encoded)
     if depth > MAX_JSON_DEPTH:
         raise ValueError(f"{too_deep}; this one is {depth} levels deep")
-    with _collector_paused():
-        if all(type(key) is str for key in meta):  # keys unique as they are written
-            pieces = _members((name, _canonical(json.loads(value)) if holds else value)
-                              for _, name, value, holds in sorted(entries, key=itemgetter(0)))
-            canonical_crc = 0
-            for piece in pieces:
-                canonical_crc = zlib.crc32(piece.encode("utf-8"), canonical_crc)
-        else:  # a subclass of str may equal another key: as a reader decodes it
-            text = "".join(_members((name, value) for _, name, value, _ in entries))
-            canonical_crc = zlib.crc32(_canonical(json.loads(text)).encode("utf-8"))
+    if all(type(key) is str for key in meta):  # keys unique as they are written
+        pieces = _members((name, _canonical(json.loads(value)) if holds else value)
+                          for _, name, value, holds in sorted(entries, key=itemgetter(0)))
+        canonical_crc = 0
+        for piece in pieces:
+            canonical_crc = zlib.crc32(piece.encode("utf-8"), canonical_crc)
+    else:  # a subclass of str may equal another key: as a reader decodes it
+        text = "".join(_members((name, value) for _, name, value, _ in entries))
+        canonical_crc = zlib.crc32(_canonical(json.loads(text)).encode("utf-8"))
     return EncodedMeta(encoded, canonical_crc)
 
 
@@ -791,8 +765,7 @@ def tie_matches(tie: int, meta: dict[str, Any], text: bytes, packed_bytes: int) 
     if quick is not None and _tie(quick, packed_bytes) == tie:
         return True
     others = {key: value for key, value in meta.items() if key != CHECKSUM_KEY}
-    with _collector_paused():
-        return checksum_tie(others, packed_bytes) == tie
+    return checksum_tie(others, packed_bytes) == tie
 
 
 def _entries_crc(meta: dict[str, Any], text: bytes) -> int | None:
