@@ -38,3 +38,12 @@ def test_errors_pickle_with_their_parts() -> None:
 def test_raise_and_catch_as_value_error() -> None:
     with pytest.raises(ValueError, match=r"a\.mrc"):
         raise mrcio.ModeError("unknown mode", path="a.mrc", field="mode", offset=12, value=9)
+
+
+def test_message_leaves_out_only_the_parts_asked_for() -> None:
+    err = mrcio.ChecksumError("crc32 differs", path="m.mrcz", field="crc32", frame=3,
+                              offset=2048, value=7)
+    assert err.text() == str(err)
+    assert err.text(path=False, field=False) == "frame 3 at byte 2,048: crc32 differs (value 7)"
+    assert err.text(path=False, frame=False) == "field crc32 at byte 2,048: crc32 differs (value 7)"
+    assert mrcio.MRCError("bad").text(path=False) == "bad"

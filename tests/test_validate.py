@@ -224,7 +224,7 @@ def test_a_short_data_block_names_nz_where_it_is(tmp_path: Path) -> None:
     issues = mrcio.validate(path)
     assert [(i.severity, i.code, i.field) for i in issues] == [("error", "file-size", "nz")]
     assert issues[0].message == (
-        f"{path}: field nz at byte {field_offset('nz')}: data block needs 480 bytes (4 sections "
+        f"at byte {field_offset('nz')}: data block needs 480 bytes (4 sections "
         "of 120) from byte 1,024 to byte 1,504, but the file has 476 after byte 1,024 (it is "
         "1,500 bytes long) (value 4)")
     packed = tmp_path / "a.mrcz"
@@ -234,9 +234,20 @@ def test_a_short_data_block_names_nz_where_it_is(tmp_path: Path) -> None:
     assert [(i.severity, i.code, i.field) for i in issues] == [("error", "file-size", "nz")]
     start, size = mrcio.read_header(packed).data_offset, packed.stat().st_size
     assert issues[0].message == (
-        f"{packed}: field nz at byte {field_offset('nz')}: 1,000,000 compressed sections need "
+        f"at byte {field_offset('nz')}: 1,000,000 compressed sections need "
         f"at least 16,000,000 bytes of chunk headers from byte {start:,}, but the file has "
         f"{size - start:,} after byte {start:,} (it is {size:,} bytes long) (value 1000000)")
+
+
+def test_a_cut_chunk_names_its_frame_once(tmp_path: Path) -> None:
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, np.zeros((4, 5, 6), np.float32), compressor="zstd", stack=True)
+    path.write_bytes(path.read_bytes()[:-4])
+    issues = mrcio.validate(path)
+    assert [(i.severity, i.code, i.field) for i in issues] == [("error", "file-size", "frame 3")]
+    assert issues[0].message.startswith("at byte ")
+    assert "frame" not in issues[0].message
+    assert str(path) not in issues[0].message
 
 
 def test_compressed_checks(tmp_path: Path) -> None:
@@ -282,7 +293,7 @@ def test_a_header_that_stops_reading_still_gets_every_other_check(
     issues = mrcio.validate(path)
     assert [(i.severity, i.code, i.field) for i in issues] == [
         ("error", "map-id", "map"), ("error", "nversion", "nversion"), ("error", code, field)]
-    assert f"field {field} at byte {field_offset(field)}" in issues[-1].message
+    assert issues[-1].message.startswith(f"at byte {field_offset(field)}: ")
     if field != "nsymbt":  # mrcfile's validate raises on a negative NSYMBT
         report = io.StringIO()
         with warnings.catch_warnings():
@@ -297,7 +308,7 @@ def test_the_reason_a_header_cannot_be_read_is_not_repeated(tmp_path: Path) -> N
     patch(path, field_offset("nx"), np.int32(-6).tobytes())
     issues = mrcio.validate(path)
     assert [(i.code, i.field) for i in issues] == [("dimensions", "nx")]
-    assert "field nx at byte 0: dimension must not be negative (value -6)" in issues[0].message
+    assert issues[0].message == "at byte 0: dimension must not be negative (value -6)"
 
 
 def test_checksums_copied_from_another_file_are_a_warning_not_corruption(

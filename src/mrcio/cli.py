@@ -838,10 +838,8 @@ def validate_command(run: Run, files: tuple[Path, ...], deep: bool) -> int:
                 continue
             finally:
                 update(sizes.get(path, 0))
-            prefix = f"{path}: "
             for issue in issues:
-                message = issue.message.removeprefix(prefix)
-                _echo(f"{path}: {issue.severity}: [{issue.code}] {issue.field}: {message}")
+                _echo(f"{path}: {issue}")
             if any(issue.severity == "error" for issue in issues):
                 invalid += 1
             else:
@@ -1412,8 +1410,8 @@ def _verifier(source: Frames, dst: Path, run: Run, mode: int | None) -> Callable
         try:
             back = open_frames(written)
         except MRCError as exc:
-            raise CLIError(f"{dst}: verification failed: cannot read it back ({exc.problem})"
-                           ) from exc
+            raise CLIError(f"{dst}: verification failed: cannot read it back "
+                           f"({exc.text(path=False)})") from exc
         try:
             if back.shape != source.shape:
                 raise CLIError(f"{dst}: verification failed: shape {back.shape} read back, "

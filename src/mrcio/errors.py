@@ -72,13 +72,36 @@ class MRCError(ValueError):
         self.frame = frame
         self.offset = offset
         self.value = value
-        super().__init__(self._compose())
+        super().__init__(self.text())
 
-    def _compose(self) -> str:
+    def text(self, *, path: bool = True, field: bool = True, frame: bool = True) -> str:
+        """The message, without the parts that the caller states itself.
+
+        Parameters
+        ----------
+        path
+            Name the file.
+        field
+            Name the field.
+        frame
+            Name the frame.
+
+        Returns
+        -------
+        str
+            ``str(self)`` with the parts asked for left out; the offset, the problem and
+            the value always remain.
+
+        Examples
+        --------
+        >>> err = MRCError("chunk truncated", path="a.mrcz", frame=5, offset=1356)
+        >>> err.text(path=False, frame=False)
+        'at byte 1,356: chunk truncated'
+        """
         where = []
-        if self.field is not None:
+        if field and self.field is not None:
             where.append(f"field {self.field}")
-        if self.frame is not None:
+        if frame and self.frame is not None:
             where.append(f"frame {self.frame}")
         if self.offset is not None:
             where.append(f"at byte {self.offset:,}")
@@ -86,7 +109,7 @@ class MRCError(ValueError):
         text = f"{text}: {self.problem}" if text else self.problem
         if self.value is not None:
             text += f" (value {self.value!r})"
-        return f"{self.path}: {text}" if self.path else text
+        return f"{self.path}: {text}" if path and self.path else text
 
     def __reduce__(self) -> tuple[Any, ...]:
         # keep the keyword-only parts when pickled (dask workers send errors back)

@@ -52,7 +52,8 @@ class Issue:
     field
         The header field concerned (or ``"data"``, ``"extended header"``).
     message
-        What is wrong, with the value found.
+        What is wrong, with the value found (and the byte offset, for a problem that
+        stopped the file from being read); not the file, which the caller named.
     """
 
     severity: str
@@ -259,8 +260,7 @@ def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
     try:
         source, owned = open_source(src)
     except MRCError as exc:  # a damaged gzip or bzip2 container
-        return [Issue("error", "file-size" if isinstance(exc, EOFError) else "container",
-                      "data", str(exc))]
+        return [_error_issue("file-size" if isinstance(exc, EOFError) else "container", exc)]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", MRCWarning)
@@ -284,7 +284,7 @@ def _validate(source: Any, deep: bool) -> list[Issue]:
         real = _data_pass(reader, deep)
     except MRCError as exc:
         code = "checksum" if isinstance(exc, ChecksumError) else "chunks"
-        return [*issues, Issue("error", code, exc.field or "data", str(exc))]
+        return [*issues, _error_issue(code, exc)]
     if real is not None:
         issues += _stats_issues(reader.header, real)
     return issues
@@ -304,7 +304,7 @@ def _opening_issues(source: Any, exc: MRCError) -> list[Issue]:
         code = "dimensions"
     else:
         code = "file-size"
-    where = exc.field or ("data" if exc.frame is None else f"frame {exc.frame}")
+    error = _error_issue(code, exc)
     try:
         head = source.read_exact(HEADER_SIZE, 0, "header")
         header = decode_header(head, path=source.name, file_size=source.size)
@@ -312,5 +312,16 @@ def _opening_issues(source: Any, exc: MRCError) -> list[Issue]:
         checks = []
     else:
         checks = [issue for issue in _header_checks(header)
-                  if (issue.code, issue.field) != (code, where)]
-    return [*checks, Issue("error", code, where, str(exc))]
+                  if (issue.code, issue.field) != (code, error.field)]
+    return [*checks, error]
+
+
+def _error_issue(code: str, exc: MRCError) -> Issue:
+    """The issue of an error found reading the file: its field (else its frame, else
+    ``data``) as the issue's field, and the rest of its message (the byte offset, what is
+    wrong, the value) as the issue's message, without the file, which the caller named."""
+    if exc.field is not None:
+        return Issue("error", code, exc.field, exc.text(path=False, field=False))
+    if exc.frame is not None:
+        return Issue("error", code, f"frame {exc.frame}", exc.text(path=False, frame=False))
+    return Issue("error", code, "data", exc.text(path=False))
