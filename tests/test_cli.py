@@ -477,6 +477,19 @@ def test_validate_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: Path,
     assert out.splitlines()[-1] == "3 files: 1 valid, 1 invalid, 1 unreadable"
 
 
+def test_counts_of_one_are_singular(capsys: pytest.CaptureFixture[str],
+                                    tmp_path: Path) -> None:
+    path = tmp_path / "tiny.mrc"
+    mrcio.write(path, np.zeros((1, 1), np.int8))
+    code, out, _ = run(capsys, "info", path)
+    assert code == 0
+    assert "uncompressed, 1 byte of data\n" in out
+    raw = bytearray(path.read_bytes())
+    raw[196:200] = np.float32(np.nan).tobytes()  # ORIGIN x: a warning
+    path.write_bytes(bytes(raw))
+    assert run(capsys, "validate", path)[1].endswith(f"{path}: valid (1 warning)\n")
+
+
 def test_validate_unopenable_file_is_invalid(capsys: pytest.CaptureFixture[str],
                                              tmp_path: Path) -> None:
     junk = tmp_path / "junk.mrc"

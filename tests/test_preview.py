@@ -421,6 +421,18 @@ def test_preview_errors(capsys: pytest.CaptureFixture[str], volume: Path,
     assert out.endswith("no scale bar (voxel size unknown)\n")
 
 
+def test_preview_counts_one_frame_in_the_singular(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    path = tmp_path / "one.mrc"
+    mrcio.write(path, np.zeros((1, 8, 8), np.float32), stack=True)
+    code, out, _ = run(capsys, "preview", path, "--sum", "--no-scale-bar")
+    assert code == 0
+    assert "PNG of sum of 1 frame\n" in out
+    code, _, err = run(capsys, "preview", path, "--frame", "2", "-f")
+    assert code == 1
+    assert err.endswith("frame 2 out of range (1 frame)\n")
+
+
 def test_preview_of_a_file_without_frames(capsys: pytest.CaptureFixture[str],
                                           tmp_path: Path) -> None:
     """A bare header with NX = NY = 2**20 and NZ = 0: refused before a section of 8 TiB
