@@ -433,6 +433,16 @@ def test_preview_counts_one_frame_in_the_singular(capsys: pytest.CaptureFixture[
     assert err.endswith("frame 2 out of range (1 frame)\n")
 
 
+def test_preview_size_has_an_upper_bound(capsys: pytest.CaptureFixture[str],
+                                         volume: Path) -> None:
+    """A picture larger than 16384 pixels a side is a usage error, not an attempt that runs
+    out of memory (a 64 x 64 image at --size 100000 needed a 10 GB picture)."""
+    code, _, err = run(capsys, "preview", volume, "--size", "100000")
+    assert code == 2
+    assert "Invalid value for '--size': 100000 is not in the range 16<=x<=16384" in err
+    assert not volume.with_suffix(".png").exists()
+
+
 def test_preview_of_a_file_without_frames(capsys: pytest.CaptureFixture[str],
                                           tmp_path: Path) -> None:
     """A bare header with NX = NY = 2**20 and NZ = 0: refused before a section of 8 TiB

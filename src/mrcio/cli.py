@@ -100,6 +100,10 @@ _RESOLUTION_UNITS = {2: 2.54e8, 3: 1e8, 4: 1e7, 5: 1e4}  # inch, cm, mm, µm (ti
 _TIFF_EXTENDED_BYTES = 4 * 2**20
 #: the largest resolution (pixels per unit) a TIFF RATIONAL holds: a uint32 numerator
 _TIFF_RATIONAL_MAX = 2**32 - 1
+# preview --size: a picture of 16384 x 16384 bytes is 256 MiB (about 0.8 GB at the peak, with
+# its PNG rows and their bytes, 5 s), more than any detector's full resolution (11,520 x
+# 8,184 at most); a larger one runs out of memory for what is meant as a preview
+_MAX_PREVIEW_SIZE = 16384
 _AXES = {"image": "YX", "stack": "TYX", "volume": "ZYX", "volume stack": "TZYX",
          "multi-channel frames": "TCYX"}
 
@@ -1812,8 +1816,10 @@ class _LazySections(Sequence[np.ndarray]):
 @click.option("--montage", type=click.IntRange(min=2), default=None, metavar="N",
               help="Show N frames, evenly spaced, side by side (every frame if there are "
                    "no more than N).")
-@click.option("--size", type=click.IntRange(min=16), default=512, show_default=True,
-              help="Longest side of the picture in pixels.")
+@click.option("--size", type=click.IntRange(min=16, max=_MAX_PREVIEW_SIZE), default=512,
+              show_default=True,
+              help=f"Longest side of the picture in pixels (at most {_MAX_PREVIEW_SIZE}: a "
+                   f"{_MAX_PREVIEW_SIZE**2 // 2**20} MiB picture).")
 @click.option("--scale-bar/--no-scale-bar", default=True, show_default=True,
               help="Draw a scale bar (needs a voxel size in the header).")
 @_force_option
