@@ -418,6 +418,12 @@ def test_info_field_floats_in_full_and_labels_in_use(capsys: pytest.CaptureFixtu
     labels = run(capsys, "info", "--field", "label", path)[1].splitlines()
     assert labels[1:] == ["first", "second"]  # after mrcio's own, and no blank ones
     assert labels[0].startswith("mrcio ")
+    # RELION counts ten blank labels in NLABL: none has text, as the summary says
+    relion = real_dir / "relion/ref_model.mrc"
+    assert mrcio.read_header(relion)["nlabl"] == 10
+    assert run(capsys, "info", "--field", "label", relion)[1] == "\n"
+    assert run(capsys, "info", relion)[1].endswith("  labels        (none)\n")
+    assert json.loads(run(capsys, "info", "--json", relion)[1])["labels"] == []
     assert run(capsys, "info", "--field", "cella.x", path)[1] == "0.4\n"
     assert run(capsys, "info", "--field", "dmean", path)[1] == "0\n"
 

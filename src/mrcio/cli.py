@@ -559,7 +559,10 @@ def facts_of(reader: MRCReader, stats: Stats | None = None) -> dict[str, Any]:
         "container": _container(reader.source.name),
         "statistics": {"header": _header_statistics(h)},
         "extended_header": _extended_facts(h, reader.checksums is not None),
-        "labels": h.labels,
+        # the labels with text, as convert keeps them and validate counts them: RELION
+        # counts ten blank ones in NLABL
+        "labels": [text for text, raw in zip(h.labels, h.raw_labels, strict=True)
+                   if raw.strip()],
         "meta": _meta(h),
         "warnings": [*h.warnings, *([] if mismatch is None else [mismatch.message])],
         "header": {**h.to_dict(), "machst": list(h["machst"])},
@@ -767,7 +770,7 @@ def _opens_permissively(path: Path) -> bool:
               help="Also compute min, max, mean and RMS from the data (reads every frame).")
 @click.option("--field", "fields", multiple=True, metavar="NAME",
               help="Print only this value: a header field as stored (nx, mode, cella, "
-                   "...; label gives the labels in use) or a derived one (shape, dtype, "
+                   "...; label gives the labels with text) or a derived one (shape, dtype, "
                    "voxel_size, compressor, ratio, meta, ...); NAME.PART picks a part "
                    "(cella.x, shape.0, meta.key). Floats are printed in full. Repeatable.")
 @click.option("--permissive", is_flag=True,
