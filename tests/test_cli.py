@@ -342,6 +342,17 @@ def test_info_field_errors(capsys: pytest.CaptureFixture[str], movie_mrcz: Path)
     assert run(capsys, "info", "--field", "cellb.gamma", movie_mrcz)[1] == "90\n"
 
 
+def test_info_field_part_of_what_the_file_lacks(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path) -> None:
+    path = tmp_path / "plain.mrc"
+    mrcio.write(path, np.zeros((4, 4), np.float32))
+    code, out, err = run(capsys, "info", "--field", "meta.kV", path)
+    assert (code, out) == (1, "")
+    assert err == f"mrcio: error: {path}: meta.kV: the file has no JSON metadata\n"
+    code, _, err = run(capsys, "info", "--field", "extended_header.type", path)
+    assert err == f"mrcio: error: {path}: extended_header.type: the file has no extended header\n"
+
+
 def test_info_reads_every_real_file(capsys: pytest.CaptureFixture[str], real_dir: Path) -> None:
     files = real_files(real_dir)
     code, out, err = run(capsys, "info", *files)

@@ -655,6 +655,9 @@ _HEADER_FIELDS = tuple(n for n in HEADER_DTYPE.names if not n.startswith("extra"
 #: (sections, rows, columns), and ``shape.x`` was its number of sections)
 _PARTS = {"x": 0, "y": 1, "z": 2, "alpha": 0, "beta": 1, "gamma": 2}
 _XYZ_FIELDS = ("cella", "cellb", "voxel_size", "origin")
+# what a derived value of None means, for NAME.PART of it
+_ABSENT = {"meta": "the file has no JSON metadata",
+           "extended_header": "the file has no extended header"}
 
 
 def lookup(facts: dict[str, Any], name: str) -> Any:
@@ -667,10 +670,16 @@ def lookup(facts: dict[str, Any], name: str) -> Any:
     20.0
     >>> lookup({"header": {}, "meta": {"kV": 300}}, "meta.kV")
     300
+    >>> lookup({"header": {}, "meta": None}, "meta.kV")
+    Traceback (most recent call last):
+    KeyError: 'meta.kV: the file has no JSON metadata'
     """
     first, *parts = name.split(".")
     value = facts["header"][first] if first in facts["header"] else facts[first]
     for depth, part in enumerate(parts):
+        if value is None:
+            whole = ".".join([first, *parts[:depth]])
+            raise KeyError(f"{name}: {_ABSENT.get(whole, f'{whole} is none')}")
         if isinstance(value, dict) and part in value:
             value = value[part]
             continue
