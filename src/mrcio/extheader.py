@@ -298,8 +298,8 @@ def decode_extended(
                 field="extended header",
                 offset=1024,
             )
-        depth = _json_depth(text)
-        if depth > MAX_JSON_DEPTH:
+        depth = _depth_over_limit(text)
+        if depth:
             raise MetadataError(
                 f"JSON extended header is nested too deeply ({depth} levels; mrcio reads "
                 f"at most {MAX_JSON_DEPTH})",
@@ -339,7 +339,7 @@ def decode_extended(
 
 #: a backslash escaping a backslash or a quote, taken left to right as a JSON reader takes them
 _ESCAPED_PAIR = re.compile(rb'\\[\\"]')
-#: every byte but the quote and brackets (:func:`_json_depth` drops them)
+#: every byte but the quote and brackets (:func:`_depth_over_limit` drops them)
 _UNSTRUCTURED = bytes(sorted(set(range(256)) - set(b'"[]{}')))
 #: each byte's change of the nesting depth
 _STEP = np.zeros(256, np.int8)
@@ -361,21 +361,27 @@ def json_text(raw: bytes) -> bytes:
     return raw.split(b"\0", 1)[0].rstrip(b" \t\r\n")
 
 
-def _json_depth(text: bytes) -> int:
-    """How deeply the lists and objects of JSON ``text`` nest, found without recursion.
+def _depth_over_limit(text: bytes) -> int:
+    """How deeply the lists and objects of JSON ``text`` nest, if deeper than
+    :data:`MAX_JSON_DEPTH`, else 0; found without recursion.
 
-    Brackets count +1 (``[``, ``{``) or -1 (``]``, ``}``) unless they lie inside a string,
-    that is after an odd number of unescaped quotes; the depth is the largest running sum.
+    Text that opens no more lists and objects than that cannot nest deeper (two counts: the
+    few bytes of most metadata are not scanned further). Otherwise, brackets count +1
+    (``[``, ``{``) or -1 (``]``, ``}``) unless they lie inside a string, that is after an
+    odd number of unescaped quotes; the depth is the largest running sum.
     UTF-8 never puts these ASCII bytes inside a multi-byte character, so the bytes are
     scanned as they are: escaped backslashes and quotes dropped, then all but quotes and
     brackets (C loops over the bytes), then numpy over what is left.
     """
+    if text.count(b"[") + text.count(b"{") <= MAX_JSON_DEPTH:
+        return 0
     if b"\\" in text:
         text = _ESCAPED_PAIR.sub(b"", text)
     codes = np.frombuffer(text.translate(None, _UNSTRUCTURED), np.uint8)
     steps = _STEP[codes]
     steps[np.cumsum(codes == ord('"'), dtype=np.int64) % 2 == 1] = 0  # inside strings
-    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+    depth = int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+    return depth if depth > MAX_JSON_DEPTH else 0
 
 
 def is_checksum_entry(value: Any) -> bool:
@@ -637,8 +643,8 @@ def encode_meta(meta: dict[str, Any]) -> EncodedMeta:
     # rapidjson's escapes, entry by entry (an escape ends within its string)
     encoded = "".join(_members((_rapidjson_escapes(name), _rapidjson_escapes(value))
                                for _, name, value, _ in entries)).encode("utf-8")
-    depth = _json_depth(encoded)
-    if depth > MAX_JSON_DEPTH:
+    depth = _depth_over_limit(encoded)
+    if depth:
         raise ValueError(f"{too_deep}; this one is {depth} levels deep")
     if all(type(key) is str for key in meta):  # keys unique as they are written
         pieces = _members((name, _canonical(json.loads(value)) if holds else value)
