@@ -416,14 +416,14 @@ class Header:
         """Bytes of the uncompressed data block the header describes."""
         return self.section_nbytes * self.nsections
 
-    @property
+    @functools.cached_property
     def mrcz_version(self) -> tuple[int, ...] | None:
         """The version in an ``MRCZ<version>`` first label, or None."""
         labels = self.fields["label"]
         found = _MRCZ_LABEL.match(bytes(labels[0]))
         return _version_tuple(found.group(1).decode()) if found else None
 
-    @property
+    @functools.cached_property
     def four_d(self) -> bool:
         """True for volume stacks (ISPG 401-630) and MRCZ multi-channel frames: MZ sections
         make one frame, and MZ divides NZ.
@@ -457,7 +457,7 @@ class Header:
         version = self.mrcz_version
         return version is not None and version >= (0, 5) and int(self["ispg"]) == 0
 
-    @property
+    @functools.cached_property
     def channels(self) -> int:
         """Sections per frame: MZ for 4-D files (see :attr:`four_d`), else 1."""
         return int(self["mz"]) if self.four_d else 1
