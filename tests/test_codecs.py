@@ -59,6 +59,31 @@ def test_output_is_deterministic(rng: np.random.Generator) -> None:
     assert len(chunks) == 1
 
 
+@pytest.mark.parametrize("dtype", ["i1", "<i2", "<f4", "c8", "c16"])
+def test_blosc1_chunks_with_numcodecs_0_12s_compress(
+    monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator, dtype: str
+) -> None:
+    """numcodecs 0.12 (the oldest mrcio allows) has no typesize= argument: encode raised
+    TypeError there; the chunk's typesize is now the item size of the buffer it is given."""
+    import numcodecs.blosc
+
+    real = numcodecs.blosc.compress
+
+    def compress_0_12(source: object, cname: bytes, clevel: int, shuffle: int,
+                      blocksize: int) -> bytes:
+        return bytes(real(source, cname, clevel, shuffle, blocksize))
+
+    monkeypatch.setattr(numcodecs.blosc, "compress", compress_0_12)
+    scale = 1 + 1j if np.dtype(dtype).kind == "c" else 1
+    frame = (rng.poisson(3, (33, 40)) * scale).astype(dtype)
+    chunk = codecs.encode(frame, codec="zstd", clevel=1, blocksize=2**12, blosc2_format=False)
+    info = codecs.parse_chunk_header(chunk)
+    assert (info.typesize, info.bitshuffled) == (frame.dtype.itemsize, True)
+    out = np.empty_like(frame)
+    codecs.decode_into(chunk, info, out, frame=0, offset=0, path=None)
+    assert np.array_equal(out, frame)
+
+
 # --- Blosc1 chunks written into the caller's buffers (c-blosc 1 through ctypes, blocks
 # bit-shuffled by C-Blosc2): the same bytes as numcodecs' compress ----------------------------
 @pytest.fixture

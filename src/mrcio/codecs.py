@@ -628,16 +628,16 @@ def encode(
         if out is not None and work is not None and encodes_into(False, data.nbytes):
             return _encode_into(_blosc1_compress_ctx(), data, typesize, codec, clevel,
                                 blocksize, out, work)
-        args = (data, codec.encode(), clevel, blosc.BITSHUFFLE, blocksize)
+        # numcodecs takes the typesize from the buffer's item size (its typesize= argument
+        # is new in 0.13): items of typesize bytes, whatever their type
+        args = (data.view(f"V{typesize}"), codec.encode(), clevel, blosc.BITSHUFFLE, blocksize)
         if threading.current_thread() is threading.main_thread():
             # numcodecs uses c-blosc's global, multi-threaded context in the main thread, and
             # c-blosc 1 lays out blocks in the order its threads finish: not reproducible.
             # In any other thread it uses a single-threaded context.
-            chunk: bytes = submit(
-                get_executor(1), lambda: blosc.compress(*args, typesize=typesize)
-            ).result()
+            chunk: bytes = submit(get_executor(1), lambda: blosc.compress(*args)).result()
         else:
-            chunk = blosc.compress(*args, typesize=typesize)
+            chunk = blosc.compress(*args)
         return chunk
     if codec in _NDARRAY_CODECS:
         raise CodecError(
