@@ -219,7 +219,13 @@ def test_cblosc_failure_is_a_codec_error(monkeypatch: pytest.MonkeyPatch,
         _into(frame, "lz4", 1, 2**12)
 
 
-def test_buffers_must_be_large_enough(rng: np.random.Generator, any_size_into: None) -> None:
+@pytest.mark.parametrize("blosc2_shuffles", [True, False])
+def test_buffers_must_be_large_enough(monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator,
+                                      any_size_into: None, blosc2_shuffles: bool) -> None:
+    """Without C-Blosc2's bit shuffle (blosc2 < 4 ships no library to call) ``work`` is not
+    used, and a bad one went unnoticed: it is refused the same everywhere."""
+    if not blosc2_shuffles:
+        monkeypatch.setattr(codecs, "_blosc2_bitshuffle", lambda: None)
     frame = rng.poisson(0.8, (64, 64)).astype(np.int8)
     room = codecs.encode_room(frame.nbytes)
     for out, work, name in [(np.empty(room - 1, np.uint8), np.empty(frame.nbytes, np.uint8),

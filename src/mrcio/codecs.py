@@ -678,10 +678,12 @@ def _encode_into(direct: Any, data: np.ndarray, typesize: int, codec: str, cleve
     # the room given is exactly numcodecs' (c-blosc stores incompressible data raw when
     # the chunk would not fit in it): a larger one could change the bytes
     block = min(stitch_blocksize(codec, clevel, typesize, blocksize), nbytes)
-    shuffle = _blosc2_bitshuffle() if block else None
-    if shuffle is not None:
+    if block:
+        # checked also where C-Blosc2's bit shuffle is missing (blosc2 < 4) and it is unused
         shuffled = _address("work", work, nbytes)
-        if _bitshuffle_blocks(shuffle, source, shuffled, nbytes, typesize, block):
+        shuffle = _blosc2_bitshuffle()
+        if shuffle is not None and _bitshuffle_blocks(shuffle, source, shuffled, nbytes,
+                                                      typesize, block):
             size = direct(clevel, _NOSHUFFLE, typesize, nbytes, shuffled, target, room, name,
                           blocksize, 1)
             if size > 0 and not chunk[2] & (_MEMCPYED | _SHUFFLE | _BITSHUFFLE) and (
