@@ -437,8 +437,13 @@ def test_pieces_stitch_into_the_whole_frames_chunk(
     }[kind]()
     size = blocksize // frame.dtype.itemsize * frame.dtype.itemsize
     whole = codecs.encode(frame, codec=codec, clevel=1, blocksize=size, blosc2_format=False)
+    # c-blosc 1.21.0 (numcodecs 0.12.0) stores the counts raw with blosclz at level 1
+    stored = codecs.parse_chunk_header(whole).memcpyed
     for piece in (1, 3 * 2**18, 2**21):
         stitched = _stitched(frame, codec, size, piece)
+        if stored:  # not stitched: the frame is then compressed whole
+            assert stitched is None
+            continue
         assert stitched is not None, piece
         assert stitched[0] == whole
         assert stitched[1] == zlib.crc32(whole)
