@@ -788,6 +788,16 @@ def new_header(byteorder: str) -> np.void:
     return record
 
 
+def _check_integer_range(dtype: np.dtype[Any], value: Any) -> None:
+    """OverflowError for an integer beyond an integer field's range: numpy 1.x stores it
+    wrapped around (with a DeprecationWarning) where numpy 2 raises OverflowError."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        for number in np.ravel(np.asarray(value, dtype=object)):
+            if isinstance(number, (int, np.integer)) and not info.min <= number <= info.max:
+                raise OverflowError(f"{number} is out of bounds for {dtype}")
+
+
 def header_of_fields(
     values: dict[str, Any],
     *,
@@ -823,6 +833,7 @@ def header_of_fields(
             # a number beyond the field's range (1e39 for float32 CELLA) is refused, not
             # stored as inf (or wrapped around) with numpy's warning
             with np.errstate(over="raise", invalid="raise"):
+                _check_integer_range(HEADER_DTYPE[name].base, value)
                 record[name] = tuple(value) if isinstance(value, (list, tuple)) else value
         except (TypeError, ValueError, OverflowError, FloatingPointError) as exc:
             raise ValueError(f"header field {name!r} cannot hold {value!r:.80}") from exc
