@@ -196,8 +196,11 @@ def as_f32(values: Sequence[float]) -> list[np.float32]:
 
 
 def sha256(path: Path) -> str:
+    digest = hashlib.sha256()  # hashlib.file_digest is Python 3.11's
     with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        while block := f.read(2**20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @pytest.fixture(scope="session")
