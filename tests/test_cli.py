@@ -1607,3 +1607,33 @@ def test_info_prints_metadata_holding_surrogate_escapes(tmp_path: Path,
     assert json.loads(out)["meta"] == {"file": "scan\udcff.tif"}
     code, out, err = run(capsys, "info", "--field", "meta.file", path)
     assert (code, out, err) == (0, "scan\\udcff.tif\n", "")
+
+
+def test_tiff_resolution_is_written_as_exact_rationals(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    movie_mrcz: Path,
+) -> None:
+    """mrcio gives tifffile the fractions to store: tifffile 2025.5.10 (the last for Python
+    3.10) made 1e8 / 0.83 pixels per cm into 4294967295 / 36, 1 % off."""
+    from mrcio.cli import _tiff_rational
+
+    given: list[Any] = []
+    real = tifffile.imwrite
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        given.append(kwargs.get("resolution"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tifffile, "imwrite", spy)
+    assert run(capsys, "convert", movie_mrcz, tmp_path / "m.tiff")[0] == 0
+    (x, y), = given  # fractions (numerator, denominator), not floats for tifffile to convert
+    assert all(type(n) is int for n in (*x, *y))
+    assert x[0] / x[1] == pytest.approx(1e8 / 0.83, rel=1e-6)
+    with tifffile.TiffFile(tmp_path / "m.tiff") as t:
+        assert t.pages.first.tags["XResolution"].value == x
+        assert t.pages.first.tags["YResolution"].value == y
+    for value in (1e8 / 0.83, 0.5, 10 / 1.06, 2**32 - 1, 4294967294.6, 1e-3):
+        numerator, denominator = _tiff_rational(value)
+        assert 0 < numerator < 2**32
+        assert 0 < denominator < 2**32
+        assert numerator / denominator == pytest.approx(value, rel=1e-9)
