@@ -601,14 +601,16 @@ class EncodedMeta(NamedTuple):
 
 
 def entry_text(entry: dict[str, str]) -> bytes:
-    """A checksum entry as it stands in the JSON: ``"_mrcio":{...}``.
+    """A checksum entry as it stands in the JSON: ``"_mrcio":{...}``; for an entry of
+    :func:`checksum_entry`'s (hex digits, which JSON writes as they are: json's text is
+    then :func:`encode_json`'s, at a fraction of its cost a call, three calls a write).
 
     Examples
     --------
     >>> entry_text({"crc32": "0000beef"})
     b'"_mrcio":{"crc32":"0000beef"}'
     """
-    return encode_json({CHECKSUM_KEY: entry})[1:-1]
+    return json.dumps({CHECKSUM_KEY: entry}, separators=(",", ":"))[1:-1].encode()
 
 
 def encode_meta(meta: dict[str, Any]) -> EncodedMeta:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import errno
+import functools
 import io
 import itertools
 import os
@@ -759,7 +760,7 @@ class SectionWriter:
 
     def _json(self) -> EncodedMeta:
         """The caller's JSON metadata, encoded (``{}`` for none)."""
-        return self.meta if self.meta is not None else encode_meta({})
+        return self.meta if self.meta is not None else _no_meta()
 
     def json_with_checksums(self) -> bytes:
         """The JSON extended header to write once every chunk is: the caller's metadata and,
@@ -770,6 +771,12 @@ class SectionWriter:
         """The checksum entry for the chunks written: their crc32s, tied to the metadata
         (as a JSON reader will decode it) and to the chunks' total size."""
         return checksum_entry(self.crcs, self._json().tie(self.packed))
+
+
+@functools.cache
+def _no_meta() -> EncodedMeta:
+    """JSON metadata of none, encoded (once)."""
+    return encode_meta({})
 
 
 def _check_codec(enc: Encoding, name: str, section_nbytes: int) -> None:
