@@ -785,13 +785,20 @@ def _check_codec(enc: Encoding, name: str, section_nbytes: int) -> None:
     ``section_nbytes`` do not fit in one chunk: found before any frame is taken, not by
     the first frame's worker, after which a streaming writer lost every frame appended
     (and a frame compressed in pieces was stitched into a chunk no reader decodes)."""
-    probe = np.arange(1024).astype(enc.storage_dtype)
     try:
         codecs.check_frame_size(section_nbytes, enc.blosc2)
-        codecs.encode(probe, codec=enc.compressor or "", clevel=enc.clevel, blocksize=0,
-                      blosc2_format=enc.blosc2)
+        _probe_codec(enc.compressor or "", enc.clevel, enc.blosc2, enc.storage_dtype)
     except CodecError as exc:
         raise CodecError(exc.problem, path=name, value=exc.value) from None
+
+
+@functools.cache
+def _probe_codec(codec: str, clevel: int, blosc2: bool, dtype: np.dtype[Any]) -> None:
+    """Compress a few items as a writer will (:class:`CodecError` if that codec cannot
+    write here); once per process for each codec that can (a probe from the main thread
+    costs a hand-over to a worker thread, a quarter of a small file's write)."""
+    codecs.encode(np.arange(1024).astype(dtype), codec=codec, clevel=clevel, blocksize=0,
+                  blosc2_format=blosc2)
 
 
 def _reuse(pool: list[np.ndarray], nbytes: int) -> np.ndarray:
