@@ -402,7 +402,7 @@ def test_info_suggests_permissive_where_it_helps(capsys: pytest.CaptureFixture[s
     code, _, err = run(capsys, "info", excerpt)
     assert code == 1
     assert err.startswith(f"mrcio: error: {excerpt}: field nz at byte 8: data block "
-                          "needs 33,554,432 bytes (1 sections of 33,554,432) from byte 910,336")
+                          "needs 33,554,432 bytes (1 section of 33,554,432) from byte 910,336")
     assert err.endswith("; --permissive shows what can be read\n")
     code, out, _ = run(capsys, "info", "--permissive", excerpt)
     assert code == 0

@@ -179,6 +179,26 @@ def test_trailing_bytes_after_chunks_warn(tmp_path: Path) -> None:
         assert mrcio.read(longer).sum() == 32
 
 
+def test_counts_of_one_are_singular_in_messages(tmp_path: Path) -> None:
+    """A file of one section, one chunk or one byte too many is not "1 sections", "1 chunks"
+    or "1 bytes ... are"."""
+    mrcio.write(tmp_path / "one.mrc", np.ones((1, 4, 5), np.float32))
+    cut = tmp_path / "cut.mrc"
+    cut.write_bytes((tmp_path / "one.mrc").read_bytes()[:-30])
+    with pytest.raises(mrcio.TruncatedFileError, match=r"block needs 80 bytes \(1 section of 80\) "
+                       r"from byte 1,024 to byte 1,104, but the file has 50 after byte 1,024 "
+                       r"\(it is 1,074 bytes long\)"):
+        mrcio.read(cut)
+    with pytest.raises(IndexError, match=r"frame 1 out of range for 1 frame$"):
+        mrcio.read(tmp_path / "one.mrc", frames=1)
+    mrcio.write(tmp_path / "one.mrcz", np.ones((1, 4, 4), np.float32), compressor="lz4")
+    longer = tmp_path / "longer.mrcz"
+    longer.write_bytes((tmp_path / "one.mrcz").read_bytes() + b"j")
+    with pytest.warns(mrcio.MRCWarning, match=r"1 byte after the last of the 1 chunk "
+                      r"\(from byte [0-9,]+\) is ignored"):
+        mrcio.read(longer)
+
+
 def test_read_header_reads_only_the_header(tmp_path: Path) -> None:
     path = tmp_path / "a.mrcz"
     mrcio.write(path, np.ones((3, 4, 5), np.float32), compressor="zstd", meta={"a": [1]})
@@ -314,7 +334,7 @@ def test_index_of_many_chunks_is_compact(tmp_path: Path) -> None:
         assert reader.checksums.dtype == np.uint32
     cut = tmp_path / "cut.mrcz"
     cut.write_bytes(raw[: index.entry(4200)[0] + 20])  # inside chunk 4200
-    with pytest.warns(mrcio.MRCWarning, match="4200 sections before it"):
+    with pytest.warns(mrcio.MRCWarning, match="4,200 sections before it"):
         np.testing.assert_array_equal(mrcio.read(cut, permissive=True), data[:4200])
 
 
@@ -462,7 +482,7 @@ def test_bad_chunk_reported_before_a_later_missing_header(tmp_path: Path,
     cut.write_bytes(bytes(raw[: third + 8]))  # and the file ends inside chunk 2's header
     with pytest.raises(mrcio.ChunkError, match=r"frame 1 at byte .* typesize"):
         mrcio.read(cut)
-    with pytest.warns(mrcio.MRCWarning, match="reading the 1 sections before it"):
+    with pytest.warns(mrcio.MRCWarning, match="reading the 1 section before it"):
         assert np.array_equal(mrcio.read(cut, permissive=True), data[:1])
     raw[second + 3] = 4
     cut.write_bytes(bytes(raw[: third + 8]))

@@ -95,7 +95,7 @@ REAL_FILES: dict[str, RealFile] = {
     "mrcfile/emd_3197.map.gz": RealFile(mrcfile_valid=False),
     "mrcfile/epu2.9_example.header-and-ext.bin": RealFile(
         mrcfile_valid=False,
-        mrcio_warnings=((MRCWarning, (r"data block holds 0 of the 1 sections the header "
+        mrcio_warnings=((MRCWarning, (r"data block holds 0 of the 1 section the header "
                                       r"claims; reading those")),),
         mrcfile_warnings=("Expected 33554432 bytes in data block but could only read 0",),
         permissive="an excerpt: the 33,554,432-byte data block is not in the file",
@@ -375,7 +375,7 @@ def test_epu_excerpt(real_files: Path) -> None:
     assert isinstance(err, EOFError)
     message = str(err)
     for words in (os.fspath(path), "field nz at byte 8:",
-                  ("data block needs 33,554,432 bytes (1 sections of 33,554,432) from byte "
+                  ("data block needs 33,554,432 bytes (1 section of 33,554,432) from byte "
                    "910,336 to byte 34,464,768"), "the file has 0 after byte 910,336",
                   "(it is 910,336 bytes long)"):
         assert words in message

@@ -33,7 +33,7 @@ from typing import IO, Any, BinaryIO, Union
 
 import numpy as np
 
-from .errors import ContainerError, HeaderError, MRCError, TruncatedFileError
+from .errors import ContainerError, HeaderError, MRCError, TruncatedFileError, counted
 from .header import HEADER_SIZE, parse_header
 
 __all__ = ["AtomicFile", "Lender", "PathOrStream", "Source", "copy_range", "file_stamp",
@@ -86,7 +86,8 @@ class Source:
         got = self.readinto(view, offset)
         if got < len(view):
             raise TruncatedFileError(
-                f"{what} truncated (expected {len(view):,} bytes, file ends after {got:,})",
+                f"{what} truncated (expected {counted(len(view), 'byte')}, "
+                f"file ends after {got:,})",
                 path=self.name,
                 frame=frame,
                 offset=offset,
@@ -96,7 +97,7 @@ class Source:
         """``n`` bytes at ``offset``, or :class:`TruncatedFileError` naming ``what``."""
         if self.size is not None and offset + n > self.size:
             raise TruncatedFileError(
-                f"{what} truncated (expected {n:,} bytes, "
+                f"{what} truncated (expected {counted(n, 'byte')}, "
                 f"file ends after {max(self.size - offset, 0):,})",
                 path=self.name,
                 frame=frame,
@@ -407,12 +408,14 @@ def _decompress(stream: Any, kind: str, name: str, path: str | None = None, *,
                       chunk_version=chunk_version)
     except EOFError as exc:
         raise TruncatedFileError(
-            f"{kind} container ends early ({exc}) after {len(data):,} bytes of its content",
+            f"{kind} container ends early ({exc}) after {counted(len(data), 'byte')} "
+            "of its content",
             path=name, offset=len(data),
         ) from exc
     except corrupt as exc:
         raise ContainerError(
-            f"{kind} container is corrupt ({exc}) after {len(data):,} bytes of its content",
+            f"{kind} container is corrupt ({exc}) after {counted(len(data), 'byte')} "
+            "of its content",
             path=name, offset=len(data),
         ) from exc
     return _BufferSource(data, name, path, kind)

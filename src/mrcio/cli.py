@@ -62,7 +62,7 @@ from .codecs import (
     encode,
     parse_chunk_header,
 )
-from .errors import MRCError, MRCWarning
+from .errors import MRCError, MRCWarning, counted
 from .extheader import CHECKSUM_KEY
 from .header import HEADER_DTYPE, MODES, Header, header_of_fields, native_order
 from .reader import MRCReader
@@ -373,19 +373,8 @@ def _triple(values: Sequence[Any], sep: str = " x ") -> str:
     return sep.join(_num(v) for v in values)
 
 
-def _count(n: int, noun: str) -> str:
-    """``n`` and the noun, plural unless ``n`` is 1.
-
-    Examples
-    --------
-    >>> _count(1, "frame"), _count(2_048, "byte")
-    ('1 frame', '2,048 bytes')
-    """
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
-
-
 def _size(nbytes: float) -> str:
-    return f"{nbytes / MB:,.1f} MB" if nbytes >= 0.1 * MB else _count(int(nbytes), "byte")
+    return f"{nbytes / MB:,.1f} MB" if nbytes >= 0.1 * MB else counted(int(nbytes), "byte")
 
 
 def _jsonable(value: Any) -> Any:
@@ -499,7 +488,7 @@ def _extended_facts(header: Header, checksums: bool) -> dict[str, Any] | None:
         facts["checksums"] = checksums
     elif isinstance(extended, np.ndarray):
         count = len(extended)
-        facts["decoded"] = _count(count, f"{header.exttyp} record")
+        facts["decoded"] = counted(count, f"{header.exttyp} record")
         facts["records"] = len(extended)
     else:
         facts["decoded"] = "kept as bytes"
@@ -621,12 +610,12 @@ def info_text(facts: dict[str, Any]) -> str:
     if facts["compressor"]:
         ratio = f" (ratio {facts['ratio']:.2f})" if facts["ratio"] else ""
         add("compressor", f"{facts['compressor']} ({facts['chunk_format']} chunks), "
-            f"{_count(facts['data_bytes'], 'byte')} stored in {facts['stored_bytes']:,}{ratio}")
+            f"{counted(facts['data_bytes'], 'byte')} stored in {facts['stored_bytes']:,}{ratio}")
         if any(h[n] for n in ("voltage", "c3", "gain")):
             add("microscope", f"{_num(h['voltage'])} kV, Cs {_num(h['c3'])} mm, gain "
                 f"{_num(h['gain'])}")
     else:
-        add("stored", f"uncompressed, {_count(facts['data_bytes'], 'byte')} of data")
+        add("stored", f"uncompressed, {counted(facts['data_bytes'], 'byte')} of data")
     container = f" ({facts['container']})" if facts["container"] else ""
     add("file size", f"{facts['file_bytes']:,} bytes{container}")
     statistics = facts["statistics"]
@@ -639,7 +628,7 @@ def info_text(facts: dict[str, Any]) -> str:
     else:
         kind_text = extended["type"] or "no EXTTYP"
         checksums = ", with chunk checksums" if extended.get("checksums") else ""
-        add("ext. header", f"{kind_text}, {_count(extended['bytes'], 'byte')} "
+        add("ext. header", f"{kind_text}, {counted(extended['bytes'], 'byte')} "
             f"({extended['decoded']}{checksums})")
     labels = facts["labels"] or ["(none)"]
     for k, label in enumerate(labels):
@@ -880,7 +869,7 @@ def validate_command(run: Run, files: tuple[Path, ...], deep: bool) -> int:
             else:
                 valid += 1
                 warned = sum(1 for issue in issues if issue.severity == "warning")
-                run.say(f"{path}: valid" + (f" ({_count(warned, 'warning')})" if warned else ""))
+                run.say(f"{path}: valid" + (f" ({counted(warned, 'warning')})" if warned else ""))
     if len(files) > 1:
         run.say(f"{len(files)} files: {valid} valid, {invalid} invalid, {unreadable} unreadable")
     return 2 if unreadable else 1 if invalid else 0
@@ -1243,7 +1232,7 @@ def _tiff_header(info: dict[str, Any], shape: tuple[int, ...], dtype: np.dtype[A
                                   byteorder=native_order(dtype))
         sections = int(np.prod(shape[:-2], dtype=np.int64))
         if header.section_shape != tuple(shape[-2:]) or header.nsections != sections:
-            raise ValueError(f"it describes {header.nsections} sections of "
+            raise ValueError(f"it describes {counted(header.nsections, 'section')} of "
                              f"{header['ny']} x {header['nx']}, the images are {sections} "
                              f"of {shape[-2]} x {shape[-1]}")
     except (TypeError, ValueError) as exc:
@@ -1925,7 +1914,7 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
                             image += magnitude(block).sum(axis=0, dtype=np.float64)
                         update(block.nbytes)
                 shown: np.ndarray | Sequence[np.ndarray] = image
-                what = f"sum of {_count(count, 'frame')}"
+                what = f"sum of {counted(count, 'frame')}"
             elif montage is not None:
                 tiles = min(montage, count)  # every frame once if N is not below count
                 picked = [round(i * (count - 1) / max(tiles - 1, 1)) for i in range(tiles)]
@@ -1936,7 +1925,7 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
                 k = count // 2 if frame is None else frame
                 if not -count <= k < count:
                     raise CLIError(f"{file}: frame {k} out of range "
-                                   f"({_count(count, 'frame')})")
+                                   f"({counted(count, 'frame')})")
                 k %= count
                 shown = _read_sections(reader, _frame_sections(reader, [k]))[0]
                 what = f"frame {k} of {count}" if count > 1 else "the image"

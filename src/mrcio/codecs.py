@@ -60,7 +60,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ._parallel import get_executor, submit
-from .errors import ChunkError, CodecError, TruncatedFileError
+from .errors import ChunkError, CodecError, TruncatedFileError, counted
 from .header import CODEC_IDS, CODECS
 
 __all__ = [
@@ -280,8 +280,9 @@ class CodecMismatch(NamedTuple):
     @property
     def message(self) -> str:
         """What is wrong, naming both codecs."""
-        return (f"MODE names codec {self.expected}, but {self.differing:,} of the {self.total:,} "
-                f"chunks (the first: chunk {self.first}) hold {self.found} data; a chunk "
+        return (f"MODE names codec {self.expected}, but {self.differing:,} of the "
+                f"{counted(self.total, 'chunk')} (the first: chunk {self.first}) hold "
+                f"{self.found} data; a chunk "
                 "decodes by the codec it records (mrcz takes that as authoritative)")
 
 
@@ -410,7 +411,7 @@ def check_chunks(
             raise ChunkError(problem(i), path=path, frame=first_frame + i, offset=at,
                              value=int(record[field]))
     raise TruncatedFileError(
-        f"Blosc chunk truncated (expected {int(record['cbytes']):,} bytes, "
+        f"Blosc chunk truncated (expected {counted(int(record['cbytes']), 'byte')}, "
         f"file ends after {max(end - at, 0):,})",
         path=path,
         frame=first_frame + i,
@@ -449,8 +450,8 @@ def _chunk_rules(records: Any, nbytes: int, typesize: int, end: int) -> tuple[An
          lambda i: f"Blosc chunk typesize is neither the data's item size {typesize} nor "
                    "that of a numpy number (1, 2, 4, 8, 16)", "typesize"),
         (records["nbytes"] != nbytes,
-         lambda i: f"Blosc chunk holds {records['nbytes'][i]:,} bytes, but a frame is "
-                   f"{nbytes:,} bytes",
+         lambda i: f"Blosc chunk holds {counted(int(records['nbytes'][i]), 'byte')}, but a "
+                   f"frame is {counted(nbytes, 'byte')}",
          "nbytes"),
         (~blosc2 & (nbytes > _BLOSC1_MAX_NBYTES),
          lambda i: f"a Blosc1 chunk holds at most {_BLOSC1_MAX_NBYTES:,} bytes", "nbytes"),
@@ -458,14 +459,14 @@ def _chunk_rules(records: Any, nbytes: int, typesize: int, end: int) -> tuple[An
          lambda i: f"Blosc chunk size (cbytes) outside {header_size[i]}.."
                    f"{nbytes + _MAX_OVERHEAD}", "cbytes"),
         ((special == 0) & ~memcpyed & (nbytes > cbytes * ratio_limit),
-         lambda i: f"Blosc chunk of {cbytes[i]:,} bytes claims {nbytes:,}: a compression "
-                   f"ratio above {ratio_limit[i]:,}:1 is impossible", "cbytes"),
+         lambda i: f"Blosc chunk of {counted(int(cbytes[i]), 'byte')} claims {nbytes:,}: a "
+                   f"compression ratio above {ratio_limit[i]:,}:1 is impossible", "cbytes"),
         (special > 4, lambda i: "unknown Blosc2 special-value kind (expected 1-4)", "special"),
         ((special == 0) & (nbytes > 0) & ((blocksize < 1) | (blocksize > max(nbytes, 1))),
          lambda i: f"Blosc block size outside 1..{nbytes:,}", "blocksize"),
         ((special == 0) & ~memcpyed & (nbytes > 0) & (header_size + 4 * blocks > cbytes),
-         lambda i: f"Blosc chunk of {cbytes[i]:,} bytes cannot hold the offsets of its "
-                   f"{blocks[i]:,} blocks", "blocksize"),
+         lambda i: f"Blosc chunk of {counted(int(cbytes[i]), 'byte')} cannot hold the "
+                   f"offsets of its {counted(int(blocks[i]), 'block')}", "blocksize"),
     ]
     truncated = offset + cbytes > end
     bad = truncated.copy()
@@ -593,9 +594,9 @@ def check_frame_size(nbytes: int, blosc2_format: bool) -> None:
     most, kind = ((_BLOSC2_MAX_NBYTES, "Blosc2") if blosc2_format
                   else (_BLOSC1_MAX_NBYTES, "Blosc1"))
     if nbytes > most:
-        raise CodecError(f"a frame of {nbytes:,} bytes is more than one {kind} chunk holds "
-                         f"({most:,} bytes), and MRCZ keeps each frame in one chunk: write it "
-                         "uncompressed", value=nbytes)
+        raise CodecError(f"a frame of {counted(nbytes, 'byte')} is more than one {kind} "
+                         f"chunk holds ({counted(most, 'byte')}), and MRCZ keeps each frame "
+                         "in one chunk: write it uncompressed", value=nbytes)
 
 
 def encode(
@@ -697,7 +698,7 @@ def _encode_into(direct: Any, data: np.ndarray, typesize: int, codec: str, cleve
     size = direct(clevel, _numcodecs_blosc().BITSHUFFLE, typesize, nbytes, source, target,
                   room, name, blocksize, 1)
     if size <= 0:
-        raise CodecError(f"c-blosc 1 could not compress {nbytes:,} bytes with {codec} "
+        raise CodecError(f"c-blosc 1 could not compress {counted(nbytes, 'byte')} with {codec} "
                          f"(error {size})", value=codec)
     return chunk[:size]
 
@@ -708,7 +709,7 @@ def _address(label: str, buffer: np.ndarray, least: int) -> int:
         not buffer.flags.writeable or buffer.size < least
     ):
         raise ValueError(f"{label} must be a writable, contiguous uint8 array of at least "
-                         f"{least} bytes")
+                         f"{counted(least, 'byte')}")
     return ctypes.addressof(ctypes.c_char.from_buffer(buffer.data))  # a third of .ctypes.data's
 
 

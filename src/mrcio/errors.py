@@ -123,6 +123,29 @@ class MRCError(ValueError):
         return (_rebuild, (type(self), self.problem, kwargs))
 
 
+def counted(n: int, noun: str) -> str:
+    """``n`` (with thousands separators) and the noun, plural unless ``n`` is 1, for messages.
+
+    Parameters
+    ----------
+    n
+        The count.
+    noun
+        The noun in the singular, e.g. ``"frame"``; made plural by adding an "s".
+
+    Returns
+    -------
+    str
+        E.g. ``"1 frame"`` or ``"2,048 bytes"``.
+
+    Examples
+    --------
+    >>> counted(1, "frame"), counted(2_048, "byte")
+    ('1 frame', '2,048 bytes')
+    """
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _rebuild(cls: type[MRCError], problem: str, kwargs: dict[str, Any]) -> MRCError:
     return cls(problem, **kwargs)
 

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .errors import MetadataError, MRCWarning
+from .errors import MetadataError, MRCWarning, counted
 from .header import native_order
 
 __all__ = [
@@ -150,7 +150,7 @@ def fei_size_problem(raw: bytes, exttyp: str, byteorder: str) -> str | None:
     """Why ``raw`` cannot be decoded as ``exttyp`` (FEI1/FEI2) blocks, in words with the
     values found (completes "FEI1 extended header ..."); None if it can."""
     if len(raw) < 4:
-        return f"of {len(raw)} bytes has no room for a block size field"
+        return f"of {counted(len(raw), 'byte')} has no room for a block size field"
     if _record_size(raw, exttyp, byteorder) is None:
         return (f"block size {_size_field(raw, byteorder)} does not fit (expected at least "
                 f"{fei_dtype(exttyp).itemsize} and at most {len(raw)})")
@@ -301,7 +301,8 @@ def decode_extended(
         depth = _depth_over_limit(text)
         if depth:
             raise MetadataError(
-                f"JSON extended header is nested too deeply ({depth} levels; mrcio reads "
+                f"JSON extended header is nested too deeply ({counted(depth, 'level')}; "
+                "mrcio reads "
                 f"at most {MAX_JSON_DEPTH})",
                 path=path,
                 field="extended header",
@@ -647,7 +648,7 @@ def encode_meta(meta: dict[str, Any]) -> EncodedMeta:
                                for _, name, value, _ in entries)).encode("utf-8")
     depth = _depth_over_limit(encoded)
     if depth:
-        raise ValueError(f"{too_deep}; this one is {depth} levels deep")
+        raise ValueError(f"{too_deep}; this one is {counted(depth, 'level')} deep")
     if all(type(key) is str for key in meta):  # keys unique as they are written
         pieces = _members((name, _canonical(json.loads(value)) if holds else value)
                           for _, name, value, holds in sorted(entries, key=itemgetter(0)))

@@ -25,6 +25,7 @@ from .errors import (
     ModeError,
     MRCWarning,
     TruncatedFileError,
+    counted,
 )
 
 __all__ = [
@@ -730,8 +731,8 @@ def check_header(header: Header, *, file_size: int | None, permissive: bool = Fa
         )
     if file_size is not None and HEADER_SIZE + nsymbt > file_size and not permissive:
         raise TruncatedFileError(
-            f"extended header of {nsymbt:,} bytes runs past the end of the file "
-            f"({file_size:,} bytes)",
+            f"extended header of {counted(nsymbt, 'byte')} runs past the end of the file "
+            f"({counted(file_size, 'byte')})",
             path=path,
             field="nsymbt",
             offset=field_offset("nsymbt"),
@@ -746,16 +747,17 @@ def check_data_fits(header: Header, file_size: int, *, permissive: bool = False)
     available = file_size - header.data_offset
     if header.codec_id and header.section_nbytes >= 2**32:
         raise TruncatedFileError(
-            f"a section of {header.section_nbytes:,} bytes cannot be one Blosc chunk",
+            f"a section of {counted(header.section_nbytes, 'byte')} cannot be one Blosc chunk",
             path=header.path, field="nx", offset=field_offset("nx"), value=header["nx"],
         )
     if header.codec_id == 0 and header.data_nbytes > available and not permissive:
         start = header.data_offset
         raise TruncatedFileError(
-            f"data block needs {header.data_nbytes:,} bytes "
-            f"({header.nsections} sections of {header.section_nbytes:,}) from byte {start:,} "
+            f"data block needs {counted(header.data_nbytes, 'byte')} "
+            f"({counted(header.nsections, 'section')} of {header.section_nbytes:,}) "
+            f"from byte {start:,} "
             f"to byte {start + header.data_nbytes:,}, but the file has "
-            f"{max(available, 0):,} after byte {start:,} (it is {file_size:,} bytes long)",
+            f"{max(available, 0):,} after byte {start:,} (it is {counted(file_size, 'byte')} long)",
             path=header.path,
             field="nz",
             offset=field_offset("nz"),
@@ -763,13 +765,14 @@ def check_data_fits(header: Header, file_size: int, *, permissive: bool = False)
         )
     if header.section_nbytes > _MAX_ARRAY_BYTES:
         raise TruncatedFileError(
-            f"a section of {header.section_nbytes:,} bytes is larger than any array",
+            f"a section of {counted(header.section_nbytes, 'byte')} is larger than any array",
             path=header.path, field="nx", offset=field_offset("nx"), value=header["nx"],
         )
     frame = header.channels * header.section_nbytes  # a volume of a volume stack
     if frame > _MAX_ARRAY_BYTES:
         raise TruncatedFileError(
-            f"a frame of {header.channels:,} sections of {header.section_nbytes:,} bytes is "
+            f"a frame of {counted(header.channels, 'section')} of "
+            f"{counted(header.section_nbytes, 'byte')} is "
             "larger than any array",
             path=header.path, field="mz", offset=field_offset("mz"), value=header["mz"],
         )

@@ -31,6 +31,7 @@ from .errors import (
     MetadataError,
     MRCWarning,
     TruncatedFileError,
+    counted,
 )
 from .extheader import (
     CHECKSUM_KEY,
@@ -126,7 +127,7 @@ def _load_header(source: Source, permissive: bool, convention: str = "ccpem") ->
     available = nsymbt if size is None else max(0, min(nsymbt, size - HEADER_SIZE))
     if available < nsymbt:  # only reached when permissive
         warnings.warn(
-            f"{source.name}: extended header claims {nsymbt:,} bytes, the file holds "
+            f"{source.name}: extended header claims {counted(nsymbt, 'byte')}, the file holds "
             f"{available:,}",
             MRCWarning,
             stacklevel=3,
@@ -172,9 +173,10 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     pos = header.data_offset
     if nz * codecs.CHUNK_HEADER_SIZE > size - pos and not permissive:
         raise TruncatedFileError(
-            f"{nz:,} compressed sections need at least {nz * codecs.CHUNK_HEADER_SIZE:,} "
-            f"bytes of chunk headers from byte {pos:,}, but the file has "
-            f"{max(size - pos, 0):,} after byte {pos:,} (it is {size:,} bytes long)"
+            f"{counted(nz, 'compressed section')} need{'s' if nz == 1 else ''} at least "
+            f"{counted(nz * codecs.CHUNK_HEADER_SIZE, 'byte')} of chunk headers from byte "
+            f"{pos:,}, but the file has "
+            f"{max(size - pos, 0):,} after byte {pos:,} (it is {counted(size, 'byte')} long)"
             f"{_damaged_mode_hint(header)}",
             path=source.name,
             field="nz",
@@ -234,14 +236,15 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
                                 offset=exc.offset, value=exc.value) from None
             raise
         found = exc.frame or 0
-        warnings.warn(f"{exc}; reading the {found} sections before it", MRCWarning,
+        warnings.warn(f"{exc}; reading the {counted(found, 'section')} before it", MRCWarning,
                       stacklevel=3)
         records = records[: found * codecs.CHUNK_RECORD.size]
     index = ChunkIndex(bytes(records), header.data_offset)
     packed = int(header["packed_bytes"])
     if found == nz and packed > 0 and packed != index.packed_bytes:
         problem = (
-            f"packedBytes says {packed:,} bytes of chunks, the {nz} chunks hold "
+            f"packedBytes says {counted(packed, 'byte')} of chunks, the {counted(nz, 'chunk')} "
+            f"hold{'s' if nz == 1 else ''} "
             f"{index.packed_bytes:,}"
         )
         if index.end != size and not permissive:
@@ -250,8 +253,9 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
         warnings.warn(f"{source.name}: {problem}", MRCWarning, stacklevel=3)
     elif found == nz and index.end < size:
         warnings.warn(
-            f"{source.name}: {size - index.end:,} bytes after the last of the {nz} chunks "
-            f"(from byte {index.end:,}) are ignored",
+            f"{source.name}: {counted(size - index.end, 'byte')} after the last of the "
+            f"{counted(nz, 'chunk')} (from byte {index.end:,}) "
+            f"{'is' if size - index.end == 1 else 'are'} ignored",
             MRCWarning,
             stacklevel=3,
         )
@@ -297,7 +301,7 @@ def stored_checksums(header: Header) -> tuple[np.ndarray | None, UncheckedChunks
     tie = _hex_words(header, entry, TIE_KEY, words=1) if TIE_KEY in entry else None
     nz = header.nsections
     if len(crcs) != nz:
-        why = f"checksums of {len(crcs)} chunks, for {nz} sections"
+        why = f"checksums of {counted(len(crcs), 'chunk')}, for {counted(nz, 'section')}"
     elif tie is not None and not tie_matches(int(tie[0]), header.extended,
                                              json_text(header.extended_bytes),
                                              int(header["packed_bytes"])):
@@ -326,7 +330,7 @@ def _hex_words(header: Header, entry: dict[str, str], key: str,
             f"chunk checksums ({CHECKSUM_KEY}.{key}) are not hexadecimal, "
             f"{'8 digits per crc32' if words is None else f'{8 * words} digits'}",
             path=header.path, field="extended header", offset=HEADER_SIZE,
-            value=f"{len(digits)} characters",
+            value=counted(len(digits), "character"),
         )
     return np.frombuffer(packed, ">u4").astype(np.uint32)
 
@@ -355,7 +359,7 @@ class FrameSelection:
         if isinstance(frames, (int, np.integer)):
             k = int(frames)
             if not -count <= k < count:
-                raise IndexError(f"frame {k} out of range for {count} frames")
+                raise IndexError(f"frame {k} out of range for {counted(count, 'frame')}")
             return cls((k % count,), True)
         picked = []
         for item in frames:
@@ -363,7 +367,7 @@ class FrameSelection:
                 raise TypeError(f"frame indices must be integers, got {item!r}")
             k = int(item)
             if not -count <= k < count:
-                raise IndexError(f"frame {k} out of range for {count} frames")
+                raise IndexError(f"frame {k} out of range for {counted(count, 'frame')}")
             picked.append(k % count)
         return cls(picked, False)
 
@@ -435,8 +439,8 @@ class MRCReader:
         whole = max(0, size - header.data_offset) // header.section_nbytes
         if whole < header.nsections:  # only reached when permissive
             warnings.warn(
-                f"{self.source.name}: data block holds {whole} of the {header.nsections} "
-                "sections the header claims; reading those",
+                f"{self.source.name}: data block holds {whole} of the "
+                f"{counted(header.nsections, 'section')} the header claims; reading those",
                 MRCWarning,
                 stacklevel=3,
             )
@@ -726,16 +730,18 @@ def output_array(header: Header, count: int, name: str) -> np.ndarray:
     memory = _physical_memory()
     if memory is not None and nbytes > memory:
         raise HeaderError(
-            f"{count:,} sections of {ny:,} x {nx:,} {header.dtype} need {nbytes:,} bytes, more "
-            f"than this machine's memory ({memory:,}); read a few frames at a time "
-            "(mrcio.open)", path=name, field="nz", offset=field_offset("nz"),
+            f"{counted(count, 'section')} of {ny:,} x {nx:,} {header.dtype} "
+            f"need{'s' if count == 1 else ''} {counted(nbytes, 'byte')}, more than this "
+            f"machine's memory ({memory:,}); read a few frames at a time (mrcio.open)",
+            path=name, field="nz", offset=field_offset("nz"),
             value=header.nsections)
     try:
         return np.empty((count, ny, nx), header.dtype)
     except MemoryError:
         raise HeaderError(
-            f"{count:,} sections of {ny:,} x {nx:,} {header.dtype} need {nbytes:,} bytes, "
-            "which cannot be allocated; read a few frames at a time (mrcio.open)",
+            f"{counted(count, 'section')} of {ny:,} x {nx:,} {header.dtype} "
+            f"need{'s' if count == 1 else ''} {counted(nbytes, 'byte')}, which cannot be "
+            "allocated; read a few frames at a time (mrcio.open)",
             path=name, field="nz", offset=field_offset("nz"), value=header.nsections,
         ) from None
 

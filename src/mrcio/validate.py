@@ -26,6 +26,7 @@ from .errors import (
     ModeError,
     MRCError,
     MRCWarning,
+    counted,
 )
 from .extheader import fei_size_problem
 from .header import HEADER_SIZE, MODES, Header, byteorder_of_stamp, decode_header
@@ -101,7 +102,8 @@ def _header_checks(h: Header) -> list[Issue]:
     if any(labels[i] and not labels[i - 1] for i in range(1, 10)):
         add("labels", "label", "empty labels between labels with text")
     if used != h["nlabl"]:
-        add("labels", "nlabl", f"is {h['nlabl']} but {used} labels hold text")
+        add("labels", "nlabl", f"is {h['nlabl']} but {counted(used, 'label')} "
+            f"hold{'s' if used == 1 else ''} text")
     if h["nversion"] not in (20140, 20141):
         add("nversion", "nversion", f"is {h['nversion']}, should be 20140 or 20141")
     if h["nsymbt"] > 0 and h.exttyp not in _KNOWN_EXTTYPS:
@@ -163,7 +165,7 @@ def _size_issues(reader: MRCReader) -> list[Issue]:
     if reader.index is None:
         expected = h.data_offset + h.data_nbytes
         if size > expected:  # mrcfile: "file is larger than expected"
-            return [Issue("error", "file-size", "data", f"file is {size:,} bytes, "
+            return [Issue("error", "file-size", "data", f"file is {counted(size, 'byte')}, "
                           f"{size - expected:,} more than the header describes ({expected:,})")]
         return []
     issues = []
@@ -172,15 +174,17 @@ def _size_issues(reader: MRCReader) -> list[Issue]:
                             f"is {h['packed_bytes']:,}, the chunks hold "
                             f"{reader.index.packed_bytes:,}"))
     if reader.index.end < size:
-        issues.append(Issue("error", "file-size", "data", f"{size - reader.index.end:,} "
-                            f"bytes after the last chunk (from byte {reader.index.end:,})"))
+        issues.append(Issue("error", "file-size", "data",
+                            f"{counted(size - reader.index.end, 'byte')} after the last chunk "
+                            f"(from byte {reader.index.end:,})"))
     itemsize = h.chunk_typesize
     odd = reader.index.records["typesize"] != itemsize
     if odd.any():
         first = int(np.argmax(odd))
         issues.append(Issue(
             "warning", "chunks", f"frame {first}",
-            f"{int(odd.sum()):,} chunks have typesize "
+            f"{counted(int(odd.sum()), 'chunk')} "
+            f"{'has' if odd.sum() == 1 else 'have'} typesize "
             f"{int(reader.index.records['typesize'][first])}, not the data's item size "
             f"{itemsize} (mrcz writes the source's when it casts with dtype=): they decode "
             "the same, but were shuffled by the wrong unit, which compresses worse"))

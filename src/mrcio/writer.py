@@ -30,7 +30,7 @@ from . import codecs
 from ._fileio import AtomicFile, pwrite_all, write_all, writev_all
 from ._parallel import default_threads, get_executor, imap_ordered, in_worker, submit
 from ._version import __version__
-from .errors import CodecError, ContainerError, HeaderError, MRCWarning
+from .errors import CodecError, ContainerError, HeaderError, MRCWarning, counted
 from .extheader import (
     CHECKSUM_KEY,
     EncodedMeta,
@@ -147,12 +147,12 @@ class Layout:
         CELLA.z near 3.4e+38 takes no more sections; one already infinite or NaN is kept)."""
         if self.sections is not None and nz != self.sections:
             raise ValueError(
-                f"{name}: {nz} sections given for a geometry of {self.sections} (ISPG "
-                f"{self.ispg} says one map, whose sections cannot change in number)")
+                f"{name}: {counted(nz, 'section')} given for a geometry of {self.sections} "
+                f"(ISPG {self.ispg} says one map, whose sections cannot change in number)")
         if _fits_float32(self.voxel_size) and not _fits_float32(cell := self.cella(nz)):
             voxel = " x ".join(f"{v:g}" for v in self.voxel_size)
             raise HeaderError(
-                f"the cell of {nz:,} sections of {voxel} Å is beyond float32's range "
+                f"the cell of {counted(nz, 'section')} of {voxel} Å is beyond float32's range "
                 "(3.4e+38), which CELLA is stored in", path=name, field="cella",
                 offset=field_offset("cella"), value=" x ".join(f"{c:.4g}" for c in cell))
 
@@ -747,8 +747,8 @@ class SectionWriter:
         if self._crc_slot is not None:
             at, reserved = self._crc_slot
             if len(self.crcs) > reserved:
-                raise ValueError(f"{self.name}: {len(self.crcs)} sections written, only "
-                                 f"{reserved} announced (the checksums have no room)")
+                raise ValueError(f"{self.name}: {counted(len(self.crcs), 'section')} written, "
+                                 f"only {reserved} announced (the checksums have no room)")
             if len(self.crcs) == reserved:
                 self.handle.seek(at)
                 self._write_all(entry_text(self.checksum_entry()))
@@ -1072,8 +1072,8 @@ def geometry_layout(header: Header, plan: Plan, *, mrcz: bool) -> Layout:
     if plan.per != header.channels:
         holds = (f"volumes of {header.channels} sections (ISPG {header['ispg']})"
                  if header.channels > 1 else f"no volume stack (ISPG {header['ispg']})")
-        raise ValueError(f"{where}: it holds {holds}, the data hold frames of {plan.per} "
-                         "sections")
+        raise ValueError(f"{where}: it holds {holds}, the data hold frames of "
+                         f"{counted(plan.per, 'section')}")
     layout = layout_of(header)
     _mrcz_convention(layout, header, mrcz=mrcz)
     layout.fields = {k: v for k, v in layout.fields.items() if k in GEOMETRY_FIELDS}
@@ -1476,7 +1476,7 @@ def rewrite_sections(
         before = writer.sections
         writer.write_blocks(blocks)
         if writer.sections - before != count:
-            raise ValueError(f"{path}: {writer.sections - before} sections given, "
+            raise ValueError(f"{path}: {counted(writer.sections - before, 'section')} given, "
                              f"{count} announced")
         _copy_sections(reader, writer, range(start + count, nz))
         writer.finish()
