@@ -429,6 +429,16 @@ def test_info_field_floats_in_full_and_labels_in_use(capsys: pytest.CaptureFixtu
     labels = run(capsys, "info", "--field", "label", path)[1].splitlines()
     assert labels[1:] == ["first", "second"]  # after mrcio's own, and no blank ones
     assert labels[0].startswith("mrcio ")
+    mapman = "Created by MAPMAN V. 080625/7.8.5 at Wed Jan 3 12:57:38 2018 for A. Nonymous"
+    # with several fields or files, every label's line carries the prefix, so that a
+    # script can pick the labels out by it (only the first label's did)
+    code, out, err = run(capsys, "info", "--field", "label", "--field", "nx", path, tiny)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1:] == [
+        f"{path}: label = first", f"{path}: label = second", f"{path}: nx = 4",
+        f"{tiny}: label = {mapman}", f"{tiny}: nx = 8",
+    ]
+    assert out.splitlines()[0].startswith(f"{path}: label = mrcio ")
     # RELION counts ten blank labels in NLABL: none has text, as the summary says
     relion = real_dir / "relion/ref_model.mrc"
     assert mrcio.read_header(relion)["nlabl"] == 10

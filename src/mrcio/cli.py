@@ -776,7 +776,7 @@ def _opens_permissively(path: Path) -> bool:
               help="Also compute min, max, mean and RMS from the data (reads every frame).")
 @click.option("--field", "fields", multiple=True, metavar="NAME",
               help="Print only this value: a header field as stored (nx, mode, cella, "
-                   "...; label gives the labels with text) or a derived one (shape, dtype, "
+                   "...; label gives the labels with text, one a line) or a derived one (shape, dtype, "
                    "voxel_size, compressor, ratio, meta, ...); NAME.PART picks a part "
                    "(cella.x, shape.0, meta.key). Floats are printed in full. Repeatable.")
 @click.option("--permissive", is_flag=True,
@@ -815,7 +815,8 @@ def info(run: Run, files: tuple[Path, ...], as_json: bool, stats: bool,
                     raise CLIError(f"{path}: {exc.args[0] if exc.args else name}") from None
                 prefix = (f"{path}: " if len(files) > 1 else "") + (
                     f"{name} = " if len(fields) > 1 else "")
-                _echo(prefix + text)
+                for line in text.split("\n"):  # each label on its own line, each prefixed
+                    _echo(prefix + line)
         else:
             if reports:
                 _echo()
