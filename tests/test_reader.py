@@ -147,11 +147,16 @@ def test_imod_unsigned_bytes(tmp_path: Path) -> None:
     assert mrcio.read(tmp_path / "u.mrc").tolist() == [[200, 7]]
 
 
-def test_truncated_data(tmp_path: Path) -> None:
-    data = np.ones((3, 4, 5), np.float32)
-    mrcio.write(tmp_path / "a.mrc", data)
+def _cut_short(tmp_path: Path, data: np.ndarray, missing: int) -> Path:
+    """``data`` written as an MRC file, then its last ``missing`` bytes cut off."""
+    mrcio.write(tmp_path / "whole.mrc", data)
     cut = tmp_path / "cut.mrc"
-    cut.write_bytes((tmp_path / "a.mrc").read_bytes()[:-30])
+    cut.write_bytes((tmp_path / "whole.mrc").read_bytes()[:-missing])
+    return cut
+
+
+def test_truncated_data(tmp_path: Path) -> None:
+    cut = _cut_short(tmp_path, np.ones((3, 4, 5), np.float32), 30)
     with pytest.raises(mrcio.TruncatedFileError, match=r"cut\.mrc: field nz at byte 8: data "
                        r"block needs 240 bytes \(3 sections of 80\) from byte 1,024 to byte "
                        r"1,264, but the file has 210 after byte 1,024 \(it is 1,234 bytes long\)"):
@@ -182,15 +187,13 @@ def test_trailing_bytes_after_chunks_warn(tmp_path: Path) -> None:
 def test_counts_of_one_are_singular_in_messages(tmp_path: Path) -> None:
     """A file of one section, one chunk or one byte too many is not "1 sections", "1 chunks"
     or "1 bytes ... are"."""
-    mrcio.write(tmp_path / "one.mrc", np.ones((1, 4, 5), np.float32))
-    cut = tmp_path / "cut.mrc"
-    cut.write_bytes((tmp_path / "one.mrc").read_bytes()[:-30])
+    cut = _cut_short(tmp_path, np.ones((1, 4, 5), np.float32), 30)
     with pytest.raises(mrcio.TruncatedFileError, match=r"block needs 80 bytes \(1 section of 80\) "
                        r"from byte 1,024 to byte 1,104, but the file has 50 after byte 1,024 "
                        r"\(it is 1,074 bytes long\)"):
         mrcio.read(cut)
     with pytest.raises(IndexError, match=r"frame 1 out of range for 1 frame$"):
-        mrcio.read(tmp_path / "one.mrc", frames=1)
+        mrcio.read(tmp_path / "whole.mrc", frames=1)
     mrcio.write(tmp_path / "one.mrcz", np.ones((1, 4, 4), np.float32), compressor="lz4")
     longer = tmp_path / "longer.mrcz"
     longer.write_bytes((tmp_path / "one.mrcz").read_bytes() + b"j")
