@@ -292,16 +292,18 @@ def test_orphans_of_killed_writers_are_swept(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     dead = int(done.stdout)
-    orphan = tmp_path / f".t.bin.{_HOST}.{dead}.abc.partial"
-    live = tmp_path / f".t.bin.{_HOST}.{os.getpid()}.def.partial"
-    remote = tmp_path / f".t.bin.otherhost.{dead}.ghi.partial"
-    for path in (orphan, live, remote):
+    orphan = tmp_path / f".t.bin.{_HOST}.{dead}.0123456789ab.partial"
+    live = tmp_path / f".t.bin.{_HOST}.{os.getpid()}.0123456789ac.partial"
+    remote = tmp_path / f".t.bin.otherhost.{dead}.0123456789ad.partial"
+    not_ours = tmp_path / f".t.bin.{_HOST}.{dead}.notes.partial"  # not mrcio's random part
+    for path in (orphan, live, remote, not_ours):
         path.write_bytes(b"half")
     with AtomicFile(tmp_path / "t.bin", overwrite=False) as f:
         f.handle.write(b"new")
     assert not orphan.exists()
     assert live.exists()
     assert remote.exists()
+    assert not_ours.exists()
 
 
 @pytest.mark.skipif(os.name != "posix", reason="symbolic links and permission bits")

@@ -19,6 +19,7 @@ import gzip
 import io
 import mmap
 import os
+import re
 import socket
 import stat
 import sys
@@ -507,6 +508,9 @@ def _in_memory(data: bytes, name: str, *, header_only: bool = False,
 _HOST = socket.gethostname().replace(".", "_") or "host"
 
 
+#: the random part of a temporary file's name: hex digits (only such names are swept)
+_TAG_DIGITS = 12
+_TEMP_TAG = re.compile(f"[0-9a-f]{{{_TAG_DIGITS}}}")
 #: (device, inode) of the directories this process has swept (:func:`_sweep_orphans`)
 _SWEPT: set[tuple[int, int]] = set()
 
@@ -530,7 +534,7 @@ def _sweep_orphans(target: Path) -> None:
     for name in names:  # .<target's name>.<host>.<pid>.<random>.partial
         parts = name.rsplit(".", 3)
         if (len(parts) < 4 or not parts[0].endswith(f".{_HOST}") or not parts[1].isdigit()
-                or _alive(int(parts[1]))):
+                or not _TEMP_TAG.fullmatch(parts[2]) or _alive(int(parts[1]))):
             continue
         with contextlib.suppress(OSError):
             os.unlink(directory / name)
@@ -613,7 +617,7 @@ class AtomicFile:
                                   "write-protected)", str(self.target))
         _sweep_orphans(self.target)
         self.temp = self.target.with_name(
-            f"{_temp_prefix(self.target)}{os.getpid()}.{uuid.uuid4().hex[:12]}.partial"
+            f"{_temp_prefix(self.target)}{os.getpid()}.{uuid.uuid4().hex[:_TAG_DIGITS]}.partial"
         )
         _UNFINISHED.add(self.temp)  # before it exists: an interrupt at any moment finds it
         try:
