@@ -544,7 +544,7 @@ def _temp_prefix(target: Path) -> str:
     """``.<name>.<host>.``, the start of the names of ``target``'s temporary files; a name
     too long to leave room for the rest within 255 bytes is cut and marked with its crc32."""
     name = target.name
-    room = 255 - len(f"..{_HOST}.{2**32}.{'0' * 12}.partial".encode())
+    room = 255 - len(f"..{_HOST}.{2**32}.{'0' * _TAG_DIGITS}.partial".encode())
     if len(os.fsencode(name)) > room:
         mark = f"~{zlib.crc32(os.fsencode(name)):08x}"
         while len(os.fsencode(name + mark)) > room:
