@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import re
 import shutil
@@ -1150,6 +1151,27 @@ def test_convert_of_a_damaged_tiff_fails_naming_the_damage(
     assert err.startswith(f"mrcio: warning: {nodata}: parsing GDAL_NODATA tag raised ")
     assert err.endswith(" (tifffile)\n")
     np.testing.assert_array_equal(mrcio.read(tmp_path / "nodata.mrc"), stack)
+
+
+def test_tiff_damage_is_one_error_without_the_warnings_logged_with_it() -> None:
+    """tifffile 2026.11 logs, with the error about a truncated stack, a warning that the
+    series "failed to reshape" (it found 1 page of 5): it came out as a warning line before
+    the error. The error alone is reported; warnings without an error still are warnings."""
+    logger = logging.getLogger("tifffile")
+    log = cli._TiffLog("cut.tif")
+    try:
+        logger.warning("<tifffile.TiffFile 'cut.tif'> shaped series failed to reshape")
+        logger.error("<tifffile.TiffPages @8> invalid page offset 19476")
+        with pytest.raises(cli.CLIError, match=r"^cut\.tif: damaged TIFF: invalid page offset "
+                           r"19476 \(tifffile\)$"):
+            log.check()
+        logger.warning("<tifffile.TiffFile 'cut.tif'> parsing GDAL_NODATA tag raised ...")
+        with pytest.warns(mrcio.MRCWarning) as record:
+            log.check()
+        assert [str(w.message) for w in record] == [
+            "cut.tif: parsing GDAL_NODATA tag raised ... (tifffile)"]
+    finally:
+        log.close()
 
 
 def test_convert_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path,

@@ -1074,8 +1074,10 @@ class _TiffLog(logging.Handler):
         self.records.append(record)
 
     def check(self) -> None:
-        """Raise the first error logged since the last check, after warning of the
-        warnings.
+        """Raise the first error logged since the last check, or else warn of the warnings.
+        The warnings logged with an error are left out: they tell how tifffile got round
+        the damage (e.g. a series of 5 pages that "failed to reshape" when only the first
+        could be found), and the conversion stops at the damage.
 
         Raises
         ------
@@ -1085,11 +1087,10 @@ class _TiffLog(logging.Handler):
         records, self.records = self.records, []
         messages = [(r.levelno, re.sub(r"^<[^>]*> ", "", r.getMessage())) for r in records]
         for level, message in messages:  # e.g. "<tifffile.TiffPages @8> invalid page ..."
-            if level < logging.ERROR:
-                warnings.warn(f"{self.path}: {message} (tifffile)", MRCWarning, stacklevel=2)
-        for level, message in messages:
             if level >= logging.ERROR:
                 raise CLIError(f"{self.path}: damaged TIFF: {message} (tifffile)")
+        for _, message in messages:
+            warnings.warn(f"{self.path}: {message} (tifffile)", MRCWarning, stacklevel=2)
 
     def close(self) -> None:
         self.logger.removeHandler(self)
