@@ -339,8 +339,12 @@ def test_write_dask_array_chunk_by_chunk(tmp_path: Path, rng: np.random.Generato
 
 @pytest.fixture(scope="module")
 def cluster_client() -> Client:
+    # not the default client: it lives until the module's last test, and as the default it
+    # took over dask's compute() in the tests after its own (dask 2023 warned of it when they
+    # asked for a local scheduler)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, \
+            Client(cluster, set_as_default=False) as client:
         yield client
 
 

@@ -117,7 +117,7 @@ def on_cluster(
         scheduler, timeout="20s")
     try:
         futures = {client.submit(call, pure=False): k for k, call in enumerate(calls)}
-        for future in as_completed(futures):  # type: ignore[no-untyped-call]
+        for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
             yield futures[future], future.result
     finally:
         if client is not scheduler:
