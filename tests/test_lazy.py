@@ -762,16 +762,19 @@ def _index_keys(draw: Any, shape: tuple[int, ...]) -> Any:
 @given(st.data())
 def test_law_lazy_indexing_is_numpys(law_files: list[tuple[Path, np.ndarray]],
                                      data: st.DataObject) -> None:
-    """``open(p)[key] == read(p)[key]`` (values, shape, dtype) or both raise IndexError."""
+    """``open(p)[key] == read(p)[key]`` (values, shape, dtype) or both raise IndexError (or
+    both warn as numpy 1.26 does of an index out of range in an empty result, which numpy 2
+    refuses: the warning is an error in this suite)."""
     path, values = data.draw(st.sampled_from(law_files))
     key = data.draw(_index_keys(values.shape))
+    refused: type[Exception] | None = None
     try:
         expected = values[key]
-    except IndexError:
-        expected = None
+    except (IndexError, DeprecationWarning) as exc:
+        refused = type(exc)
     with mrcio.open(path) as f:
-        if expected is None:
-            with pytest.raises(IndexError):
+        if refused is not None:
+            with pytest.raises(refused):
                 f[key]
         else:
             got = f[key]
