@@ -286,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     0
     """
     args = sys.argv[1:] if argv is None else [os.fspath(a) for a in argv]
+    if not args:  # a usage error: click 8.1 printed the help on stdout and exited 0
+        with click.Context(cli, info_name="mrcio", **cli.context_settings) as ctx:
+            click.echo(cli.get_help(ctx), err=True)
+        return 2
     with warnings.catch_warnings(), _terminations_interrupt():
         warnings.showwarning = _show_warning
         warnings.filterwarnings("always", category=MRCWarning)
