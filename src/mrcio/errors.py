@@ -146,6 +146,17 @@ def counted(n: int, noun: str) -> str:
     return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
+def agreeing(n: int, singular: str, plural: str) -> str:
+    """The verb form that agrees with a count of ``n``: ``singular`` for 1, else ``plural``.
+
+    Examples
+    --------
+    >>> f"{counted(1, 'chunk')} {agreeing(1, 'holds', 'hold')}"
+    '1 chunk holds'
+    """
+    return singular if n == 1 else plural
+
+
 def _rebuild(cls: type[MRCError], problem: str, kwargs: dict[str, Any]) -> MRCError:
     return cls(problem, **kwargs)
 

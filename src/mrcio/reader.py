@@ -31,6 +31,7 @@ from .errors import (
     MetadataError,
     MRCWarning,
     TruncatedFileError,
+    agreeing,
     counted,
 )
 from .extheader import (
@@ -173,7 +174,7 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     pos = header.data_offset
     if nz * codecs.CHUNK_HEADER_SIZE > size - pos and not permissive:
         raise TruncatedFileError(
-            f"{counted(nz, 'compressed section')} need{'s' if nz == 1 else ''} at least "
+            f"{counted(nz, 'compressed section')} {agreeing(nz, 'needs', 'need')} at least "
             f"{counted(nz * codecs.CHUNK_HEADER_SIZE, 'byte')} of chunk headers from byte "
             f"{pos:,}, but the file has "
             f"{max(size - pos, 0):,} after byte {pos:,} (it is {counted(size, 'byte')} long)"
@@ -244,7 +245,7 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
     if found == nz and packed > 0 and packed != index.packed_bytes:
         problem = (
             f"packedBytes says {counted(packed, 'byte')} of chunks, the {counted(nz, 'chunk')} "
-            f"hold{'s' if nz == 1 else ''} "
+            f"{agreeing(nz, 'holds', 'hold')} "
             f"{index.packed_bytes:,}"
         )
         if index.end != size and not permissive:
@@ -255,7 +256,7 @@ def _build_index(source: Source, header: Header, permissive: bool) -> ChunkIndex
         warnings.warn(
             f"{source.name}: {counted(size - index.end, 'byte')} after the last of the "
             f"{counted(nz, 'chunk')} (from byte {index.end:,}) "
-            f"{'is' if size - index.end == 1 else 'are'} ignored",
+            f"{agreeing(size - index.end, 'is', 'are')} ignored",
             MRCWarning,
             stacklevel=3,
         )
@@ -727,21 +728,19 @@ def output_array(header: Header, count: int, name: str) -> np.ndarray:
     Blosc2 chunk stands for a frame of zeros of any size), which could only fail later."""
     ny, nx = header.section_shape
     nbytes = count * ny * nx * header.dtype.itemsize
+    needed = (f"{counted(count, 'section')} of {ny:,} x {nx:,} {header.dtype} "
+              f"{agreeing(count, 'needs', 'need')} {counted(nbytes, 'byte')}")
     memory = _physical_memory()
     if memory is not None and nbytes > memory:
         raise HeaderError(
-            f"{counted(count, 'section')} of {ny:,} x {nx:,} {header.dtype} "
-            f"need{'s' if count == 1 else ''} {counted(nbytes, 'byte')}, more than this "
-            f"machine's memory ({memory:,}); read a few frames at a time (mrcio.open)",
-            path=name, field="nz", offset=field_offset("nz"),
+            f"{needed}, more than this machine's memory ({memory:,}); read a few frames at a "
+            "time (mrcio.open)", path=name, field="nz", offset=field_offset("nz"),
             value=header.nsections)
     try:
         return np.empty((count, ny, nx), header.dtype)
     except MemoryError:
         raise HeaderError(
-            f"{counted(count, 'section')} of {ny:,} x {nx:,} {header.dtype} "
-            f"need{'s' if count == 1 else ''} {counted(nbytes, 'byte')}, which cannot be "
-            "allocated; read a few frames at a time (mrcio.open)",
+            f"{needed}, which cannot be allocated; read a few frames at a time (mrcio.open)",
             path=name, field="nz", offset=field_offset("nz"), value=header.nsections,
         ) from None
 

@@ -26,6 +26,7 @@ from .errors import (
     ModeError,
     MRCError,
     MRCWarning,
+    agreeing,
     counted,
 )
 from .extheader import fei_size_problem
@@ -103,7 +104,7 @@ def _header_checks(h: Header) -> list[Issue]:
         add("labels", "label", "empty labels between labels with text")
     if used != h["nlabl"]:
         add("labels", "nlabl", f"is {h['nlabl']} but {counted(used, 'label')} "
-            f"hold{'s' if used == 1 else ''} text")
+            f"{agreeing(used, 'holds', 'hold')} text")
     if h["nversion"] not in (20140, 20141):
         add("nversion", "nversion", f"is {h['nversion']}, should be 20140 or 20141")
     if h["nsymbt"] > 0 and h.exttyp not in _KNOWN_EXTTYPS:
@@ -184,7 +185,7 @@ def _size_issues(reader: MRCReader) -> list[Issue]:
         issues.append(Issue(
             "warning", "chunks", f"frame {first}",
             f"{counted(int(odd.sum()), 'chunk')} "
-            f"{'has' if odd.sum() == 1 else 'have'} typesize "
+            f"{agreeing(int(odd.sum()), 'has', 'have')} typesize "
             f"{int(reader.index.records['typesize'][first])}, not the data's item size "
             f"{itemsize} (mrcz writes the source's when it casts with dtype=): they decode "
             "the same, but were shuffled by the wrong unit, which compresses worse"))
