@@ -82,6 +82,7 @@ __all__ = [
     "encode",
     "encode_room",
     "encodes_into",
+    "load_decoder",
     "mrcz_blocksize",
     "parse_chunk_header",
     "piece_bounds",
@@ -221,6 +222,12 @@ def _crc32_function() -> Any:
 def crc32(data: Any) -> int:
     """zlib's crc32 of a buffer (the chunk checksums mrcio stores in MRCZ files)."""
     return int(_crc32_function()(data))
+
+
+def load_decoder() -> None:
+    """Load the library that decodes MRCZ chunks (python-blosc2), as a process's first read
+    of a compressed file does (~0.3 s), for a caller that times reads to do first."""
+    _blosc2()
 
 
 @functools.cache
