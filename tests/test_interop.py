@@ -740,3 +740,51 @@ def test_volume_stack_of_no_whole_volumes_keeps_every_section(tmp_path: Path, nz
     else:
         with pytest.warns(RuntimeWarning, match="larger than expected"), mrcfile.open(path) as m:
             assert m.data.shape == (nz // mz, mz, 3, 4)
+
+
+# --- documented differences not pinned elsewhere -----------------------------------------------
+
+
+@pytest.mark.parametrize(("shape", "stack", "message"),
+                         [((3, 8), False, "size 12 into shape"),
+                          ((2, 3, 8), False, "size 24 into shape"),
+                          ((2, 3, 8), True, "size 0 into shape")],
+                         ids=["image", "volume", "stack"])
+def test_mrcz_cannot_read_modern_mode_101(tmp_path: Path, shape: tuple[int, ...], stack: bool,
+                                          message: str) -> None:
+    """mrcz 0.6 unpacks 4-bit data only where MZ is 0 (its own and the classic writer's
+    files); MRC2014 files of mode 101 (MZ >= 1) it reads as too few bytes (README)."""
+    data = (np.arange(np.prod(shape)) % 16).astype(np.uint8).reshape(shape)
+    path = tmp_path / "nibbles.mrc"
+    with pytest.warns(mrcio.MRCWarning, match="mode 101"):
+        mrcio.write(path, data, mode=101, stack=stack)
+    assert_same(mrcio.read(path), data, data.dtype)
+    with pytest.raises(ValueError, match=message):
+        mrcz.readMRC(os.fspath(path))
+
+
+def test_plain_stacks_with_meta_have_mrcz_geometry_for_peers(tmp_path: Path,
+                                                             rng: np.random.Generator) -> None:
+    """A plain file written with ``meta=`` is in MRCZ form (README): its stacks take mrcz's
+    cell, so mrcfile and gemmi give an image stack's z voxel size NZ times too large, and
+    read a volume stack (ISPG 0, MZ sections per volume) as one volume of every section
+    whose z voxel size is the number of volumes times too large. mrcio and mrcz read both
+    right."""
+    images = sample(rng, "f4", (3, 5, 7))
+    volumes = sample(rng, "f4", (2, 3, 5, 7))
+    for data, peer_shape, peer_z in ((images, (3, 5, 7), 4.5), (volumes, (6, 5, 7), 3.0)):
+        path = tmp_path / "meta.mrc"
+        mrcio.write(path, data, stack=data.ndim == 3, voxel_size=1.5, meta={"a": 1},
+                    overwrite=True)
+        assert_same(mrcio.read(path), data, data.dtype)
+        assert mrcio.read_header(path).voxel_size == (1.5, 1.5, 1.5)
+        with mrcfile.open(path, permissive=True) as m:
+            assert int(m.header.ispg) == 0
+            assert_same(m.data, data.reshape(peer_shape), data.dtype)
+            assert mrcfile_voxel(m) == pytest.approx((1.5, 1.5, peer_z))
+        voxel, _ = gemmi_voxel_and_origin(
+            assert_gemmi_values(path, data.reshape(peer_shape), "<", 2))
+        assert voxel == pytest.approx((1.5, 1.5, peer_z))
+        image, header = mrcz.readMRC(os.fspath(path))
+        assert_frames(image, list(data), data.dtype)
+        assert header["pixelsize"].tolist() == [1.5, 1.5, 1.5]
