@@ -1486,3 +1486,32 @@ def test_large_metadata_is_encoded_once(tmp_path: Path, json_work: Any, large_me
     assert header.extended["log"] == large_meta["log"]
     assert encoded < len(header.extended_bytes) * 1.1
     assert decoded < 1000, json_work.decoded  # (imports read small JSON files)
+
+
+@pytest.mark.parametrize("how", ["write", "stream"])
+def test_geometry_keeps_nint_and_nreal_with_the_extended_header(how: str,
+                                                                 tmp_path: Path) -> None:
+    """A SerialEM extended header is records of NINT bytes per section holding what NREAL's
+    flags say: kept from ``geometry=``, it keeps NINT and NREAL (as conversions and appends
+    do), or SerialEM's and IMOD's readers cannot find the tilt angles in it. An extended
+    header the caller gives replaces it, and the old fields with it."""
+    src = tmp_path / "serialem.mrc"
+    data = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5)
+    mrcio.write(src, data, stack=True, extended_header=bytes(range(48)), exttyp="SERI")
+    raw = bytearray(src.read_bytes())
+    at = mrcio.header.field_offset("nint")
+    raw[at : at + 4] = np.array([16, 1 | 2 | 16], "<i2").tobytes()  # tilt, montage, mag
+    src.write_bytes(bytes(raw))
+    header = mrcio.read_header(src)
+    out = tmp_path / "out.mrc"
+    if how == "write":
+        mrcio.write(out, data, geometry=header)
+    else:
+        with mrcio.open(out, "w", dtype=np.int16, frame_shape=(4, 5), geometry=header) as w:
+            w.append(data)
+    written = mrcio.read_header(out)
+    assert (written.exttyp, written.extended_bytes) == ("SERI", bytes(range(48)))
+    assert (written["nint"], written["nreal"]) == (16, 19)
+    mrcio.write(out, data, geometry=header, extended_header=bytes(8), exttyp="SERI",
+                overwrite=True)
+    assert (mrcio.read_header(out)["nint"], mrcio.read_header(out)["nreal"]) == (0, 0)

@@ -511,7 +511,9 @@ class StreamWriter:
                 n_threads=threads, imod_unsigned=imod_unsigned, checksums=checksums,
                 stats=stats,
             )
-            extended, exttyp = chosen_extended(extended_header, exttyp, meta, geometry)
+            extended, exttyp, described = chosen_extended(extended_header, exttyp, meta,
+                                                          geometry)
+            layout.fields.update(described)
         if encoding.compressor is not None and encoding.mode == 101:
             raise ValueError("mode 101 (4-bit) cannot be compressed: mrcz cannot read it back")
         # an append replaces the file only if no one else changed it meanwhile

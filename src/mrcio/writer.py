@@ -1256,7 +1256,7 @@ def write(
         the file's order, as read), ISPG and ORIGIN; ``voxel_size`` and ``origin`` given
         override its values, ``stack`` cannot contradict its ISPG. Its extended header is
         written too, unless it is JSON metadata: CCP4 symmetry records, FEI or SerialEM
-        records and the like, when neither ``extended_header`` nor ``meta`` is given
+        records (with the NINT and NREAL that describe them) and the like, when neither ``extended_header`` nor ``meta`` is given
         (``extended_header=b""`` writes none). Labels, mode and byte order are not taken
         from it. The data must fit: the same rows and columns, frames of the same number
         of sections (volume stacks), and for a map (ISPG 1-230) the same number of
@@ -1297,7 +1297,9 @@ def write(
     if stack and geometry is not None and layout.ispg != 0:
         raise ValueError(f"stack=True contradicts the geometry given: its ISPG "
                          f"{layout.ispg} says the sections are no image stack")
-    extended_header, exttyp = chosen_extended(extended_header, exttyp, meta, geometry)
+    extended_header, exttyp, described = chosen_extended(extended_header, exttyp, meta,
+                                                         geometry)
+    layout.fields.update(described)
     encoding = Encoding(
         mode=base_mode, byteorder=order, compressor=compressor, clevel=clevel,
         blocksize=blocksize, blosc2=blosc2, n_threads=n_threads or default_threads(),
@@ -1307,31 +1309,41 @@ def write(
                exttyp=exttyp, overwrite=overwrite, fsync=fsync)
 
 
+#: header fields that say how to read a SerialEM or Agard extended header (bytes per
+#: section; what each section's record holds): kept with the extended header they describe
+EXTENDED_HEADER_FIELDS = ("nint", "nreal")
+
+
 def chosen_extended(extended: Any, exttyp: str | bytes | None,
                     meta: dict[str, Any] | None, geometry: Header | None
-                    ) -> tuple[Any, str | None]:
-    """The raw extended header to write and its EXTTYP: the caller's, else (without
-    ``meta``) the one of the ``geometry`` header unless it is JSON; None for none.
+                    ) -> tuple[Any, str | None, dict[str, Any]]:
+    """The raw extended header to write, its EXTTYP and the header fields that describe it:
+    the caller's, else (without ``meta``) the one of the ``geometry`` header unless it is
+    JSON; None for none.
 
     A caller's is taken as bytes (other buffers by their bytes; empty: none), or as the FEI
     records :func:`mrcio.read_header` gives (which :class:`SectionWriter` puts in the file's
     byte order; their EXTTYP, if not given, is the kind their fields say), with EXTTYP as
     text of at most 4 ASCII characters, checked before anything is written; the
-    ``geometry`` header's is kept as its file has it (see :func:`kept_extended`)."""
+    ``geometry`` header's is kept as its file has it (see :func:`kept_extended`), with its
+    NINT and NREAL (:data:`EXTENDED_HEADER_FIELDS`: without them SerialEM's records cannot
+    be read)."""
     if extended is None and exttyp is None and meta is None and geometry is not None:
         _, kept, kind = kept_extended(geometry)
-        return kept, kind
+        described = {} if kept is None else {
+            name: geometry.fields[name] for name in EXTENDED_HEADER_FIELDS}
+        return kept, kind, described
     if extended is None:
         if exttyp is not None:
             raise ValueError("exttyp names the kind of extended_header: give both")
-        return None, None
+        return None, None, {}
     raw = extended if isinstance(extended, np.ndarray) else bytes(extended)
     kind = exttyp.decode("latin-1") if isinstance(exttyp, bytes) else exttyp
     if kind is not None and (not isinstance(kind, str) or not kind.isascii() or len(kind) > 4):
         raise ValueError(f"exttyp must be at most 4 ASCII characters, got {exttyp!r}")
     if kind is None and isinstance(raw, np.ndarray):
         kind = fei_kind(raw.dtype)
-    return (raw, kind) if len(raw) else (None, None)
+    return (raw, kind, {}) if len(raw) else (None, None, {})
 
 
 # --- rewriting an existing file (appends, frames replaced in place) --------------------------
