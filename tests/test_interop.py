@@ -788,3 +788,70 @@ def test_plain_stacks_with_meta_have_mrcz_geometry_for_peers(tmp_path: Path,
         image, header = mrcz.readMRC(os.fspath(path))
         assert_frames(image, list(data), data.dtype)
         assert header["pixelsize"].tolist() == [1.5, 1.5, 1.5]
+
+
+def test_float16_rms_overflows_in_mrcfile_validate(tmp_path: Path) -> None:
+    """mrcfile.validate takes the RMS of float16 data in float16: squared deviations from the
+    mean beyond 65504 make it infinite, and it reports mrcio's exact RMS as inaccurate
+    (README). mrcio.validate, and mrcfile's own writer (float32), agree with mrcio."""
+    data = np.array([[1.0, 2.0, 300.0, -250.0]], np.float16)
+    path = tmp_path / "half.mrc"
+    mrcio.write(path, data)
+    rms = float(np.float32(data.astype(np.float64).std()))
+    assert np.float32(mrcio.read_header(path)["rms"]) == rms
+    assert mrcio.validate(path) == []
+    with pytest.warns(RuntimeWarning, match="overflow encountered in square"):
+        valid, problems = mrcfile_verdict(path)
+    assert not valid
+    assert problems == [("Data statistics appear to be inaccurate: RMS deviation is inf but "
+                         f"the value in the header is {rms}")]
+    with mrcfile.new(tmp_path / "theirs.mrc") as m:
+        m.set_data(data)
+    with mrcfile.open(tmp_path / "theirs.mrc") as m:
+        assert float(m.header.rms) == rms
+
+
+def test_nan_statistics_against_gemmi(tmp_path: Path) -> None:
+    """Data with NaN get NaN for DMIN, DMAX, DMEAN and RMS in mrcio and mrcfile; gemmi's
+    ``update_ccp4_header`` leaves NaN out of its figures (README). Infinities count in all
+    three."""
+    values = np.array([[[1.0, np.nan, 3.0, -2.0]]], np.float32)
+    path = tmp_path / "nan.mrc"
+    mrcio.write(path, values)
+    ours = [float(mrcio.read_header(path)[k]) for k in ("dmin", "dmax", "dmean", "rms")]
+    assert all(np.isnan(ours))
+    with mrcfile.new(tmp_path / "m.mrc") as m:
+        with pytest.warns(RuntimeWarning, match="NaN"):
+            m.set_data(values)  # and update_header_stats
+        assert all(np.isnan(float(v)) for v in (m.header.dmin, m.header.dmax,
+                                                m.header.dmean, m.header.rms))
+    ccp4 = gemmi.Ccp4Map()
+    ccp4.grid = gemmi.FloatGrid(values.T.copy(), gemmi.UnitCell(1, 1, 1, 90, 90, 90),
+                                gemmi.SpaceGroup("P 1"))
+    ccp4.update_ccp4_header(2, True)
+    assert [ccp4.header_float(w) for w in (20, 21, 22)] == [-2.0, 3.0, pytest.approx(2 / 3)]
+    values[0, 0, 1] = np.inf
+    mrcio.write(path, values, overwrite=True)
+    ccp4.grid = gemmi.FloatGrid(values.T.copy(), gemmi.UnitCell(1, 1, 1, 90, 90, 90),
+                                gemmi.SpaceGroup("P 1"))
+    ccp4.update_ccp4_header(2, True)
+    header = mrcio.read_header(path)
+    assert [float(header[k]) for k in ("dmin", "dmax", "dmean")] == [
+        ccp4.header_float(w) for w in (20, 21, 22)] == [-2.0, np.inf, np.inf]
+
+
+@pytest.mark.parametrize("shape", [(2, 0, 4), (3, 4, 0)], ids=["no-rows", "no-columns"])
+def test_sections_without_rows_or_columns_mrcfile_reads(tmp_path: Path,
+                                                        shape: tuple[int, ...]) -> None:
+    """mrcfile writes and reads sections of no rows or columns as empty arrays; mrcio
+    refuses to write them and reads such a header as an error naming the field (README)."""
+    path = tmp_path / "empty.mrc"
+    with mrcfile.new(path) as m:
+        m.set_data(np.zeros(shape, np.float32))
+    with mrcfile.open(path) as m:
+        assert m.data.shape == shape
+    field = "ny" if shape[1] == 0 else "nx"
+    with pytest.raises(mrcio.HeaderError, match=f"field {field} .*must have rows and columns"):
+        mrcio.read(path)
+    with pytest.raises(ValueError, match="an MRC section needs rows and columns"):
+        mrcio.write(tmp_path / "ours.mrc", np.zeros(shape, np.float32))
