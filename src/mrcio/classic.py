@@ -219,9 +219,9 @@ def readMRCHeader(
     ----------
     MRCfilename
         The file: a path, str, bytes or path-like (gzip and bzip2 containers too), or a
-        binary stream (mrcz takes paths only). A stream that cannot seek (a pipe, standard input) is read only as far
-        as the header, extended header and the first byte of the first chunk (the Blosc
-        format version), and left there.
+        binary stream (mrcz takes paths only). A stream that cannot seek (a pipe, standard
+        input) is read only as far as the header, extended header and the first byte of the
+        first chunk (the Blosc format version), and left there.
     slices
         Sections per frame; None reads MZ in files labelled ``MRCZ<version>`` and in volume
         stacks (ISPG 401-630) where it divides NZ, else 0.

@@ -1256,11 +1256,11 @@ def write(
         the file's order, as read), ISPG and ORIGIN; ``voxel_size`` and ``origin`` given
         override its values, ``stack`` cannot contradict its ISPG. Its extended header is
         written too, unless it is JSON metadata: CCP4 symmetry records, FEI or SerialEM
-        records (with the NINT and NREAL that describe them) and the like, when neither ``extended_header`` nor ``meta`` is given
-        (``extended_header=b""`` writes none). Labels, mode and byte order are not taken
-        from it. The data must fit: the same rows and columns, frames of the same number
-        of sections (volume stacks), and for a map (ISPG 1-230) the same number of
-        sections; ValueError otherwise.
+        records (with the NINT and NREAL that describe them) and the like, when neither
+        ``extended_header`` nor ``meta`` is given (``extended_header=b""`` writes none).
+        Labels, mode and byte order are not taken from it. The data must fit: the same
+        rows and columns, frames of the same number of sections (volume stacks), and for
+        a map (ISPG 1-230) the same number of sections; ValueError otherwise.
 
     Examples
     --------
@@ -1501,10 +1501,10 @@ def converted_layout(header: Header, *, mrcz: bool) -> Layout:
     A file entering MRCZ form gets the ``MRCZ0.6.0`` first label (the last of ten labels
     gives way, with a warning) and, if it is an image stack (ISPG 0), a volume labelled one
     (ISPG 0, MZ = NZ: :attr:`~mrcio.header.Header.sampled_volume`) or a volume stack (ISPG
-    401, volumes of several sections), mrcz's convention that such files are read by: MX, MY = NX, NY, CELLA = voxel
-    size x (NX, NY, NZ), MZ = 1 for an image stack, and ISPG 0 for more than one volume
-    (:meth:`Layout.space_group`); a volume keeps MZ = NZ and ISPG 0, which mrcz reads as one
-    frame of NZ sections. A file leaving it (decompressed, no metadata left) loses that
+    401, volumes of several sections), mrcz's convention that such files are read by: MX,
+    MY = NX, NY, CELLA = voxel size x (NX, NY, NZ), MZ = 1 for an image stack, and ISPG 0
+    for more than one volume (:meth:`Layout.space_group`); a volume keeps MZ = NZ and ISPG
+    0, which mrcz reads as one frame of NZ sections. A file leaving it (decompressed, no metadata left) loses that
     label and gets MRC2014's geometry back: MX, MY = NX, NY; MZ = 1 for an image stack, MZ =
     NZ for a volume (ISPG kept), or ISPG 401 with MZ = sections per frame for mrcz's frames
     of several sections; CELLA = voxel size x (MX, MY, MZ), so that other readers (mrcfile,
