@@ -302,7 +302,7 @@ def test_volume_stacks_in_the_classic_reader(tmp_path: Path, compressor: str | N
     section, where mrcz drops the sections after the last whole volume (all of them for
     MZ > NZ)."""
     sections = np.arange(12 * 3 * 5, dtype=np.float32).reshape(12, 3, 5)
-    path = tmp_path / "volumes.mrc"
+    path = tmp_path / f"volumes{'.mrcz' if compressor else '.mrc'}"
     mrcio.write(path, sections.reshape(3, 4, 3, 5), compressor=compressor)
     if compressor is None:
         assert mrcio.read_header(path)["ispg"] == 401
@@ -312,7 +312,7 @@ def test_volume_stacks_in_the_classic_reader(tmp_path: Path, compressor: str | N
     assert header["dimensions"].tolist() == their_header["dimensions"].tolist() == [12, 3, 5]
     assert mrcio.readMRCHeader(path)[1] == mrcz.readMRCHeader(os.fspath(path))[1] == 4
     for nz, mz in ((10, 4), (8, 12)):
-        path = tmp_path / f"nz{nz}_mz{mz}.mrc"
+        path = tmp_path / f"nz{nz}_mz{mz}{'.mrcz' if compressor else '.mrc'}"
         mrcio.write(path, sections[:nz], stack=True, compressor=compressor)
         _patch_int32(path, mz=mz, ispg=401)
         image, _, their_image, _ = read_both(path)

@@ -153,7 +153,7 @@ def test_sigkill_while_writing(server: WriterServer, mode: str, tmp_path: Path,
     old_bytes = old.read_bytes()
     if mode == "append":
         (tmp_path / "ref").mkdir()
-        reference = tmp_path / "ref" / "target.mrcz"
+        reference = tmp_path / "ref" / "target"
         reference.write_bytes(old_bytes)
     else:
         reference = tmp_path / "reference.mrc"
@@ -167,7 +167,7 @@ def test_sigkill_while_writing(server: WriterServer, mode: str, tmp_path: Path,
     assert new_bytes != old_bytes
     work = tmp_path / "work"
     work.mkdir()
-    target = work / "target.mrcz"
+    target = work / "target"
     outcomes = {"absent": 0, "old": 0, "new": 0}
     partials_left = 0
     for k in range(KILLS):
@@ -370,7 +370,7 @@ def test_disk_full(writer: str, tmp_path: Path, disk: Callable[..., Budget]) -> 
     """ENOSPC after N bytes, for many N: the target keeps its old bytes (or stays absent)
     and no temporary file is left; with room enough the write completes."""
     fn = WRITERS[writer]
-    target = tmp_path / "target.mrcz"
+    target = tmp_path / "target"
     needs_old = writer in ("append", "writeMRC_idx")
     old_bytes = _old_version(target)
     free = disk(None)
@@ -409,7 +409,7 @@ def test_disk_full(writer: str, tmp_path: Path, disk: Callable[..., Budget]) -> 
                 assert target.read_bytes() == old_bytes, f"{writer}: target changed at {limit}"
             else:
                 assert not target.exists(), f"{writer}: a target appeared at {limit}"
-            left = [p.name for p in tmp_path.iterdir() if p.name != "target.mrcz"]
+            left = [p.name for p in tmp_path.iterdir() if p.name != "target"]
             assert not left, f"{writer}, disk full after {limit:,} bytes: left {left}"
     disk(None)
     if needs_old:
@@ -421,7 +421,7 @@ def test_disk_full(writer: str, tmp_path: Path, disk: Callable[..., Budget]) -> 
 @pytest.mark.parametrize("writer", list(WRITERS))
 def test_interrupt_mid_write(writer: str, tmp_path: Path, disk: Callable[..., Budget]) -> None:
     """A KeyboardInterrupt in the middle of writing cleans up like an error does."""
-    target = tmp_path / "target.mrcz"
+    target = tmp_path / "target"
     old_bytes = _old_version(target)
     free = disk(None)
     WRITERS[writer](target)
@@ -441,7 +441,7 @@ def test_interrupt_mid_write(writer: str, tmp_path: Path, disk: Callable[..., Bu
             f"version has {new_size:,})"
         )
         assert target.read_bytes() == old_bytes
-        assert [p.name for p in tmp_path.iterdir()] == ["target.mrcz"]
+        assert [p.name for p in tmp_path.iterdir()] == ["target"]
 
 
 @pytest.mark.parametrize("writer", list(WRITERS))
@@ -450,7 +450,7 @@ def test_commit_failure(writer: str, failing: str, tmp_path: Path,
                         monkeypatch: pytest.MonkeyPatch) -> None:
     """fsync (EIO, as NFS reports a lost write) or the rename failing leaves the target
     and no temporary file."""
-    target = tmp_path / "target.mrcz"
+    target = tmp_path / "target"
     old_bytes = _old_version(target)
 
     def broken(*args: Any, **kwargs: Any) -> Any:
@@ -468,7 +468,7 @@ def test_commit_failure(writer: str, failing: str, tmp_path: Path,
         WRITERS[writer](target)
     assert info.value.errno == errno.EIO
     assert target.read_bytes() == old_bytes
-    assert [p.name for p in tmp_path.iterdir()] == ["target.mrcz"]
+    assert [p.name for p in tmp_path.iterdir()] == ["target"]
 
 
 def test_exclusive_create_without_hard_links(tmp_path: Path,
@@ -479,13 +479,13 @@ def test_exclusive_create_without_hard_links(tmp_path: Path,
         raise OSError(errno.EPERM, "injected: no hard links here")
 
     monkeypatch.setattr(os, "link", no_links)
-    target = tmp_path / "new.mrcz"
+    target = tmp_path / "new"  # written compressed, then refused uncompressed
     mrcio.write(target, _movie(), stack=True, compressor="zstd", fsync=False)
     assert np.array_equal(mrcio.read(target), _movie())
-    assert [p.name for p in tmp_path.iterdir()] == ["new.mrcz"]
+    assert [p.name for p in tmp_path.iterdir()] == ["new"]
     with pytest.raises(FileExistsError):
         mrcio.write(target, _movie(), stack=True, fsync=False)
-    assert [p.name for p in tmp_path.iterdir()] == ["new.mrcz"]
+    assert [p.name for p in tmp_path.iterdir()] == ["new"]
 
 
 # ---------------------------------------------------------------------------------------

@@ -257,7 +257,7 @@ def test_streaming_roundtrip(frames: list[np.ndarray], codec: str | None,
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "live.mrcz")
+        path = os.path.join(tmp, "live.mrcz" if codec else "live.mrc")
         extra = {"nframes": len(frames)} if nframes_known else {}
         with mrcio.open(path, "w", dtype=np.float32, frame_shape=(4, 7), compressor=codec,
                         meta=meta, fsync=False, **extra) as out:

@@ -31,7 +31,7 @@ def raw_file(path: Path, fields: dict, data: bytes, byteorder: str = "<") -> Non
 def stack(request: pytest.FixtureRequest, tmp_path: Path,
           rng: np.random.Generator) -> tuple[Path, np.ndarray]:
     data = rng.normal(size=(9, 6, 5)).astype(np.float32)
-    path = tmp_path / "stack.mrcs"
+    path = tmp_path / f"stack{'.mrcz' if request.param else '.mrcs'}"
     mrcio.write(path, data, stack=True, compressor=request.param)
     return path, data
 
@@ -56,7 +56,7 @@ def test_bad_frames(stack: tuple[Path, np.ndarray]) -> None:
 def test_partial_reads_touch_only_their_frames(tmp_path: Path, rng: np.random.Generator) -> None:
     data = rng.normal(size=(4, 6, 5)).astype(np.float32)
     for codec in (None, "lz4"):
-        path = tmp_path / f"{codec}.mrc"
+        path = tmp_path / f"{codec}{'.mrcz' if codec else '.mrc'}"
         mrcio.write(path, data, compressor=codec)
         hdr = mrcio.read_header(path)
         raw = bytearray(path.read_bytes())

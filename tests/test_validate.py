@@ -18,7 +18,7 @@ from mrcio.reader import MRCReader
 
 
 def valid_file(tmp_path: Path, **kwargs: object) -> Path:
-    path = tmp_path / "v.mrc"
+    path = tmp_path / ("v.mrcz" if kwargs.get("compressor") else "v.mrc")
     data = np.random.default_rng(1).normal(size=(3, 8, 9)).astype(np.float32)
     mrcio.write(path, data, voxel_size=1.0, overwrite=True, **kwargs)  # type: ignore[arg-type]
     return path

@@ -238,7 +238,8 @@ def test_rewrite_refuses_a_file_changed_meanwhile(tmp_path: Path) -> None:
     mrcio.write(path, np.zeros((2, 4, 4), np.int16), stack=True, compressor="zstd")
 
     def blocks() -> Any:  # another program writes the file while the new frames come
-        mrcio.write(path, np.full((5, 4, 4), 7, np.int16), stack=True, overwrite=True)
+        mrcio.write(path, np.full((5, 4, 4), 7, np.int16), stack=True, overwrite=True,
+                    compressor="zstd")
         yield np.ones((1, 4, 4), np.int16)
 
     with pytest.raises(mrcio.HeaderError, match="changed since it was opened"), \
@@ -255,7 +256,7 @@ def test_rewrite_appends_and_replaces(tmp_path: Path, rng: np.random.Generator) 
     data = rng.normal(size=(4, 8, 8)).astype(np.float32)
     more = rng.normal(size=(3, 8, 8)).astype(np.float32)
     for codec in (None, "zstd"):
-        path = tmp_path / f"{codec}.mrc"
+        path = tmp_path / f"{codec}"
         mrcio.write(path, data, stack=True, compressor=codec, meta={"k": 1})
         for start, new in ((4, more), (1, more[:1])):
             with MRCReader(path) as reader:
@@ -548,7 +549,7 @@ def test_statistics_can_be_left_undetermined(compressor: str | None, tmp_path: P
         h = mrcio.read_header(path)
         return tuple(float(h[name]) for name in ("dmin", "dmax", "dmean", "rms"))
 
-    path = tmp_path / "movie.mrc"
+    path = tmp_path / f"movie{'.mrcz' if compressor else '.mrc'}"
     mrcio.write(path, movie, stack=True, compressor=compressor, stats=False)
     assert header_stats(path) == undetermined
     assert np.array_equal(mrcio.read(path), movie)
@@ -556,7 +557,7 @@ def test_statistics_can_be_left_undetermined(compressor: str | None, tmp_path: P
     if compressor is None:
         assert mrcfile.validate(str(path), print_file=io.StringIO())
 
-    streamed = tmp_path / "streamed.mrc"
+    streamed = tmp_path / f"streamed{'.mrcz' if compressor else '.mrc'}"
     with mrcio.open(streamed, "w", dtype=np.int8, frame_shape=(32, 48),
                     compressor=compressor, stats=False) as out:
         for frame in movie:
@@ -564,7 +565,7 @@ def test_statistics_can_be_left_undetermined(compressor: str | None, tmp_path: P
     assert header_stats(streamed) == undetermined
 
     # appending without statistics leaves the whole file's statistics undetermined
-    with_stats = tmp_path / "with_stats.mrc"
+    with_stats = tmp_path / f"with_stats{'.mrcz' if compressor else '.mrc'}"
     mrcio.write(with_stats, movie[:2], stack=True, compressor=compressor)
     assert header_stats(with_stats) != undetermined
     with mrcio.open(with_stats, "a", stats=False) as out:
@@ -714,7 +715,7 @@ def test_real_size_section_in_pieces(tmp_path: Path, rng: np.random.Generator) -
     frame = rng.poisson(0.8, (3000, 3000)).astype(np.int8)
     buffer = frame.copy()
     for codec in ("zstd", None):
-        path = tmp_path / f"{codec}.mrcz"
+        path = tmp_path / f"{codec}"
         with mrcio.open(path, "w", dtype=np.int8, frame_shape=frame.shape,
                         compressor=codec) as out:
             out.append(buffer)
@@ -725,7 +726,7 @@ def test_real_size_section_in_pieces(tmp_path: Path, rng: np.random.Generator) -
         assert np.array_equal(back[0], frame)
         assert np.array_equal(back[1], frame)
         assert mrcio.validate(path, deep=True) == []
-    one_call = mrcio.read(tmp_path / "zstd.mrcz")
+    one_call = mrcio.read(tmp_path / "zstd")
     assert np.array_equal(one_call, np.stack([frame, frame]))
 
 
@@ -764,7 +765,7 @@ def test_frames_differing_only_in_byte_order_are_written_as_streamed(
     files are the same byte for byte, and mrcfile (and mrcz for MRCZ) reads the values."""
     little = rng.normal(size=(6, 7)).astype("<f4")
     frames = [little, (little * 3).astype(">f4"), little + 1]
-    written, streamed = tmp_path / "w.mrcs", tmp_path / "s.mrcs"
+    written, streamed = tmp_path / "w", tmp_path / "s"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mrcio.write(written, frames, compressor=compressor, byteorder=byteorder)
@@ -1281,7 +1282,7 @@ def test_exttyp_that_is_not_ascii_is_kept_as_its_bytes(how: str, compressor: str
     overwritten, found by fuzzing appends) reads, with its extended header as bytes; every
     rewrite keeps those bytes, as it keeps the labels', instead of failing to encode them
     as ASCII (UnicodeEncodeError)."""
-    path = tmp_path / "a.mrcz"
+    path = tmp_path / "a"
     data = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4)
     mrcio.write(path, data, stack=True, compressor=compressor, extended_header=bytes(80),
                 exttyp="SERI")
@@ -1289,7 +1290,7 @@ def test_exttyp_that_is_not_ascii_is_kept_as_its_bytes(how: str, compressor: str
     raw = bytearray(path.read_bytes())
     raw[at : at + 4] = b"\xe9\xd4\x93\x19"
     path.write_bytes(raw)
-    out = tmp_path / "b.mrcz"
+    out = tmp_path / ("b.mrcz" if how == "convert" else "b")  # convert: by the name
     if how == "append":
         out = path
         with mrcio.open(path, "a", fsync=False) as f:
@@ -1311,7 +1312,7 @@ def test_cell_beyond_float32_refuses_more_sections(how: str, compressor: str | N
     file whose CELLA.z is near float32's largest value cannot take more sections. It was
     written as inf, with numpy's RuntimeWarning; it is refused with HeaderError naming
     CELLA, and nothing is written."""
-    path = tmp_path / "a.mrcz"
+    path = tmp_path / "a"
     data = np.zeros((2, 4, 4), np.float32)
     mrcio.write(path, data, stack=compressor is not None, compressor=compressor,
                 voxel_size=1.0)
@@ -1325,14 +1326,14 @@ def test_cell_beyond_float32_refuses_more_sections(how: str, compressor: str | N
             with mrcio.open(path, "a", fsync=False) as f:
                 f.append(data[0])
         else:
-            mrcio.write(tmp_path / "b.mrcz", np.zeros((3, 4, 4), np.float32), stack=True,
+            mrcio.write(tmp_path / "b", np.zeros((3, 4, 4), np.float32), stack=True,
                         compressor=compressor, geometry=mrcio.read_header(path))
 
     with pytest.raises(mrcio.HeaderError, match=r"field cella at byte 40: the cell of 3 "
                        r"sections of 1 x 1 x 1\.5e\+38 Å is beyond float32's range"):
         more()
     assert path.read_bytes() == raw
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mrcz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
 @pytest.mark.parametrize("cell", [math.inf, math.nan])
@@ -1515,3 +1516,44 @@ def test_geometry_keeps_nint_and_nreal_with_the_extended_header(how: str,
     mrcio.write(out, data, geometry=header, extended_header=bytes(8), exttyp="SERI",
                 overwrite=True)
     assert (mrcio.read_header(out)["nint"], mrcio.read_header(out)["nreal"]) == (0, 0)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+@pytest.mark.parametrize(("name", "compressor", "words"), [
+    ("movie.mrcz", None, "written uncompressed (compressor=None): pass compressor='zstd'"),
+    ("movie.MRC", "zstd", "written compressed (zstd), which MRC readers"),
+    ("stack.mrcs", "lz4", "name it .mrcz, or pass compressor=None"),
+])
+def test_a_name_that_says_the_other_format_warns(tmp_path: Path, name: str,
+                                                 compressor: str | None, words: str,
+                                                 streaming: bool) -> None:
+    """A .mrcz name written uncompressed (a user who forgot compressor=) or an MRC name
+    written compressed (which mrcfile, RELION and IMOD cannot open) is written as asked,
+    with a warning naming the file and what to do."""
+    frames = np.zeros((2, 4, 4), np.float32)
+    path = tmp_path / name
+
+    def write() -> None:
+        if streaming:
+            with mrcio.open(path, "w", dtype=np.float32, frame_shape=(4, 4),
+                            compressor=compressor) as out:
+                out.append(frames)
+        else:
+            mrcio.write(path, frames, stack=True, compressor=compressor)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write()
+    (warning,) = caught
+    assert warning.category is mrcio.MRCWarning
+    assert str(warning.message).startswith(f"{path}: ")
+    assert words in str(warning.message)
+    assert warning.filename == __file__  # points at the user's call
+    assert mrcio.read_header(path).compressor == compressor
+    with warnings.catch_warnings():  # names that match the format, and streams: no warning
+        warnings.simplefilter("error")
+        mrcio.write(tmp_path / "plain.mrc", frames)
+        mrcio.write(tmp_path / "packed.mrcz", frames, compressor="zstd")
+        mrcio.write(io.BytesIO(), frames, compressor="zstd")
+        with pytest.raises(FileExistsError):  # a write that fails does not warn
+            write()

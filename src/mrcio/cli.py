@@ -69,6 +69,7 @@ from .header import HEADER_DTYPE, MODES, Header, header_of_fields, native_order
 from .reader import MRCReader
 from .stats import Stats
 from .writer import (
+    MRC_SUFFIXES,
     MRCZ_LABEL,
     NARROWED,
     Encoding,
@@ -92,7 +93,6 @@ WRITE_MODES = tuple(str(m) for m in MODES if m != 3)
 #: dtypes that ``convert --dtype`` converts to
 CONVERT_DTYPES = ("int8", "int16", "uint16", "int32", "uint32", "float16", "float32",
                   "complex64")
-_MRC_SUFFIXES = (".mrc", ".mrcs", ".map", ".ccp4", ".st", ".ali", ".rec", ".preali")
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _CONTAINER_SUFFIXES = (".gz", ".bz2")
 _TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
@@ -1501,7 +1501,7 @@ def _output_format(path: Path) -> str:
         return "tiff"
     if name.endswith(".mrcz"):
         return "mrcz"
-    if name.endswith(_MRC_SUFFIXES):
+    if name.endswith(MRC_SUFFIXES):
         return "mrc"
     raise CLIError(f"{path}: cannot tell the output format from the name (use .mrc, .mrcs, "
                    ".map, .mrcz, .tif or .tiff)")
@@ -1594,7 +1594,7 @@ def _default_output(src: Path, suffix: str) -> Path:
         if name.lower().endswith(ending):
             name = name[: -len(ending)]
     stem, ext = os.path.splitext(name)
-    if ext.lower() in (*_MRC_SUFFIXES, ".mrcz", *_TIFF_SUFFIXES):
+    if ext.lower() in (*MRC_SUFFIXES, ".mrcz", *_TIFF_SUFFIXES):
         name = stem
     return src.with_name(name + suffix)
 

@@ -43,6 +43,7 @@ from .writer import (
     SectionWriter,
     _copy_sections,
     build_record,
+    check_name,
     choose_mode,
     chosen_extended,
     encoding_of,
@@ -534,6 +535,8 @@ class StreamWriter:
             self._abandon()
             raise
         self.closed = False
+        if not append:
+            check_name(self.path, compressor, stacklevel=4)  # 4: the user's open()
 
     @property
     def frames(self) -> int:

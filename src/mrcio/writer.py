@@ -92,6 +92,30 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)  # CELLA is float32
 NARROWED = {np.dtype("f8"): np.dtype("f4"), np.dtype("c16"): np.dtype("c8")}
 
 
+#: names of plain MRC files (what other programs open as MRC); MRCZ files are named .mrcz
+MRC_SUFFIXES = (".mrc", ".mrcs", ".map", ".ccp4", ".st", ".ali", ".rec", ".preali")
+
+
+def check_name(dst: Any, compressor: str | None, stacklevel: int = 3) -> None:
+    """Warn when a file's name says the other format than the one written: ``.mrcz``
+    uncompressed, or an MRC name (:data:`MRC_SUFFIXES`) compressed, which MRC readers
+    (mrcfile, RELION, IMOD) cannot open. Streams have no name to check. ``stacklevel``
+    counts from this function to the user's call."""
+    if not isinstance(dst, (str, os.PathLike)):
+        return
+    name = os.fspath(dst)
+    suffix = os.path.splitext(name)[1].lower()
+    if compressor is None and suffix == ".mrcz":
+        advice = ("written uncompressed (compressor=None): pass compressor='zstd' for an "
+                  "MRCZ file, or name it .mrc")
+    elif compressor is not None and suffix in MRC_SUFFIXES:
+        advice = (f"written compressed ({compressor}), which MRC readers (mrcfile, RELION, "
+                  "IMOD) cannot open: name it .mrcz, or pass compressor=None for plain MRC")
+    else:
+        return
+    warnings.warn(f"{name}: {advice}", MRCWarning, stacklevel=stacklevel)
+
+
 def mrcio_label() -> str:
     """The label naming the writer and the date."""
     return f"mrcio {__version__} {datetime.date.today().isoformat()}"
@@ -1209,6 +1233,9 @@ def write(
         None (plain MRC) or a Blosc codec: ``"zstd"``, ``"lz4"``, ``"lz4hc"``, ``"zlib"``,
         ``"blosclz"`` (Blosc1 chunks), or with ``blosc2=True`` also Blosc2-only plugin
         codecs, installed (ndlz and zfp, which compress only blosc2 NDArrays, are refused).
+        A ``.mrcz`` name written uncompressed, or an MRC name (``.mrc``, ``.mrcs``,
+        ``.map``, ...) written compressed, is written as asked with an
+        :class:`~mrcio.MRCWarning`: other programs go by the name.
     clevel
         Compression level 0 (store) to 9.
     stack
@@ -1279,9 +1306,10 @@ def write(
     ...     m.set_data(np.zeros((5, 4, 3), np.float32))
     ...     m.header.mapc, m.header.mapr, m.header.maps = 3, 1, 2
     ...     m.header.nxstart, m.header.ispg = -2, 4
+    >>> doubled = os.path.join(os.path.dirname(path), "doubled.map")
     >>> with mrcio.open(src) as f:
-    ...     mrcio.write(path, f[:] * 2, geometry=f.header, overwrite=True)
-    >>> hdr = mrcio.read_header(path)
+    ...     mrcio.write(doubled, f[:] * 2, geometry=f.header)
+    >>> hdr = mrcio.read_header(doubled)
     >>> hdr["mapc"], hdr["mapr"], hdr["maps"], hdr["nxstart"], hdr["ispg"]
     (3, 1, 2, -2, 4)
     """
@@ -1307,6 +1335,7 @@ def write(
     )
     write_plan(dst, plan, layout, encoding, meta=meta, extended=extended_header,
                exttyp=exttyp, overwrite=overwrite, fsync=fsync)
+    check_name(dst, compressor)
 
 
 #: header fields that say how to read a SerialEM or Agard extended header (bytes per
