@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -681,3 +682,33 @@ def test_checksums_tied_to_json_another_program_laid_out(tmp_path: Path) -> None
     path.write_bytes(bytes(damaged))
     with pytest.raises(mrcio.ChunkError, match="crc32"):
         mrcio.read(path)
+
+
+def test_a_file_of_another_format_is_named_as_such(tmp_path: Path) -> None:
+    """A TIFF (EER, gain references), PNG, HDF5 or NumPy file read by mistake raises one
+    HeaderError saying what it is (and for TIFF how to convert it), in every reader and in
+    validate: it gave a byte-order warning, a map-id warning and an 'unknown mode' error."""
+    tif = tmp_path / "gain.tif"
+    tif.write_bytes(b"II*\0" + bytes(range(256)) * 8)
+    npy = tmp_path / "frame.npy"
+    np.save(npy, np.zeros((32, 32), np.float32))
+    for path, words in ((tif, r"a TIFF file, not MRC or MRCZ \(mrcio convert FILE\.tif "),
+                        (npy, r"a NumPy \.npy file, not MRC or MRCZ \(numpy\.load reads it")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no warning before the error
+            for read in (mrcio.read, mrcio.read_header, mrcio.open, mrcio.readMRC):
+                with pytest.raises(mrcio.HeaderError,
+                                   match=rf"^{re.escape(str(path))}: field header at byte 0: "
+                                         rf"{words}"):
+                    read(path)
+            (issue,) = mrcio.validate(path)
+        assert (issue.severity, issue.code, issue.field) == ("error", "format", "header")
+    # an MRC file whose NX happens to start like a TIFF is still an MRC file
+    mrc = tmp_path / "odd.mrc"
+    mrcio.write(mrc, np.zeros((1, 4), np.int8))
+    raw = bytearray(mrc.read_bytes())
+    raw[:4] = b"II*\0"
+    mrc.write_bytes(raw)
+    with pytest.raises(mrcio.MRCError, match=r"odd\.mrc: field n") as caught:
+        mrcio.read(mrc)
+    assert "TIFF" not in str(caught.value)

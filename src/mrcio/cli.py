@@ -65,7 +65,7 @@ from .codecs import (
 )
 from .errors import MRCError, MRCWarning, counted
 from .extheader import CHECKSUM_KEY
-from .header import HEADER_DTYPE, MODES, Header, header_of_fields, native_order
+from .header import FOREIGN_MAGIC, HEADER_DTYPE, MODES, Header, header_of_fields, native_order
 from .reader import MRCReader
 from .stats import Stats
 from .writer import (
@@ -95,7 +95,7 @@ CONVERT_DTYPES = ("int8", "int16", "uint16", "int32", "uint32", "float16", "floa
                   "complex64")
 _TIFF_SUFFIXES = (".tif", ".tiff")
 _CONTAINER_SUFFIXES = (".gz", ".bz2")
-_TIFF_MAGIC = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+_TIFF_MAGIC = tuple(m for m, kind in FOREIGN_MAGIC.items() if "TIFF" in kind)
 _BLOCK_BYTES = 16 * 2**20  # sections are read and written in blocks of about this size
 #: units of TIFF resolutions and ImageJ calibrations, in angstroms
 _UNITS = {

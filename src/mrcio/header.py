@@ -593,11 +593,32 @@ def parse_header(
     TruncatedFileError
         Fewer than 1024 bytes.
     HeaderError, ModeError
-        Negative or absurd dimensions, unknown mode or codec, NSYMBT outside the file.
+        Negative or absurd dimensions, unknown mode or codec, NSYMBT outside the file; a
+        file of another format (TIFF, PNG, HDF5, NumPy).
     """
     header = decode_header(buf, path=path, file_size=file_size, convention=convention)
     check_header(header, file_size=file_size, permissive=permissive)
     return header
+
+
+#: the first 4 bytes of other image formats given to MRC readers by mistake (as NX they are
+#: absurd in either byte order; a file is taken for one only without MRC2014's map id too)
+FOREIGN_MAGIC = {b"II*\0": "TIFF", b"MM\0*": "TIFF", b"II+\0": "BigTIFF", b"MM\0+": "BigTIFF",
+                 b"\x89PNG": "PNG", b"\x89HDF": "HDF5", b"\x93NUM": "NumPy .npy"}
+
+
+def _refuse_foreign(buf: bytes | bytearray | memoryview, path: str | None) -> None:
+    """Raise HeaderError for a file of another format (:data:`FOREIGN_MAGIC`), read as MRC it
+    would give warnings about the byte order and map id and then an error about its mode."""
+    magic = bytes(buf[:4])
+    kind = FOREIGN_MAGIC.get(magic)
+    at = field_offset("map")
+    if kind is None or bytes(buf[at : at + 3]) == b"MAP":
+        return
+    hint = {"TIFF": " (mrcio convert FILE.tif FILE.mrc turns it into MRC)",
+            "NumPy .npy": " (numpy.load reads it, and mrcio.write writes it as MRC)"}.get(kind, "")
+    raise HeaderError(f"a {kind} file, not MRC or MRCZ{hint}", path=path, field="header",
+                      offset=0, value=magic)
 
 
 def decode_header(
@@ -615,7 +636,10 @@ def decode_header(
     ------
     TruncatedFileError
         Fewer than 1024 bytes.
+    HeaderError
+        A file of another format (TIFF, PNG, HDF5, NumPy), told by its first bytes.
     """
+    _refuse_foreign(buf, path)
     if len(buf) < HEADER_SIZE:
         raise TruncatedFileError(
             f"file too short for an MRC header (needs {HEADER_SIZE} bytes, has {len(buf)})",

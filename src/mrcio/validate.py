@@ -221,7 +221,8 @@ def validate(src: PathOrStream, *, deep: bool = False) -> list[Issue]:
 
     Checks, numbered as in the messages' order:
 
-    1. the map id is ``MAP `` (``map-id``);
+    1. the map id is ``MAP `` (``map-id``), and the file is no TIFF, PNG, HDF5 or NumPy
+       file (``format``, the only issue then);
     2. the machine stamp names a byte order (``machine-stamp``);
     3. the mode (and MRCZ codec) is known, and in MRC2014 for uncompressed files, and an
        MRCZ file's chunks record the codec MODE names (a warning) (``mode``);
@@ -305,6 +306,8 @@ def _opening_issues(source: Any, exc: MRCError) -> list[Issue]:
         code = "extended-header"
     elif isinstance(exc, (ChunkError, CodecError)):
         code = "chunks"
+    elif isinstance(exc, HeaderError) and exc.field == "header":  # a TIFF, PNG, ... file
+        code = "format"
     elif isinstance(exc, HeaderError):
         code = "dimensions"
     else:
