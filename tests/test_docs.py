@@ -66,3 +66,6 @@ def test_readme_python_code_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert mrcio.read("live.mrcz").shape == (2, 4096, 4096)
     emd = mrcio.read_header("emd_3001.map")
     assert mrcio.read_header("sharpened.map").geometry == emd.geometry
+    rewritten = mrcio.read_header("map.mrc")  # a header field changed by rewriting the file
+    assert (rewritten.voxel_size, rewritten["ispg"]) == ((1.1, 1.1, 1.1), 1)
+    np.testing.assert_array_equal(mrcio.read("map.mrc"), volume)

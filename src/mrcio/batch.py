@@ -69,7 +69,10 @@ def convert_files(
     overwrite
         Replace existing destinations.
     workers
-        Local worker processes (default: the CPU count; 1 runs in this process).
+        Local worker processes (default: the CPU count; 1 runs in this process). They are
+        started with ``spawn``, which imports the calling script again in each: in a
+        script, call this under ``if __name__ == "__main__":`` (without it the workers fail
+        and this raises ``BrokenProcessPool``).
     scheduler
         A ``dask.distributed`` scheduler address or ``Client``: run the tasks there.
 
