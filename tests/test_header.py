@@ -14,10 +14,12 @@ from mrcio.header import (
     CODEC_IDS,
     CODECS,
     HEADER_DTYPE,
+    HEADER_SIZE,
     IMOD_STAMP,
     MODE_OF_DTYPE,
     MODES,
     check_data_fits,
+    decode_header,
     field_offset,
     header_of_fields,
     new_header,
@@ -264,3 +266,19 @@ def test_a_header_made_whole_from_its_geometry(real_dir: Path) -> None:
         header_of_fields({"nx": 2**32})
     with pytest.raises(ValueError, match="exttyp must be at most 4 ASCII characters"):
         header_of_fields({}, exttyp="CCP4x")
+
+
+def test_repr_says_what_the_file_holds(tmp_path: Path) -> None:
+    """``print(mrcio.read_header(p))`` is one line: the file, format, shape, dtype, mode and
+    voxel size (it printed the raw numpy record, a thousand characters), also for a header
+    too damaged to give a shape."""
+    path = tmp_path / "map.mrcz"
+    mrcio.write(path, np.zeros((4, 5, 6), np.float32), voxel_size=(1.1, 1.2, 1.3),
+                compressor="zstd")
+    assert repr(mrcio.read_header(path)) == (
+        f"<mrcio.Header {str(path)!r} MRCZ zstd (4, 5, 6) float32, mode 6002, voxel size "
+        "(1.1, 1.2, 1.3) Å>")
+    raw = bytearray(path.read_bytes()[:HEADER_SIZE])
+    raw[field_offset("mode") : field_offset("mode") + 4] = np.int32(77).tobytes()
+    assert repr(decode_header(bytes(raw), path="bad.mrc")) == (
+        "<mrcio.Header 'bad.mrc' MRC NX NY NZ 6 5 4, mode 77>")

@@ -335,6 +335,17 @@ class Header:
                 self._values[name] = value
             return value
 
+    def __repr__(self) -> str:
+        """What the file holds, in one line (the dataclass's repr printed the raw record:
+        a thousand characters of numpy); :meth:`to_dict` gives every field."""
+        kind = f"MRCZ {self.compressor}" if self.compressor else "MRC"
+        try:
+            facts = (f"{self.shape} {self.dtype}, mode {self['mode']}, voxel size "
+                     f"{tuple(self.voxel_size)} Å")
+        except (KeyError, ValueError):  # a damaged header (validate, permissive reads)
+            facts = f"NX NY NZ {self['nx']} {self['ny']} {self['nz']}, mode {self['mode']}"
+        return f"<mrcio.Header {self.path!r} {kind} {facts}>"
+
     def to_dict(self) -> dict[str, Any]:
         """Every header field (spare areas excluded) as plain Python values."""
         assert HEADER_DTYPE.names is not None
