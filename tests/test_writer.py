@@ -1557,3 +1557,27 @@ def test_a_name_that_says_the_other_format_warns(tmp_path: Path, name: str,
         mrcio.write(io.BytesIO(), frames, compressor="zstd")
         with pytest.raises(FileExistsError):  # a write that fails does not warn
             write()
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_an_unknown_compressor_is_refused_with_the_names_to_use(tmp_path: Path,
+                                                                streaming: bool) -> None:
+    """A typo or an upper-case name gets the names that write Blosc1 chunks first and the
+    blosc2 plugins apart (it listed all fifteen ids' names in one sorted list, ndlz and zfp,
+    which are always refused, and snappy, which c-blosc 1 lacks, among them), the same
+    from write() and open(path, "w")."""
+    def write(name: str) -> None:
+        if streaming:
+            mrcio.open(tmp_path / "a.mrcz", "w", dtype=np.float32, frame_shape=(4, 4),
+                       compressor=name)
+        else:
+            mrcio.write(tmp_path / "a.mrcz", np.zeros((4, 4), np.float32), compressor=name)
+
+    for name in ("zstdd", "ZSTD"):
+        with pytest.raises(ValueError, match=r"^compressor must be None") as caught:
+            write(name)
+        assert str(caught.value) == (
+            "compressor must be None (plain MRC) or a codec name: blosclz, lz4, lz4hc, zlib, "
+            "zstd (with blosc2=True also the blosc2 plugins openhtj2k, grok, openzl, j2k, "
+            f"htj2k), got {name!r}")
+    assert list(tmp_path.iterdir()) == []

@@ -55,7 +55,7 @@ from ._fileio import AtomicFile, remove_unfinished
 from ._parallel import default_threads
 from ._version import __version__
 from .codecs import (
-    BLOSC1_CODECS,
+    WRITE_CODECS,
     codec_mismatch,
     crc32,
     decode_into,
@@ -87,7 +87,6 @@ __all__ = ["CLIError", "Frames", "Run", "cli", "describe", "facts_of", "field_te
 
 MB = 1e6
 #: codecs the compress and convert commands write ("snappy" is read-only in c-blosc 1.x)
-WRITE_CODECS = tuple(c for c in BLOSC1_CODECS if c != "snappy")
 #: modes that can be asked for with ``convert --mode``
 WRITE_MODES = tuple(str(m) for m in MODES if m != 3)
 #: dtypes that ``convert --dtype`` converts to

@@ -68,11 +68,13 @@ __all__ = [
     "CHUNK_HEADER_SIZE",
     "CHUNK_RECORD",
     "CHUNK_RECORD_DTYPE",
+    "WRITE_CODECS",
     "ChunkInfo",
     "ChunkStitcher",
     "CodecMismatch",
     "auto_blocksize",
     "check_chunks",
+    "check_codec_name",
     "check_frame_size",
     "chunk_record",
     "codec_mismatch",
@@ -112,6 +114,8 @@ _BLOSC1_MAX_NBYTES = 2**31 - 1 - CHUNK_HEADER_SIZE  # c-blosc 1.x's BLOSC_MAX_BU
 _BLOSC2_MAX_NBYTES = 2**31 - 1 - _BLOSC2_HEADER_SIZE  # c-blosc 2's BLOSC2_MAX_BUFFERSIZE
 #: codecs that Blosc1 (c-blosc 1.x) can write; the others need Blosc2
 BLOSC1_CODECS = ("blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd")
+#: codecs that Blosc1 chunks can be written with (c-blosc 1 as built here has no snappy)
+WRITE_CODECS = tuple(c for c in BLOSC1_CODECS if c != "snappy")
 #: Blosc2 codecs for NDArray blocks only (they need the array's shape, which MRCZ chunks do
 #: not carry: zfp compresses nothing without it, ndlz fails)
 _NDARRAY_CODECS = ("ndlz", "zfp_acc", "zfp_prec", "zfp_rate")
@@ -606,6 +610,23 @@ def check_frame_size(nbytes: int, blosc2_format: bool) -> None:
                          "in one chunk: write it uncompressed", value=nbytes)
 
 
+def check_codec_name(codec: str) -> None:
+    """Refuse a name that is no MRCZ codec, saying which names are (in lower case: the
+    modern API takes them as Blosc names them).
+
+    Raises
+    ------
+    ValueError
+        ``codec`` is not a key of :data:`~mrcio.header.CODEC_IDS`.
+    """
+    if codec in CODEC_IDS:
+        return
+    plugins = [c for c in CODEC_IDS if c not in BLOSC1_CODECS and c not in _NDARRAY_CODECS]
+    raise ValueError(f"compressor must be None (plain MRC) or a codec name: "
+                     f"{', '.join(WRITE_CODECS)} (with blosc2=True also the blosc2 plugins "
+                     f"{', '.join(plugins)}), got {codec!r}")
+
+
 def encode(
     frame: np.ndarray, *, codec: str, clevel: int, blocksize: int, blosc2_format: bool,
     out: np.ndarray | None = None, work: np.ndarray | None = None,
@@ -620,8 +641,7 @@ def encode(
     start of ``out`` and a view of it is returned (elsewhere, or without them, new bytes);
     ``work`` holds the bit-shuffled frame meanwhile.
     """
-    if codec not in CODEC_IDS:
-        raise ValueError(f"compressor must be one of {sorted(CODEC_IDS)}, got {codec!r}")
+    check_codec_name(codec)
     if not 0 <= clevel <= 9:
         raise ValueError(f"clevel must be 0 (store) to 9, got {clevel}")
     check_frame_size(frame.nbytes, blosc2_format)

@@ -1316,9 +1316,8 @@ def write(
     plan = plan_data(data, stack=stack)
     base_mode, imod_unsigned = choose_mode(plan.dtype, mode)
     order = resolve_byteorder(byteorder, plan.dtype)
-    if compressor is not None and compressor not in CODEC_IDS:
-        raise ValueError(f"compressor must be None or one of {sorted(CODEC_IDS)}, "
-                         f"got {compressor!r}")
+    if compressor is not None:
+        codecs.check_codec_name(compressor)
     mrcz_form = compressor is not None or meta is not None
     layout = modern_layout(plan, voxel_size, origin, file_labels(labels, mrcz_form),
                            mrcz=mrcz_form, geometry=geometry)
