@@ -382,6 +382,10 @@ def test_info_errors_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert code == 1
     assert err == f"mrcio: error: {missing}: No such file or directory\n"
     assert str(movie_mrc) in out  # the other file is still described
+    for command in ("info", "validate", "compress"):  # a directory: say what to give instead
+        _, _, err = run(capsys, command, tmp_path)
+        assert err == (f"mrcio: error: {tmp_path}: Is a directory (give the files in it: "
+                       f"{tmp_path / '*.mrc'})\n")
     short = tmp_path / "short.mrc"
     short.write_bytes(movie_mrc.read_bytes()[: 1024 + 2 * 64 * 80 + 100])
     code, _, err = run(capsys, "info", short)

@@ -208,10 +208,14 @@ def describe(exc: BaseException, path: str) -> str:
     'a.mrc: No such file or directory'
     >>> describe(ValueError("uint8 data have no MRC mode"), "b.tif")
     'b.tif: uint8 data have no MRC mode'
+    >>> describe(IsADirectoryError(21, "Is a directory", "movies"), "movies")
+    'movies: Is a directory (give the files in it: movies/*.mrc)'
     """
     if isinstance(exc, OSError) and exc.strerror:
         where = os.fspath(exc.filename) if exc.filename is not None else path
         text = f"{where}: {exc.strerror}"
+        if isinstance(exc, IsADirectoryError) and where == path:  # an input given as such
+            text += f" (give the files in it: {os.path.join(path, '*.mrc')})"
     elif isinstance(exc, (MRCError, CLIError, OSError, ValueError, TypeError)):
         text = str(exc) or type(exc).__name__
     else:
