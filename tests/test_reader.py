@@ -590,6 +590,8 @@ def test_claims_beyond_the_machines_memory_are_refused(tmp_path: Path) -> None:
     path.write_bytes(bytes(head) + bytes(chunk) * count)
     with pytest.raises(mrcio.HeaderError, match="more than this machine's memory"):
         mrcio.read(path)
+    with pytest.raises(mrcio.HeaderError, match="more than this machine's memory"):
+        mrcio.readMRC(path)  # it allocated the claim (MemoryError, or an empty array)
     with mrcio.open(path) as f:  # one frame at a time still works
         assert f.shape == (count, side, side)
 
