@@ -790,3 +790,40 @@ def test_law_lazy_indexing_is_numpys(law_files: list[tuple[Path, np.ndarray]],
             assert got.shape == expected.shape
             assert got.dtype == expected.dtype
             assert np.array_equal(got, expected)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc")
+def test_frames_of_a_file_larger_than_the_address_space_left(tmp_path: Path) -> None:
+    """Frames of a plain file are memory-mapped: the whole data block was mapped, which a
+    process whose address space is limited (ulimit -v, as batch systems set) could not do
+    for a file larger than what it had left; ``f[k]`` and Dask tasks failed with a bare
+    'Cannot allocate memory'. A 16 GiB sparse file, read with 1 GiB of room."""
+    path = tmp_path / "big.mrc"
+    side, nz = 1024, 16384
+    mrcio.write(path, np.zeros((1, side, side), np.int8), stack=True)
+    raw = bytearray(path.read_bytes()[:1024])
+    raw[8:12] = np.int32(nz).tobytes()
+    known = (np.arange(side * side) % 251 - 125).astype(np.int8).reshape(side, side)
+    with open(path, "r+b") as f:
+        f.write(raw)
+        f.truncate(1024 + nz * side * side)
+        f.seek(1024 + (nz - 1) * side * side)
+        f.write(known.tobytes())
+    code = f"""
+import resource, numpy as np, mrcio
+pages = int(open("/proc/self/statm").read().split()[0])
+room = pages * resource.getpagesize() + 2**30
+resource.setrlimit(resource.RLIMIT_AS, (room, resource.getrlimit(resource.RLIMIT_AS)[1]))
+known = (np.arange({side * side}) % 251 - 125).astype(np.int8).reshape({side}, {side})
+with mrcio.open({str(path)!r}) as f:
+    assert np.array_equal(f[-1], known)
+    assert np.array_equal(f[{nz - 2}:, :2, :3], np.stack([known[:2, :3] * 0, known[:2, :3]]))
+    assert np.array_equal(f.to_dask()[-1].compute(), known)
+try:
+    mrcio.read({str(path)!r}, mmap=True)
+except OSError as exc:
+    assert exc.filename == {str(path)!r} and "a memory map of" in str(exc), exc
+else:
+    raise AssertionError("a 16 GiB map fitted in 1 GiB")
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -194,19 +194,27 @@ class _FileSource(Source):
     def memmap(self, dtype: np.dtype[Any], shape: tuple[int, ...], offset: int) -> np.ndarray:
         # map the descriptor already open, not the path: a file replaced since it was opened
         # must not be mixed with the header read from the old one
+        # only the bytes asked for (from the page they start in), not the whole file: a
+        # process's address space may be limited (ulimit -v) below a large file's size
         count = int(np.prod(shape, dtype=np.int64))
+        end = offset + count * dtype.itemsize
+        start = offset - offset % mmap.ALLOCATIONGRANULARITY
         fd = self._take("memory map of")
         try:
             if count == 0:
                 return np.empty(shape, dtype)
-            self.check_length(offset + count * dtype.itemsize, "data block")
-            mapped = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)  # a descriptor of its own
-            if offset + count * dtype.itemsize > len(mapped):  # cut short since the check
-                mapped.close()
-                self.check_length(offset + count * dtype.itemsize, "data block")
+            self.check_length(end, "data block")
+            try:  # a descriptor of its own
+                mapped = mmap.mmap(fd, end - start, access=mmap.ACCESS_READ, offset=start)
+            except ValueError:  # the file was cut short since the check
+                self.check_length(end, "data block")
+                raise
+            except OSError as exc:
+                raise type(exc)(exc.errno, f"{exc.strerror} (a memory map of "
+                                f"{counted(end - start, 'byte')})", self.name) from None
         finally:
             self._give_back()
-        array: np.ndarray = np.frombuffer(mapped, dtype, count=count, offset=offset)
+        array: np.ndarray = np.frombuffer(mapped, dtype, count=count, offset=offset - start)
         return array.reshape(shape)
 
     def check_length(self, end: int, what: str, *, frame: int | None = None) -> None:

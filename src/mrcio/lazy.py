@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import errno
 import os
 import re
 import threading
@@ -97,6 +98,7 @@ class MRCFile:
         self._lock = threading.Lock()
         self._map: np.ndarray | None = None
         self._map_end = 0  # where the mapped data end in the file
+        self._mappable = True  # False once the data block was too large to map
         self._single = frame
         if frame is not None and not 0 <= frame < self._reader.frame_count:
             count = self._reader.frame_count
@@ -168,8 +170,15 @@ class MRCFile:
     # --- reading ----------------------------------------------------------------------------
     def _frames(self, frames: Any) -> np.ndarray:
         plain = self._reader.index is None and self.header.mode.direct
-        if plain and self._reader.source.mappable:
-            mapped = self._memory_map()[_as_index(frames, self._reader.frame_count)]
+        if plain and self._reader.source.mappable and self._mappable:
+            try:
+                whole = self._memory_map()
+            except OSError as exc:  # a file larger than the address space left (ulimit -v)
+                if exc.errno != errno.ENOMEM:
+                    raise
+                self._mappable = False  # read by position from now on
+                return self._reader.read(frames)
+            mapped = whole[_as_index(frames, self._reader.frame_count)]
             # copied from a memory map (5 us for a small frame, against 29 through preadv):
             # only once the file is seen to be still whole
             self._reader.source.check_length(self._map_end, "data block",
