@@ -324,6 +324,28 @@ def test_replacing_keeps_links_and_permissions(tmp_path: Path) -> None:
     assert sorted(p.name for p in real.parent.iterdir()) == ["real.mrc"]
 
 
+@pytest.mark.skipif(not hasattr(os, "chown"), reason="POSIX owners and groups")
+def test_replacing_keeps_the_owner_and_group(tmp_path: Path) -> None:
+    """The new file had the writer's own group: a map of group 'lab', mode 0640, rewritten
+    by one of the lab became unreadable to the others (and rewritten by root, root's)."""
+    target = tmp_path / "shared.mrc"
+    mrcio.write(target, np.zeros((2, 4, 4), np.float32))
+    if os.geteuid() == 0:
+        owner = (4321, 8765)
+    else:  # a group of this user's other than its own, where it has one
+        others = [g for g in os.getgroups() if g != os.getegid()]
+        owner = (os.getuid(), others[0] if others else os.getegid())
+    os.chown(target, *owner)
+    target.chmod(0o640)
+    mrcio.write(target, np.ones((2, 4, 4), np.float32), overwrite=True)
+    mrcio.writeMRC(np.ones((1, 4, 4), np.float32), target, idx=2)  # an append
+    with mrcio.open(target, "a") as f:
+        f.append(np.ones((1, 4, 4), np.float32))
+    found = os.stat(target)
+    assert (found.st_uid, found.st_gid, oct(found.st_mode & 0o7777)) == (*owner, oct(0o640))
+    assert mrcio.read(target).shape == (4, 4, 4)
+
+
 def test_names_up_to_the_limit_can_be_written(tmp_path: Path) -> None:
     for length in (200, 230, 255 - len(".mrcz")):
         path = tmp_path / ("é" * 3 + "a" * (length - 6) + ".mrcz")  # 2-byte characters too

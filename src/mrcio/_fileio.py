@@ -561,6 +561,20 @@ def _temp_prefix(target: Path) -> str:
     return f".{name}.{_HOST}."
 
 
+def _take_owner(path: Path, found: os.stat_result) -> None:
+    """Give ``path`` the owner and group of the file ``found`` describes, or as much of it
+    as this process may: a file of group ``lab``, mode 0640, rewritten by one of the lab
+    must stay readable by the others (the new file had the writer's own group)."""
+    if not hasattr(os, "chown"):  # Windows
+        return
+    for owner in (found.st_uid, -1):  # only root may give a file to another user
+        try:
+            os.chown(path, owner, found.st_gid)
+            return
+        except PermissionError:
+            continue
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -583,8 +597,9 @@ class AtomicFile:
     by a process of the same host started later removes those whose process is gone.
 
     A symbolic link as ``target`` stays a link: the file it points to is replaced. A file
-    replaced keeps its permission bits (not its owner, nor other hard links to it, which keep
-    the old contents: a rename makes a new file). A target that is no regular file (a
+    replaced keeps its permission bits, and its group and owner as far as this process may
+    give them (its owner: any group it is a member of; root: any owner); not other hard links
+    to it, which keep the old contents (a rename makes a new file). A target that is no regular file (a
     directory, a device such as /dev/null, a named pipe), or that this process may not
     write to, is refused, not replaced.
 
@@ -638,8 +653,10 @@ class AtomicFile:
         # streaming writer never closed)
         self._remove = weakref.finalize(self, _remove_temporary, self.temp, self.handle)
         try:
-            os.chmod(self.temp, stat.S_IMODE(os.stat(self.target).st_mode))
-        except FileNotFoundError:  # a new file: the umask's bits
+            found = os.stat(self.target)
+            _take_owner(self.temp, found)
+            os.chmod(self.temp, stat.S_IMODE(found.st_mode))  # after: chown clears set-id bits
+        except FileNotFoundError:  # a new file: the umask's bits, this process's owner
             pass
         except BaseException:
             self.discard()
