@@ -483,6 +483,44 @@ def test_a_write_protected_file_is_not_replaced(tmp_path: Path,
     assert [p.name for p in tmp_path.iterdir()] == ["raw.mrc"]
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_file_that_cannot_be_replaced_is_refused_before_writing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writable file whose directory is not writable failed with a bare 'Permission
+    denied' on the file (which the user may write to, as mrcfile does); another user's file
+    in a sticky directory (/tmp) failed only after every byte was written, naming the
+    temporary file. Both are now refused first, saying why."""
+    target = tmp_path / "shared" / "map.mrc"
+    target.parent.mkdir()
+    mrcio.write(target, np.zeros((2, 4, 4), np.float32))
+    before = target.read_bytes()
+    real_access = os.access
+
+    def access(path: Any, mode: int, **kwargs: Any) -> bool:  # as for a user, root too
+        if Path(path) == target.parent and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "access", access)
+        with pytest.raises(PermissionError, match=r"renaming it into place, and the directory"
+                           rf" '{target.parent}' is not writable\): '{target}'"):
+            mrcio.write(target, np.ones((2, 4, 4), np.float32), overwrite=True)
+    target.parent.chmod(0o1777)
+    stranger = os.stat(target).st_uid + 4321  # neither the file's owner nor the directory's
+    monkeypatch.setattr(os, "geteuid", lambda: stranger)
+    sticky = r"another user's file, in a directory with the sticky bit"
+    with pytest.raises(PermissionError, match=rf"{sticky} .*'{target}'"):
+        mrcio.write(target, np.ones((2, 4, 4), np.float32), overwrite=True)
+    with pytest.raises(PermissionError, match=sticky):
+        mrcio.open(target, "a")
+    assert target.read_bytes() == before
+    assert [p.name for p in target.parent.iterdir()] == ["map.mrc"]
+    monkeypatch.setattr(os, "geteuid", lambda: os.stat(target).st_uid)  # its owner may
+    mrcio.write(target, np.ones((2, 4, 4), np.float32), overwrite=True)
+    assert mrcio.read(target).sum() == 32
+
+
 def test_closing_while_another_thread_reads_never_reads_another_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -561,6 +561,29 @@ def _temp_prefix(target: Path) -> str:
     return f".{name}.{_HOST}."
 
 
+def _check_replaceable(target: Path) -> None:
+    """Raise PermissionError, naming ``target``, where this process could write to the
+    existing file but not replace it as :class:`AtomicFile` does (or the other way round),
+    before anything is written: mrcfile and mrcz write into the file itself."""
+    def refuse(code: int, why: str) -> None:
+        raise PermissionError(code, f"{os.strerror(code)} ({why})", str(target))
+
+    if not os.access(target, os.W_OK):
+        # a rename needs no write permission on the file: write-protected raw data would
+        # be replaced
+        refuse(errno.EACCES, "the file is write-protected")
+    directory = target.parent
+    if not os.access(directory, os.W_OK | os.X_OK):
+        refuse(errno.EACCES, "mrcio replaces a file by writing a new one beside it and "
+               f"renaming it into place, and the directory {str(directory)!r} is not writable")
+    found = os.stat(directory)
+    if found.st_mode & stat.S_ISVTX and hasattr(os, "geteuid") and os.geteuid() not in (
+            0, found.st_uid, os.stat(target).st_uid):
+        # the rename failed only after every byte was written, naming the temporary file
+        refuse(errno.EPERM, "another user's file, in a directory with the sticky bit (as "
+               "/tmp has), which only its owner may replace")
+
+
 def _take_owner(path: Path, found: os.stat_result) -> None:
     """Give ``path`` the owner and group of the file ``found`` describes, or as much of it
     as this process may: a file of group ``lab``, mode 0640, rewritten by one of the lab
@@ -601,7 +624,8 @@ class AtomicFile:
     give them (its owner: any group it is a member of; root: any owner); not other hard links
     to it, which keep the old contents (a rename makes a new file). A target that is no regular file (a
     directory, a device such as /dev/null, a named pipe), or that this process may not
-    write to, is refused, not replaced.
+    write to or replace (see :func:`_check_replaceable`), is refused before anything is
+    written.
 
     Examples
     --------
@@ -633,11 +657,8 @@ class AtomicFile:
             raise OSError(errno.EINVAL, "not a regular file (a device, pipe or socket), which "
                           "writing through a temporary file would replace (mrcio.write "
                           "takes a stream opened on it)", str(self.target))
-        if overwrite and self.target.exists() and not os.access(self.target, os.W_OK):
-            # a rename needs no write permission on the file: write-protected raw data
-            # would be replaced (mrcfile and mrcz, which write into the file, cannot)
-            raise PermissionError(errno.EACCES, "Permission denied (the file is "
-                                  "write-protected)", str(self.target))
+        if overwrite and self.target.exists():
+            _check_replaceable(self.target)
         _sweep_orphans(self.target)
         self.temp = self.target.with_name(
             f"{_temp_prefix(self.target)}{os.getpid()}.{uuid.uuid4().hex[:_TAG_DIGITS]}.partial"
