@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -714,3 +716,35 @@ def test_a_file_of_another_format_is_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(mrcio.MRCError, match=r"odd\.mrc: field n") as caught:
         mrcio.read(mrc)
     assert "TIFF" not in str(caught.value)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc")
+def test_an_extended_header_beyond_the_memory_left_names_nsymbt(tmp_path: Path) -> None:
+    """An NSYMBT of 2 GiB in a (sparse) file that long, read with 1 GiB of address space
+    left: a bare MemoryError with no message, from read_header, read and validate alike."""
+    path = tmp_path / "ext.mrc"
+    mrcio.write(path, np.zeros((1, 4, 4), np.float32))
+    raw = bytearray(path.read_bytes())
+    nsymbt = 2**31 - 1
+    raw[92:96] = np.int32(nsymbt).tobytes()
+    with open(path, "wb") as f:
+        f.write(raw[:1024])
+        f.truncate(1024 + nsymbt)
+        f.write(raw[1024:])  # the data after it
+    code = f"""
+import resource, mrcio
+pages = int(open("/proc/self/statm").read().split()[0])
+room = pages * resource.getpagesize() + 2**30
+resource.setrlimit(resource.RLIMIT_AS, (room, resource.getrlimit(resource.RLIMIT_AS)[1]))
+for call in (mrcio.read_header, mrcio.read):
+    try:
+        call({str(path)!r})
+    except mrcio.HeaderError as exc:
+        assert exc.field == "nsymbt" and exc.value == {nsymbt}, exc
+        assert "extended header of 2,147,483,647 bytes cannot be held in memory" in str(exc)
+    else:
+        raise AssertionError("2 GiB held in 1")
+issues = mrcio.validate({str(path)!r})
+assert any("cannot be held in memory" in i.message for i in issues), issues
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)

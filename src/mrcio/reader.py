@@ -133,7 +133,12 @@ def _load_header(source: Source, permissive: bool, convention: str = "ccpem") ->
             MRCWarning,
             stacklevel=3,
         )
-    raw = source.read_exact(available, HEADER_SIZE, "extended header")
+    try:
+        raw = source.read_exact(available, HEADER_SIZE, "extended header")
+    except MemoryError:  # within the file's length, beyond this process's memory limit
+        raise HeaderError(f"an extended header of {counted(available, 'byte')} cannot be "
+                          "held in memory", path=source.name, field="nsymbt",
+                          offset=field_offset("nsymbt"), value=nsymbt) from None
     try:
         extended = decode_extended(raw, header.exttyp, header.byteorder, header.nsections,
                                    source.name)
