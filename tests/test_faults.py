@@ -397,6 +397,7 @@ def test_disk_full(writer: str, tmp_path: Path, disk: Callable[..., Budget]) -> 
                 failure = exc
             if failure is not None:
                 assert failure.errno == errno.ENOSPC, f"{writer} at {limit}: {failure!r}"
+                assert failure.filename == str(target), f"{writer} at {limit}: {failure!r}"
             else:
                 state = "absent" if not target.exists() else (
                     f"{target.stat().st_size:,} bytes, new version "

@@ -38,7 +38,8 @@ from .errors import ContainerError, HeaderError, MRCError, TruncatedFileError, c
 from .header import HEADER_SIZE, parse_header
 
 __all__ = ["AtomicFile", "Lender", "PathOrStream", "Source", "copy_range", "file_stamp",
-           "open_source", "pwrite_all", "remove_unfinished", "write_all", "writev_all"]
+           "name_failure", "open_source", "pwrite_all", "remove_unfinished", "write_all",
+           "writev_all"]
 
 PathOrStream = Union[str, "os.PathLike[str]", BinaryIO, IO[bytes]]
 
@@ -699,8 +700,9 @@ class AtomicFile:
                     self._link_exclusive()
             if self.fsync:
                 _fsync_directory(self.target.parent)
-        except BaseException:
+        except BaseException as exc:
             self.discard()
+            name_failure(exc, self.target)
             raise
         self.done = True
         self._remove.detach()
@@ -761,11 +763,12 @@ class AtomicFile:
     def __enter__(self) -> AtomicFile:
         return self
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, *rest: object) -> None:
+        if exc is None:
             self.commit()
         else:
             self.discard()
+            name_failure(exc, self.target)
 
 
 _UNFINISHED: set[Path] = set()  # temporary files of this process not yet committed or removed
@@ -776,6 +779,20 @@ def _remove_temporary(temp: Path, handle: io.FileIO) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(temp)
     _UNFINISHED.discard(temp)
+
+
+#: errors of a write that say the file written could not grow: only a file being written
+#: fails so (a read error in the same step, from the data's source, names no file either)
+_FULL = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def name_failure(exc: BaseException, target: str | os.PathLike[str]) -> None:
+    """Name ``target`` in ``exc`` if it is a full disk's, quota's or file size limit's
+    OSError naming no file: ``[Errno 28] No space left on device`` from a write into a
+    temporary file did not say which file could not be written (a script writing many had
+    no way to tell)."""
+    if isinstance(exc, OSError) and exc.errno in _FULL and exc.filename is None:
+        exc.filename = os.fspath(target)
 
 
 def remove_unfinished() -> None:

@@ -28,6 +28,7 @@ from ._fileio import (
     PathOrStream,
     copy_range,
     file_stamp,
+    name_failure,
     open_source,
     write_all,
 )
@@ -540,8 +541,9 @@ class StreamWriter:
             )
             if self._reader is not None:
                 _copy_sections(self._reader, self._writer, range(existing))
-        except BaseException:
+        except BaseException as exc:
             self._abandon()
+            name_failure(exc, self.path)
             raise
         self.closed = False
         if not append:
@@ -575,8 +577,9 @@ class StreamWriter:
                 return
             try:
                 self._writer.submit_borrowed(sections)
-            except BaseException:
+            except BaseException as exc:
                 self._abandon()
+                name_failure(exc, self.path)
                 raise
 
     def close(self) -> None:
@@ -595,8 +598,9 @@ class StreamWriter:
                     return
                 writer.finish()
                 self._file.commit()
-            except BaseException:
+            except BaseException as exc:
                 self._abandon()
+                name_failure(exc, self.path)
                 raise
             finally:
                 self.closed = True
