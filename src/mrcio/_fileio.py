@@ -623,10 +623,10 @@ class AtomicFile:
     A symbolic link as ``target`` stays a link: the file it points to is replaced. A file
     replaced keeps its permission bits, and its group and owner as far as this process may
     give them (its owner: any group it is a member of; root: any owner); not other hard links
-    to it, which keep the old contents (a rename makes a new file). A target that is no regular file (a
-    directory, a device such as /dev/null, a named pipe), or that this process may not
-    write to or replace (see :func:`_check_replaceable`), is refused before anything is
-    written.
+    to it, which keep the old contents (a rename makes a new file). A target that is no
+    regular file (a directory, a device such as /dev/null, a named pipe), or that this
+    process may not write to or replace (see :func:`_check_replaceable`), is refused before
+    anything is written.
 
     Examples
     --------
