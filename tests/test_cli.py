@@ -1676,3 +1676,25 @@ def test_tiff_resolution_is_written_as_exact_rationals(
         assert 0 < numerator < 2**32
         assert 0 < denominator < 2**32
         assert numerator / denominator == pytest.approx(value, rel=1e-9)
+
+
+def test_sections_too_large_to_hold_are_refused(capsys: pytest.CaptureFixture[str],
+                                                tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands that read sections (decompress, convert, info --stats, preview) refuse one
+    the machine cannot hold (a Blosc2 chunk of zeros may claim a section of any size) with
+    one line naming the file and NX: numpy's bare MemoryError, or the machine filling up,
+    before."""
+    import mrcio.reader
+
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, np.zeros((1, 64, 64), np.float32), stack=True, compressor="zstd")
+    monkeypatch.setattr(mrcio.reader, "_physical_memory", lambda: 10_000)  # < the section
+    for args in (("decompress", path), ("convert", path, tmp_path / "a.tif"),
+                 ("info", "--stats", path), ("preview", path, "-o", tmp_path / "a.png")):
+        code, _, err = run(capsys, *args)
+        assert code != 0, args
+        assert err == (f"mrcio: error: {path}: field nx at byte 0: 1 section of 64 x 64 "
+                       "float32 needs 16,384 bytes, more than this machine's memory (10,000) "
+                       "(value 64)\n"), args
+    assert not (tmp_path / "a.mrc").exists()

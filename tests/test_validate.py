@@ -494,3 +494,21 @@ def test_fei_blocks_that_cannot_be_decoded_are_named_with_their_sizes(
         ("error", "extended-header", "extended header")]
     assert issues[0].message == (f"FEI1 blocks cannot be decoded: the {nsymbt}-byte extended "
                                  f"header {problem}")
+
+
+def test_sections_too_large_to_hold_are_a_dimensions_issue(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """A deep check reads sections into arrays refused first when the machine cannot hold
+    them (a Blosc2 chunk of zeros may claim a section of any size): an issue naming NX and
+    its value, not a bare MemoryError from numpy (or the machine filling up)."""
+    import mrcio.reader
+
+    path = tmp_path / "a.mrcz"
+    mrcio.write(path, np.zeros((1, 64, 64), np.float32), stack=True, compressor="zstd")
+    monkeypatch.setattr(mrcio.reader, "_physical_memory", lambda: 10_000)  # < the section
+    (issue,) = mrcio.validate(path, deep=True)
+    assert (issue.severity, issue.code, issue.field) == ("error", "dimensions", "nx")
+    assert issue.message == ("at byte 0: 1 section of 64 x 64 float32 needs 16,384 bytes, "
+                             "more than this machine's memory (10,000) (value 64)")
+    assert mrcio.validate(path) == []  # not read: not refused

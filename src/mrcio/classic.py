@@ -66,7 +66,7 @@ from ._parallel import default_threads, run_here
 from .errors import MRCWarning
 from .extheader import CHECKSUM_KEY, EncodedMeta, caller_meta, encode_json, encode_meta, json_text
 from .header import CODEC_IDS, Header, field_offset
-from .reader import MRCReader, _load_header, output_array
+from .reader import MRCReader, _load_header
 from .writer import (
     DEFAULT_BLOCKSIZE,
     MRCZ_LABEL,
@@ -357,8 +357,7 @@ def readMRC(
                 shape=(count, ny, nx),
             )
             return image, meta
-        out = output_array(header, count, reader.source.name)
-        reader.read_sections_into(range(first, first + count), out)
+        out = reader.read_sections(range(first, first + count))
     if per > 0:
         # sections left over (slices= or idx= that do not divide them into frames) make a
         # shorter last frame: mrcz drops them (and returns [] for fewer than one frame)

@@ -737,8 +737,7 @@ def _data_stats(reader: MRCReader, run: Run) -> Stats:
     section_bytes = ny * nx * header.dtype.itemsize
     with run.bar(reader.sections * section_bytes, Path(reader.source.name).name) as update:
         for sections in _sections_in_blocks(reader.sections, section_bytes):
-            block = np.empty((len(sections), ny, nx), header.dtype)
-            reader.read_sections_into(sections, block)
+            block = reader.read_sections(sections)
             total.merge(Stats.of(block))
             update(block.nbytes)
     return total
@@ -1018,17 +1017,10 @@ def open_frames(path: str | os.PathLike[str], n_threads: int | None = None) -> F
         return _tiff_frames(os.fspath(path))
     reader = MRCReader(path, n_threads=n_threads)
     h = reader.header
-    ny, nx = h.section_shape
-
-    def read(sections: range) -> np.ndarray:
-        out = np.empty((len(sections), ny, nx), h.dtype)
-        reader.read_sections_into(sections, out)
-        return out
-
     return Frames(
         path=os.fspath(path), shape=reader.shape, kind=_kind(h, reader.shape), dtype=h.dtype,
-        voxel_size=_xyz(h.voxel_size), origin=_xyz(h.origin),
-        meta=_meta(h), labels=h.labels, read_sections=read, close=reader.close, header=h,
+        voxel_size=_xyz(h.voxel_size), origin=_xyz(h.origin), meta=_meta(h), labels=h.labels,
+        read_sections=reader.read_sections, close=reader.close, header=h,
         mode=h.base_mode, ratio=_file_ratio(reader),
     )
 
@@ -1841,12 +1833,6 @@ def _frame_sections(reader: MRCReader, frames: Sequence[int]) -> list[int]:
     return list(frames)
 
 
-def _read_sections(reader: MRCReader, sections: Sequence[int]) -> np.ndarray:
-    ny, nx = reader.header.section_shape
-    out = np.empty((len(sections), ny, nx), reader.header.dtype)
-    reader.read_sections_into(sections, out)
-    return out
-
 
 class _LazySections(Sequence[np.ndarray]):
     """Sections of a file, each read when indexed: a montage then holds one full-size
@@ -1867,7 +1853,7 @@ class _LazySections(Sequence[np.ndarray]):
     def __getitem__(self, k: int | slice) -> np.ndarray | list[np.ndarray]:
         if isinstance(k, slice):
             return [self[i] for i in range(len(self))[k]]
-        section: np.ndarray = _read_sections(self.reader, [self.sections[k]])[0]
+        section: np.ndarray = self.reader.read_sections([self.sections[k]])[0]
         return section
 
 
@@ -1923,7 +1909,7 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
                 section_bytes = ny * nx * reader.header.dtype.itemsize
                 with run.bar(len(sections) * section_bytes, file.name) as update:
                     for part in _sections_in_blocks(len(sections), section_bytes):
-                        block = _read_sections(reader, [sections[i] for i in part])
+                        block = reader.read_sections([sections[i] for i in part])
                         with np.errstate(invalid="ignore"):  # inf + -inf: NaN, drawn black
                             image += magnitude(block).sum(axis=0, dtype=np.float64)
                         update(block.nbytes)
@@ -1941,7 +1927,7 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
                     raise CLIError(f"{file}: frame {k} out of range "
                                    f"({counted(count, 'frame')})")
                 k %= count
-                shown = _read_sections(reader, _frame_sections(reader, [k]))[0]
+                shown = reader.read_sections(_frame_sections(reader, [k]))[0]
                 what = f"frame {k} of {count}" if count > 1 else "the image"
             # the bar runs along the columns: MAPC's axis (EMDB maps are often permuted)
             pixel = pixel_size_of(_along_data_axes(reader.header, reader.header.voxel_size))

@@ -491,9 +491,7 @@ class MRCReader:
         selection = FrameSelection.resolve(frames, self.frame_count)
         if mmap:
             return self._memmap(selection)
-        sections = self.sections_of(selection.indices)
-        out = output_array(self.header, len(sections), self.source.name)
-        self.read_sections_into(sections, out)
+        out = self.read_sections(self.sections_of(selection.indices))
         if frames is None:
             return out.reshape(self.shape)
         result = out.reshape((len(selection.indices), *self.frame_shape))
@@ -517,6 +515,13 @@ class MRCReader:
         if isinstance(indices, range) and indices.step > 0:
             return frames[indices.start : indices.stop : indices.step]
         return frames[list(indices)]
+
+    def read_sections(self, sections: Sequence[int]) -> np.ndarray:
+        """Those sections in a new array ``(len(sections), ny, nx)``; an array this machine
+        cannot hold (a header's claim) is refused first (:func:`output_array`)."""
+        out = output_array(self.header, len(sections), self.source.name)
+        self.read_sections_into(sections, out)
+        return out
 
     def read_sections_into(self, sections: Sequence[int], out: np.ndarray) -> None:
         """Fill ``out`` (shape ``(len(sections), ny, nx)``, C-contiguous) with those sections.
@@ -735,19 +740,20 @@ def output_array(header: Header, count: int, name: str) -> np.ndarray:
     nbytes = count * ny * nx * header.dtype.itemsize
     needed = (f"{counted(count, 'section')} of {ny:,} x {nx:,} {header.dtype} "
               f"{agreeing(count, 'needs', 'need')} {counted(nbytes, 'byte')}")
+    # several sections: fewer at a time may fit; one: its NX and NY claim too much
+    hint, field = ("; read a few frames at a time (mrcio.open)", "nz") if count > 1 else (
+        "", "nx")
     memory = _physical_memory()
     if memory is not None and nbytes > memory:
         raise HeaderError(
-            f"{needed}, more than this machine's memory ({memory:,}); read a few frames at a "
-            "time (mrcio.open)", path=name, field="nz", offset=field_offset("nz"),
-            value=header.nsections)
+            f"{needed}, more than this machine's memory ({memory:,}){hint}", path=name,
+            field=field, offset=field_offset(field), value=header[field])
     try:
         return np.empty((count, ny, nx), header.dtype)
     except MemoryError:
-        raise HeaderError(
-            f"{needed}, which cannot be allocated; read a few frames at a time (mrcio.open)",
-            path=name, field="nz", offset=field_offset("nz"), value=header.nsections,
-        ) from None
+        raise HeaderError(f"{needed}, which cannot be allocated{hint}", path=name,
+                          field=field, offset=field_offset(field), value=header[field],
+                          ) from None
 
 
 @functools.cache

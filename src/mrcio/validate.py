@@ -203,12 +203,9 @@ def _data_pass(reader: MRCReader, deep: bool) -> Stats | None:
     per_task = max(1, _SECTIONS_PER_TASK_BYTES // max(h.section_nbytes, 1))
     batches = [range(a, min(a + per_task, reader.sections))
                for a in range(0, reader.sections, per_task)]
-    ny, nx = h.section_shape
 
     def summarise(sections: range) -> Stats:
-        out = np.empty((len(sections), ny, nx), h.dtype)
-        reader.read_sections_into(sections, out)  # checks MRCZ chunks' crc32
-        return Stats.of(out)
+        return Stats.of(reader.read_sections(sections))  # checks MRCZ chunks' crc32
 
     total = Stats()
     for part in imap_ordered(summarise, batches, n_threads=reader.n_threads):
@@ -289,7 +286,9 @@ def _validate(source: Any, deep: bool) -> list[Issue]:
     try:
         real = _data_pass(reader, deep)
     except MRCError as exc:
-        code = "checksum" if isinstance(exc, ChecksumError) else "chunks"
+        code = ("checksum" if isinstance(exc, ChecksumError)
+                else "dimensions" if isinstance(exc, HeaderError)  # sections too large to hold
+                else "chunks")
         return [*issues, _error_issue(code, exc)]
     if real is not None:
         issues += _stats_issues(reader.header, real)
