@@ -797,7 +797,8 @@ def test_frames_of_a_file_larger_than_the_address_space_left(tmp_path: Path) -> 
     """Frames of a plain file are memory-mapped: the whole data block was mapped, which a
     process whose address space is limited (ulimit -v, as batch systems set) could not do
     for a file larger than what it had left; ``f[k]`` and Dask tasks failed with a bare
-    'Cannot allocate memory'. A 16 GiB sparse file, read with 1 GiB of room."""
+    'Cannot allocate memory'; so did ``read(mmap=True, frames=k)``, which now maps the
+    frames asked for. A 16 GiB sparse file, read with 1 GiB of room."""
     path = tmp_path / "big.mrc"
     side, nz = 1024, 16384
     mrcio.write(path, np.zeros((1, side, side), np.int8), stack=True)
@@ -819,6 +820,8 @@ with mrcio.open({str(path)!r}) as f:
     assert np.array_equal(f[-1], known)
     assert np.array_equal(f[{nz - 2}:, :2, :3], np.stack([known[:2, :3] * 0, known[:2, :3]]))
     assert np.array_equal(f.to_dask()[-1].compute(), known)
+assert np.array_equal(mrcio.read({str(path)!r}, mmap=True, frames=-1), known)
+assert np.array_equal(mrcio.read({str(path)!r}, mmap=True, frames=[{nz - 1}, 0])[0], known)
 try:
     mrcio.read({str(path)!r}, mmap=True)
 except OSError as exc:

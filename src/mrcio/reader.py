@@ -504,17 +504,26 @@ class MRCReader:
                 f"{self.source.name}: memory mapping needs uncompressed data stored as-is "
                 f"(this file is mode {header['mode']})"
             )
-        whole: np.ndarray = self.source.memmap(header.dtype, self.shape, header.data_offset)
-        if selection.indices == range(self.frame_count):
-            return whole
-        frames = whole.reshape((self.frame_count, *self.frame_shape))
-        if selection.squeeze:
-            one: np.ndarray = frames[selection.indices[0]]
-            return one
         indices = selection.indices
-        if isinstance(indices, range) and indices.step > 0:
-            return frames[indices.start : indices.stop : indices.step]
-        return frames[list(indices)]
+        if indices == range(self.frame_count):
+            whole: np.ndarray = self.source.memmap(header.dtype, self.shape, header.data_offset)
+            return whole
+        stepped = isinstance(indices, range) and indices.step > 0
+        if not (stepped or selection.squeeze):
+            # frames in another order are copied (as numpy copies for a list of indices):
+            # read, they need no map of the frames between them
+            return self.read_sections(self.sections_of(indices)).reshape(
+                (len(indices), *self.frame_shape))
+        # only the frames from the first to the last asked for are mapped: a process's
+        # address space may be limited (ulimit -v) below the file's size
+        first, end = (indices[0], indices[-1] + 1) if len(indices) else (0, 0)
+        frame_nbytes = header.dtype.itemsize * int(np.prod(self.frame_shape))
+        frames = self.source.memmap(header.dtype, (end - first, *self.frame_shape),
+                                    header.data_offset + first * frame_nbytes)
+        if selection.squeeze:
+            one: np.ndarray = frames[0]
+            return one
+        return frames[:: indices.step] if isinstance(indices, range) else frames
 
     def read_sections(self, sections: Sequence[int]) -> np.ndarray:
         """Those sections in a new array ``(len(sections), ny, nx)``; an array this machine
@@ -858,7 +867,9 @@ def read(
         Read damaged files as far as possible, with warnings, instead of raising.
     mmap
         Return a read-only memory map instead of reading (uncompressed files on disk; MRCZ
-        files and gzip/bzip2 containers raise ValueError, bytes and streams TypeError).
+        files and gzip/bzip2 containers raise ValueError, bytes and streams TypeError): of
+        the frames asked for, and only them; frames given as a list (numpy would copy them)
+        are read into memory.
     n_threads
         Threads for decoding and large reads.
     verify
