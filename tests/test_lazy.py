@@ -625,6 +625,9 @@ def test_indexing_follows_numpy(tmp_path: Path, compressor: str | None) -> None:
         data[..., 0] > 100, (data[:, :, 0] % 3 == 0, [2]), (np.zeros((5, 6), bool), None),
         # unsigned arrays as numpy casts them (2**64 - 1 is -1; it was compared as a float)
         np.array([3, 2**64 - 1], np.uint64), (np.array([1], np.uint8), 2),
+        # an empty mask selects nothing, its axes of length 0 matching any (it was refused)
+        np.array([], bool), np.zeros((0, 6), bool), (np.zeros((5, 0), bool), 1),
+        (np.array([], bool), 0), np.zeros((0, 0, 7), bool), [[]],
     ]
     with mrcio.open(path) as f:
         for key in keys:
@@ -634,10 +637,14 @@ def test_indexing_follows_numpy(tmp_path: Path, compressor: str | None) -> None:
         for bad in (1.5, (None, 1.5), "1"):
             with pytest.raises(IndexError, match="indexed by integers"):
                 f[bad]
+        for bad in (np.array([]), np.zeros((0, 2)), [0.5]):  # an empty float array was taken
+            with pytest.raises(IndexError, match="must hold integers or booleans"):
+                f[bad]
         for outside in ([0, 5], np.array([-6]), [[1, 5]], (None, 5)):
             with pytest.raises(IndexError, match="out of range for 5 frames"):
                 f[outside]
-        for mismatched in (np.ones(4, bool), np.ones((5, 7), bool), np.ones((5, 6, 7, 1), bool)):
+        for mismatched in (np.ones(4, bool), np.ones((5, 7), bool), np.ones((5, 6, 7, 1), bool),
+                           np.zeros((0, 3), bool), np.zeros((2, 0), bool)):
             with pytest.raises(IndexError, match="does not match"):
                 f[mismatched]
 

@@ -228,13 +228,17 @@ class MRCFile:
             # they name are read once (their range checked as for any other key)
             chosen = np.asarray(first)
             if chosen.dtype == bool:
-                if chosen.shape != self.shape[: chosen.ndim]:
+                # numpy lets an axis of length 0 in the mask stand for any length
+                if chosen.ndim > self.ndim or any(
+                    m not in (0, n) for m, n in zip(chosen.shape, self.shape, strict=False)
+                ):
                     raise IndexError(f"boolean index of shape {chosen.shape} does not match "
                                      f"the leading axes of the shape {self.shape}")
                 wanted = np.flatnonzero(chosen.any(axis=tuple(range(1, chosen.ndim))))
                 first = chosen[wanted]
             else:
-                if chosen.size and chosen.dtype.kind not in "iu":
+                # an empty list is numpy's empty integer index; an empty float array is not
+                if chosen.dtype.kind not in "iu" and (chosen.size or isinstance(first, np.ndarray)):
                     raise IndexError(f"frame arrays must hold integers or booleans, "
                                      f"got {chosen.dtype}")
                 chosen = chosen.astype(np.intp)  # as numpy takes them (uint64 wraps too)
