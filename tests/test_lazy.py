@@ -337,6 +337,22 @@ def test_write_dask_array_chunk_by_chunk(tmp_path: Path, rng: np.random.Generato
     assert np.array_equal(mrcio.read(tmp_path / "d.mrcz"), data)
 
 
+@pytest.mark.parametrize("compressor", [None, "zstd"])
+def test_writing_a_dask_array_of_unknown_shape_says_why(tmp_path: Path,
+                                                        compressor: str | None) -> None:
+    """Frames picked lazily (``x[mask]``) have an unknown count (NaN): numpy's
+    OverflowError or 'cannot convert float NaN to integer' came out, and a RuntimeWarning."""
+    data = np.arange(6 * 5 * 4, dtype=np.float32).reshape(6, 5, 4)
+    arr = da.from_array(data, chunks=(4, 3, 3))
+    picked = arr[arr[:, 0, 0] > 30]
+    path = tmp_path / ("picked.mrcz" if compressor else "picked.mrc")
+    with pytest.raises(ValueError, match=r"not known .* compute_chunk_sizes\(\)"):
+        mrcio.write(path, picked, stack=True, compressor=compressor)
+    assert list(tmp_path.iterdir()) == []
+    mrcio.write(path, picked.compute_chunk_sizes(), stack=True, compressor=compressor)
+    assert np.array_equal(mrcio.read(path), data[data[:, 0, 0] > 30])
+
+
 @pytest.fixture(scope="module")
 def cluster_client() -> Client:
     # not the default client: it lives until the module's last test, and as the default it

@@ -991,6 +991,10 @@ def plan_data(data: Any, *, stack: bool) -> Plan:
                     (f.reshape(-1, ny, nx) for f in frames), held=True)
     is_dask = type(data).__module__.startswith("dask.")
     arr = data if is_dask else np.asarray(data)
+    if is_dask and np.isnan(arr.shape).any():  # numpy failed on the NaN with no word of why
+        raise ValueError(f"the Dask array's shape {arr.shape} is not known (chunk sizes "
+                         "unknown, as after boolean indexing): call its "
+                         "compute_chunk_sizes() first")
     if arr.ndim not in (2, 3, 4):
         raise ValueError(f"data must be 2-D, 3-D or 4-D, got shape {arr.shape}")
     ny, nx = _section_shape(arr.shape)
