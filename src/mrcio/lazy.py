@@ -238,7 +238,9 @@ class MRCFile:
                 first = chosen[wanted]
             else:
                 # an empty list is numpy's empty integer index; an empty float array is not
-                if chosen.dtype.kind not in "iu" and (chosen.size or isinstance(first, np.ndarray)):
+                if chosen.dtype.kind not in "iu" and (
+                    chosen.size or isinstance(first, np.ndarray)
+                ):
                     raise IndexError(f"frame arrays must hold integers or booleans, "
                                      f"got {chosen.dtype}")
                 chosen = chosen.astype(np.intp)  # as numpy takes them (uint64 wraps too)
