@@ -690,14 +690,27 @@ def test_append_refuses_what_the_file_decides(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_convert_files_finishes_every_job_before_raising(tmp_path: Path, workers: int) -> None:
+    """Every job is done before the first failure is raised, which tells of every job that
+    failed and holds every result: only the first failure was told, so a pipeline could not
+    know which of its files to convert again."""
     good = [tmp_path / f"{k}.mrc" for k in range(2)]
     for path in good:
         mrcio.write(path, np.ones((2, 8, 8), np.float32))
-    jobs = [(tmp_path / "missing.mrc", tmp_path / "m.mrcz")] + [
-        (p, p.with_suffix(".mrcz")) for p in good]
-    with pytest.raises(FileNotFoundError):
+    missing = [tmp_path / "missing.mrc", tmp_path / "gone.mrc"]
+    jobs = [(missing[0], tmp_path / "m.mrcz"), (good[0], good[0].with_suffix(".mrcz")),
+            (missing[1], tmp_path / "g.mrcz"), (good[1], good[1].with_suffix(".mrcz"))]
+    with pytest.raises(FileNotFoundError) as caught:
         convert_files(jobs, workers=workers)
     assert all(p.with_suffix(".mrcz").exists() for p in good)
+    failed = caught.value.failures  # type: ignore[attr-defined]
+    assert [(src, type(exc)) for src, exc in failed] == [
+        (str(p), FileNotFoundError) for p in missing]
+    results = caught.value.results  # type: ignore[attr-defined]
+    assert [r and r["src"] for r in results] == [None, str(good[0]), None, str(good[1])]
+    if sys.version_info >= (3, 11):
+        assert caught.value.__notes__ == [(
+            f"1 other job failed too: {missing[1]} (all of them: this exception's failures "
+            "attribute)")]
 
 
 @pytest.mark.parametrize("kwargs", [{"frame_shape": (-2, 4)}, {"frame_shape": (4.5, 4)},

@@ -28,6 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Any
 
+from .errors import counted
 from .writer import transcode
 
 __all__ = ["convert_files", "convert_one", "on_cluster"]
@@ -80,7 +81,16 @@ def convert_files(
     -------
     list of dict
         One per job, in order: ``src``, ``dst``, ``bytes_in``, ``bytes_out``, ``seconds``,
-        ``ratio``. The first failure is raised after the other jobs finished.
+        ``ratio``.
+
+    Raises
+    ------
+    Exception
+        The first job's failure, once every other job has finished (the others are done as
+        asked), with every failed job in its ``failures`` attribute (``(src, exception)``
+        pairs, in the jobs' order) and every job's dict (None for a failed job) in
+        ``results``; from Python 3.11 its message ends with a note naming the other files
+        that failed.
 
     Examples
     --------
@@ -100,12 +110,12 @@ def convert_files(
         return _on_cluster(args, scheduler)
     count = workers or os.cpu_count() or 1
     if count <= 1 or len(args) <= 1:
-        return _gather([partial(convert_one, *a) for a in args])
+        return _gather(pairs, [partial(convert_one, *a) for a in args])
     # spawn: forking a process that runs codec threads is unsafe
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(count, len(args)), mp_context=context) as pool:
         futures = [pool.submit(convert_one, *a, n_threads=1) for a in args]
-        return _gather([f.result for f in futures])
+        return _gather(pairs, [f.result for f in futures])
 
 
 def on_cluster(
@@ -131,16 +141,29 @@ def _on_cluster(args: list[tuple[Any, ...]], scheduler: Any) -> list[dict[str, A
     waits: list[Any] = [None] * len(args)
     for k, result in on_cluster(scheduler, [partial(convert_one, *a) for a in args]):
         waits[k] = result
-    return _gather(waits)
+    return _gather([(a[0], a[1]) for a in args], waits)
 
 
-def _gather(waits: list[Any]) -> list[dict[str, Any]]:
-    results, first_error = [], None
-    for wait in waits:
+def _gather(pairs: Sequence[tuple[str, str]], waits: list[Any]) -> list[dict[str, Any]]:
+    """Every job's result, in order; if any failed, the first failure, with all of them and
+    the results attached (see :func:`convert_files`)."""
+    results: list[dict[str, Any] | None] = []
+    failures: list[tuple[str, Exception]] = []
+    for (src, _), wait in zip(pairs, waits, strict=True):
         try:
             results.append(wait())
         except Exception as exc:  # noqa: BLE001 - re-raised below, after all jobs finish
-            first_error = first_error or exc
-    if first_error is not None:
-        raise first_error
-    return results
+            failures.append((src, exc))
+            results.append(None)
+    if not failures:
+        return results  # type: ignore[return-value]  # no None in it
+    first = failures[0][1]
+    first.failures = failures  # type: ignore[attr-defined]
+    first.results = results  # type: ignore[attr-defined]
+    if len(failures) > 1 and hasattr(first, "add_note"):  # Python 3.11 and later
+        others = [src for src, _ in failures[1:]]
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5
+                                         else "")
+        first.add_note(f"{counted(len(others), 'other job')} failed too: {shown} (all of "
+                       "them: this exception's failures attribute)")
+    raise first
