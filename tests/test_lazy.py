@@ -268,6 +268,11 @@ def test_to_dask(movie: tuple[Path, np.ndarray]) -> None:
     assert np.array_equal(arr[2:5, 1].compute(), data[2:5, 1])
     with mrcio.open(path) as f:
         assert np.array_equal(f.to_dask().compute(scheduler="threads"), data)
+    assert mrcio.to_dask(path, frames_per_chunk=np.int64(2)).chunks[0] == (2, 2, 2, 1)
+    for bad in (0, True, 1.5, "2"):  # True made chunks of (True, True, ...)
+        with pytest.raises(ValueError, match=rf"^frames_per_chunk must be an integer of at "
+                                             rf"least 1, got {re.escape(repr(bad))}$"):
+            mrcio.to_dask(path, frames_per_chunk=bad)  # type: ignore[arg-type]
     assert len(pickle.dumps(dict(arr.dask))) < 20_000  # tasks carry paths and offsets only
 
 

@@ -357,8 +357,11 @@ def _dask_array(reader: MRCReader, frames_per_chunk: int) -> Any:
     import dask.array as da
     from dask.base import tokenize
 
-    if frames_per_chunk < 1:
-        raise ValueError(f"frames_per_chunk must be at least 1, got {frames_per_chunk}")
+    if not isinstance(frames_per_chunk, (int, np.integer)) or isinstance(
+        frames_per_chunk, bool
+    ) or frames_per_chunk < 1:
+        raise ValueError(f"frames_per_chunk must be an integer of at least 1, got "
+                         f"{frames_per_chunk!r}")
     assert reader.source.path is not None
     # absolute: the tasks may run after the working directory changed, or in workers
     # started elsewhere
