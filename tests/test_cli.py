@@ -1698,3 +1698,20 @@ def test_sections_too_large_to_hold_are_refused(capsys: pytest.CaptureFixture[st
                        "float32 needs 16,384 bytes, more than this machine's memory (10,000) "
                        "(value 64)\n"), args
     assert not (tmp_path / "a.mrc").exists()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int8])  # an ImageJ and a plain TIFF
+def test_sections_one_pixel_wide_convert_to_one_tiff_page_each(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, dtype: type) -> None:
+    """tifffile took the last axis of a stack one column wide for samples per pixel: the
+    TIFF held one page with all sections, ImageJ's description did not fit it, and neither
+    --verify nor a conversion back could read it (gemmi's iota_yzx.ccp4.gz is 4 x 2 x 1)."""
+    data = np.arange(8, dtype=dtype).reshape(4, 2, 1)
+    source, tif, back = tmp_path / "thin.mrc", tmp_path / "thin.tif", tmp_path / "back.mrc"
+    mrcio.write(source, data)
+    assert run(capsys, "convert", "--verify", source, tif)[0] == 0
+    with tifffile.TiffFile(tif) as t:
+        assert [p.shape for p in t.pages] == [(2, 1)] * 4
+        np.testing.assert_array_equal(t.series[0].asarray(), data)
+    assert run(capsys, "convert", "--verify", tif, back)[0] == 0
+    np.testing.assert_array_equal(mrcio.read(back), data)

@@ -1412,16 +1412,23 @@ def _write_tiff(frames: Frames, dst: Path, *, force: bool, update: Callable[[int
                       "reads it from the description", MRCWarning, stacklevel=2)
         resolution = None
     rationals = None if resolution is None else tuple(map(_tiff_rational, resolution))
-    options: dict[str, Any] = {}
+    # tifffile takes a last axis of length 1 (sections one pixel wide) for samples per
+    # pixel and drops it: ImageJ's (and so mrcio's) reading of such a file failed, and one
+    # page held all sections. An explicit axis of one sample (S), which tifffile drops in
+    # its place, keeps the pages; the shape in tifffile's JSON description is written here,
+    # as tifffile would remove every last axis of length 1 to write it itself.
+    shape: tuple[int, ...] = frames.shape
+    options: dict[str, Any] = {"metadata": None}
     if imagej:
-        options["imagej"] = True
-        metadata: dict[str, Any] = {"axes": axes, "Info": json.dumps({"mrcio": info})}
+        shape += (1,)
+        metadata: dict[str, Any] = {"axes": axes + "S", "Info": json.dumps({"mrcio": info})}
+        options.update(imagej=True, metadata=metadata)
         if rationals is not None:
             options["resolution"] = rationals
             metadata.update(unit="nm", spacing=(vz or vx) / 10.0)
     else:
-        options["photometric"] = "minisblack"
-        metadata = {"axes": axes, "mrcio": info}
+        options.update(photometric="minisblack", description=json.dumps(
+            {"shape": list(shape), "axes": axes, "mrcio": info}))
         if rationals is not None:
             options.update(resolution=rationals, resolutionunit="CENTIMETER")
 
@@ -1432,8 +1439,7 @@ def _write_tiff(frames: Frames, dst: Path, *, force: bool, update: Callable[[int
     with AtomicFile(dst, overwrite=force) as out:
         buffered = io.BufferedRandom(out.handle, 2**20)
         try:
-            tifffile.imwrite(buffered, pages(), shape=frames.shape, dtype=dtype,
-                             metadata=metadata, **options)
+            tifffile.imwrite(buffered, pages(), shape=shape, dtype=dtype, **options)
             buffered.flush()
         finally:
             buffered.detach()  # the handle stays open for AtomicFile's fsync and rename
