@@ -489,17 +489,16 @@ def _extended_facts(header: Header, checksums: bool) -> dict[str, Any] | None:
     nbytes = int(header["nsymbt"])
     if not nbytes:
         return None
-    facts: dict[str, Any] = {"type": header.exttyp, "bytes": nbytes}
+    # the same keys for every kind, as programs reading ``info --json`` expect
+    facts: dict[str, Any] = {"type": header.exttyp, "bytes": nbytes,
+                             "decoded": "kept as bytes", "records": None,
+                             "checksums": False}
     extended = header.extended
     if isinstance(extended, dict):
-        facts["decoded"] = "JSON metadata"
-        facts["checksums"] = checksums
+        facts.update(decoded="JSON metadata", checksums=checksums)
     elif isinstance(extended, np.ndarray):
         count = len(extended)
-        facts["decoded"] = counted(count, f"{header.exttyp} record")
-        facts["records"] = len(extended)
-    else:
-        facts["decoded"] = "kept as bytes"
+        facts.update(decoded=counted(count, f"{header.exttyp} record"), records=count)
     return facts
 
 
