@@ -1734,3 +1734,20 @@ def test_sections_one_pixel_wide_convert_to_one_tiff_page_each(
         np.testing.assert_array_equal(t.series[0].asarray(), data)
     assert run(capsys, "convert", "--verify", tif, back)[0] == 0
     np.testing.assert_array_equal(mrcio.read(back), data)
+
+
+def test_convert_refuses_options_that_do_nothing_for_its_target(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, volume_mrc: Path) -> None:
+    """--mode 1 to a TIFF wrote float32 pages and --codec to a .mrc an uncompressed file,
+    each reported as done; they are usage errors, and nothing is written."""
+    for target, options, error in [
+            ("a.tif", ["--mode", "1"], "Error: --mode: a TIFF has no MRC mode"),
+            ("a.mrc", ["--codec", "lz4", "--clevel", "5"],
+             "Error: --codec and --clevel: only an .mrcz target is compressed"),
+            ("a.tif", ["--blosc2"], "Error: --blosc2: only an .mrcz target is compressed")]:
+        code, out, err = run(capsys, "convert", volume_mrc, tmp_path / target, *options)
+        assert (code, out) == (2, "")
+        assert error in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [volume_mrc.name]
+    assert run(capsys, "convert", volume_mrc, tmp_path / "a.mrcz", "--codec", "lz4",
+               "--clevel", "5", "--blosc2", "--mode", "2")[0] == 0

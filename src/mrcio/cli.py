@@ -1817,6 +1817,7 @@ def convert(run: Run, source: Path, target: Path, codec: str | None, clevel: int
         fmt = _output_format(target)
     except CLIError as exc:
         raise click.UsageError(str(exc)) from None
+    _refuse_ignored_options(fmt, mode)
 
     def one() -> None:
         if fmt == "tiff" and is_tiff(source):
@@ -1827,6 +1828,27 @@ def convert(run: Run, source: Path, target: Path, codec: str | None, clevel: int
 
     run.attempt(source, one)
     return 1 if run.failures else 0
+
+
+def _refuse_ignored_options(fmt: str, mode: str | None) -> None:
+    """Refuse the options of ``convert`` that do nothing for a target of format ``fmt``
+    (they were ignored: ``--mode 1`` to a TIFF gave float32 pages, ``--codec`` to a
+    .mrc an uncompressed file, both reported as done).
+
+    Raises
+    ------
+    click.UsageError
+        ``--codec``, ``--clevel`` or ``--blosc2`` given for a target that is not MRCZ, or
+        ``--mode`` for a TIFF.
+    """
+    ctx = click.get_current_context()
+    given = [f"--{name}" for name in ("codec", "clevel", "blosc2")
+             if ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE]
+    if fmt != "mrcz" and given:
+        raise click.UsageError(f"{' and '.join(given)}: only an .mrcz target is compressed")
+    if fmt == "tiff" and mode is not None:
+        raise click.UsageError("--mode: a TIFF has no MRC mode (--dtype converts the data "
+                               "to another type)")
 
 
 # --- preview ------------------------------------------------------------------------------
