@@ -849,6 +849,12 @@ def test_a_mode_the_data_do_not_fit_suggests_the_dtype(capsys: pytest.CaptureFix
                    "--dtype float32 to convert the data first)\n")
     assert run(capsys, "convert", src, dst, "--mode", "2", "--dtype", "float32")[0] == 0
     np.testing.assert_array_equal(mrcio.read(dst), np.arange(32.0).reshape(2, 4, 4))
+    # nor (mode 101, of uint8 data, a type --dtype does not make) the option just given
+    code, out, err = run(capsys, "convert", src, dst, "--mode", "101", "--force")
+    assert (code, out) == (1, "")
+    assert err == (f"mrcio: error: {src}: cannot store uint16 data as mode 101 (4-bit "
+                   "unsigned, two pixels per byte) (only uint8 data are written as mode "
+                   "101)\n")
 
 
 def test_mode_3_is_not_written_back(capsys: pytest.CaptureFixture[str],

@@ -1290,6 +1290,8 @@ def _write_mrc(frames: Frames, dst: Path, *, compressor: str | None, clevel: int
             if mode is None:  # without the Python advice (astype)
                 text = f"{dtype} has no MRC mode"
             hint = f" (add --dtype {target.name} to convert the data first)"
+        elif mode is not None:  # mode 101: uint8, which --dtype does not convert to
+            hint = f" (only {MODES[mode].dtype} data are written as mode {mode})"
         else:
             hint = " (use convert --mode, and --dtype to change the data type)"
         raise CLIError(f"{frames.path}: {text}{hint}") from None
