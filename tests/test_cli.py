@@ -818,8 +818,10 @@ def test_failed_verification_leaves_nothing(capsys: pytest.CaptureFixture[str],
     assert leftovers(movie_mrc.parent) == []
 
 
-def test_verification_checks_the_type_and_mode(tmp_path: Path) -> None:
-    """Equal values in another type (int16 read back as uint16) fail verification."""
+def test_verification_checks_the_type_and_mode(capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path) -> None:
+    """Equal values in another type (int16 read back as uint16) fail verification; so does
+    a file that cannot be read back, named as the output (not the temporary file)."""
     data = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
     written, other = tmp_path / "a.mrc", tmp_path / "b.mrc"
     mrcio.write(written, data)
@@ -834,6 +836,15 @@ def test_verification_checks_the_type_and_mode(tmp_path: Path) -> None:
         with pytest.raises(cli.CLIError, match=re.escape(
                 "int16 (mode 1) read back, int16 (mode 0) written")):
             cli._verifier(source, written, cli.Run(), 0)(written)
+        # a TIFF written damaged: named by the output, not by the temporary file read back
+        tiff, temp = tmp_path / "a.tif", tmp_path / ".a.tif.partial"
+        run(capsys, "convert", written, tiff)
+        temp.write_bytes(tiff.read_bytes()[:-40])
+        with pytest.raises(cli.CLIError, match=rf"^{re.escape(str(tiff))}: verification "
+                                               r"failed: cannot read it back \(damaged TIFF: "
+                           ) as caught:
+            cli._verifier(source, tiff, cli.Run(), None)(temp)
+        assert str(temp) not in str(caught.value)
     finally:
         source.close()
 
@@ -1174,6 +1185,17 @@ def test_convert_of_a_damaged_tiff_fails_naming_the_damage(
         assert err.startswith(f"mrcio: error: {tif}: damaged TIFF: {problem}")
         assert err.count("\n") == 1
         assert sorted(p.name for p in tmp_path.iterdir() if p.suffix != ".tif") == []
+    # the last bytes of mrcio's TIFF cut off (its last tags): tifffile's own errors in
+    # parsing came out bare ("error: unpack requires a buffer of 2 bytes")
+    tif = tmp_path / "short.tif"
+    mrcio.write(tmp_path / "stack.mrc", np.arange(24, dtype=np.int16).reshape(2, 3, 4))
+    run(capsys, "convert", tmp_path / "stack.mrc", tif)
+    (tmp_path / "stack.mrc").unlink()
+    tif.write_bytes(tif.read_bytes()[:-40])
+    code, out, err = run(capsys, "convert", tif, tmp_path / "cut.mrc")
+    assert (code, out) == (1, "")
+    assert err == (f"mrcio: error: {tif}: damaged TIFF: unpack requires a buffer of 2 bytes "
+                   "(tifffile)\n")
     # IJMetadata (50839) that is not ImageJ's, as every allowed tifffile warns of it
     badij = tmp_path / "badij.tif"
     tifffile.imwrite(badij, stack, photometric="minisblack",

@@ -36,6 +36,7 @@ import math
 import os
 import re
 import signal
+import struct
 import sys
 import threading
 import time
@@ -1096,16 +1097,29 @@ class _TiffLog(logging.Handler):
         super().close()
 
 
+@contextlib.contextmanager
+def _damage_named(path: str) -> Iterator[None]:
+    """Errors of tifffile parsing a damaged file's structure (a truncated one gave a bare
+    ``struct.error: unpack requires a buffer of 2 bytes``, or ``failed to read 24 bytes``)
+    as :class:`CLIError` saying the TIFF is damaged."""
+    try:
+        yield
+    except (ValueError, struct.error, IndexError, KeyError, EOFError) as exc:
+        raise CLIError(f"{path}: damaged TIFF: {exc} (tifffile)") from exc
+
+
 def _tiff_frames(path: str) -> Frames:
     tifffile = _optional("tifffile", "tiff", f"{path}: reading TIFF")
     log = _TiffLog(path)
     try:
-        tif = tifffile.TiffFile(path)
+        with _damage_named(path):
+            tif = tifffile.TiffFile(path)
     except BaseException:
         log.close()
         raise
     try:
-        series = tif.series[0]
+        with _damage_named(path):
+            series = tif.series[0]
         log.check()
         shape, axes, dtype = tuple(series.shape), series.axes, np.dtype(series.dtype)
         if "S" in axes or len(shape) < 2 or axes[-2:] != "YX":
@@ -1462,6 +1476,9 @@ def _verifier(source: Frames, dst: Path, run: Run, mode: int | None) -> Callable
         except MRCError as exc:
             raise CLIError(f"{dst}: verification failed: cannot read it back "
                            f"({exc.text(path=False)})") from exc
+        except CLIError as exc:  # a TIFF tifffile cannot read: named by its temporary file
+            raise CLIError(f"{dst}: verification failed: cannot read it back "
+                           f"({str(exc).removeprefix(f'{written}: ')})") from exc
         try:
             if back.shape != source.shape:
                 raise CLIError(f"{dst}: verification failed: shape {back.shape} read back, "
