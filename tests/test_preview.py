@@ -360,6 +360,11 @@ def test_preview_montage_of_more_frames_than_there_are_shows_each_once(
     montage, _ = read_png(out_png)
     tile = (montage.shape[1] - 4) // 3  # 3 x 3 tiles, 2-pixel gaps
     assert montage.shape == (3 * round(tile * 40 / 60) + 4, 3 * tile + 4)
+    image = tmp_path / "image.mrc"  # one image: said so, as without --montage
+    mrcio.write(image, np.arange(12, dtype=np.float32).reshape(3, 4))
+    code, out, _ = run(capsys, "preview", image, "--montage", tiles, "-o", out_png, "--force",
+                       "--no-scale-bar")
+    assert (code, out) == (0, f"{image} -> {out_png}: 512 x 384 PNG of the image\n")
 
 
 def test_preview_of_complex_data_shows_magnitudes_of_frames_and_sums(

@@ -1966,7 +1966,7 @@ def preview(run: Run, file: Path, output: Path | None, frame: int | None, summed
                 picked = [round(i * (count - 1) / max(tiles - 1, 1)) for i in range(tiles)]
                 shown = _LazySections(reader, _frame_sections(reader, picked))
                 labels = [str(k) for k in picked]
-                what = f"frames {', '.join(labels)} of {count}"
+                what = f"frames {', '.join(labels)} of {count}" if count > 1 else "the image"
             else:
                 k = count // 2 if frame is None else frame
                 if not -count <= k < count:
