@@ -571,3 +571,50 @@ def test_uninitialized_blosc2_chunks_read_as_zeros() -> None:
     out = np.full((64, 64), 0x5EC7, np.int16)
     codecs.decode_into(bytes(chunk), info, out, frame=0, offset=0, path=None)
     assert not out.any()
+
+
+def _blosc2_chunk() -> tuple[bytearray, np.ndarray]:
+    frame = np.arange(2048, dtype=np.float32).reshape(32, 64) % 7
+    return bytearray(codecs.encode(frame, codec="zstd", clevel=1, blocksize=2048,
+                                   blosc2_format=True)), frame
+
+
+@pytest.mark.parametrize("kind", [1, 2, 3, 4])
+def test_special_value_bits_on_a_chunk_of_data_are_refused(kind: int) -> None:
+    # one damaged bit in a Blosc2 header's byte 31 made c-blosc 2 return zeros (or NaN, or
+    # nothing) for a chunk of data; a special-value chunk is 32 bytes (+ typesize for kind 3)
+    chunk, frame = _blosc2_chunk()
+    chunk[31] |= kind << 4
+    info = codecs.parse_chunk_header(bytes(chunk))
+    assert info.special == kind
+    with pytest.raises(mrcio.ChunkError, match=rf"special-value chunk \(kind {kind}\) of "
+                       rf"{len(chunk):,} bytes, where such a chunk has {32 + 4 * (kind == 3)}: .* "
+                       "damaged") as caught:
+        check_one(info, nbytes=frame.nbytes, typesize=4, offset=4096, end=10**6, frame=2,
+                  path="m.mrcz")
+    assert caught.value.value == len(chunk)
+
+
+def test_special_value_chunks_of_their_size_pass() -> None:
+    frame = np.zeros((32, 64), np.float32)
+    zeros = codecs.encode(frame, codec="zstd", clevel=1, blocksize=0, blosc2_format=True)
+    value = bytes(zeros[:31]) + bytes([3 << 4]) + np.float32(2.5).tobytes()
+    value = value[:12] + (36).to_bytes(4, "little") + value[16:]
+    for chunk in (zeros, value):
+        info = codecs.parse_chunk_header(chunk)
+        check_one(info, nbytes=frame.nbytes, typesize=4, offset=0, end=10**6, frame=0,
+                  path=None)
+        out = np.empty_like(frame)
+        codecs.decode_into(chunk, info, out, frame=0, offset=0, path=None)
+        assert (out == (2.5 if chunk is value else 0)).all()
+
+
+def test_instrumented_codec_chunks_are_refused() -> None:
+    # c-blosc 2's instrumented codecs store timing records in place of the data, and its
+    # decoder returns them as the frame
+    chunk, frame = _blosc2_chunk()
+    chunk[31] |= 0x80
+    info = codecs.parse_chunk_header(bytes(chunk))
+    with pytest.raises(mrcio.ChunkError, match="instrumented codec"):
+        codecs.decode_into(bytes(chunk), info, np.empty_like(frame), frame=1, offset=64,
+                           path="m.mrcz")

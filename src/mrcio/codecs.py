@@ -94,7 +94,10 @@ __all__ = [
 
 CHUNK_HEADER_SIZE = 16
 _BLOSC2_HEADER_SIZE = 32
+_SPECIAL_VALUE = 3  # Blosc2's special-value chunk of one repeated value (after the header)
 _SPECIAL_UNINIT = 4  # Blosc2's "uninitialized" special-value chunk: no values at all
+#: Blosc2 header byte 31: a development codec that stores timing records, not the data
+_INSTR_CODEC = 0x80
 _MAX_OVERHEAD = _BLOSC2_HEADER_SIZE
 _BLOSC1_VERSIONS = (1, 2)
 BLOSC2_VERSIONS = (3, 4, 5)
@@ -399,7 +402,8 @@ def check_chunks(
     Checked: a known format version (and for Blosc1, not both shuffle flags), a typesize
     that is the data's (``typesize``, what mrcio writes) or another numpy item size, nbytes
     equal to the frame's size (and within c-blosc 1's limit for Blosc1 chunks), cbytes
-    between the header size and nbytes plus the format's overhead, a compression ratio
+    between the header size and nbytes plus the format's overhead (a Blosc2 special-value
+    chunk: its header, plus the value for kind 3), a compression ratio
     below :data:`MAX_RATIO` (Blosc2: :data:`MAX_RATIO_BLOSC2`; so that a tiny chunk cannot
     make the reader allocate gigabytes), a block size in 1..nbytes, room for the block
     offset table, and the chunk ending by ``end`` (else :class:`TruncatedFileError`).
@@ -444,6 +448,9 @@ def _chunk_rules(records: Any, nbytes: int, typesize: int, end: int) -> tuple[An
     blosc2 = _version_table(BLOSC2_VERSIONS)[version]
     header_size = np.where(blosc2, _BLOSC2_HEADER_SIZE, CHUNK_HEADER_SIZE)
     ratio_limit = np.where(blosc2, MAX_RATIO_BLOSC2, MAX_RATIO)
+    # a special-value chunk is its header, and the value for kind 3
+    special_size = _BLOSC2_HEADER_SIZE + np.where(
+        special == _SPECIAL_VALUE, records["typesize"].astype(np.int64), 0)
     memcpyed = flags & _MEMCPYED != 0
     blocks = -(-nbytes // np.maximum(blocksize, 1))
     most = max(nbytes, typesize) + _MAX_OVERHEAD
@@ -473,6 +480,12 @@ def _chunk_rules(records: Any, nbytes: int, typesize: int, end: int) -> tuple[An
          lambda i: f"Blosc chunk of {counted(int(cbytes[i]), 'byte')} claims {nbytes:,}: a "
                    f"compression ratio above {ratio_limit[i]:,}:1 is impossible", "cbytes"),
         (special > 4, lambda i: "unknown Blosc2 special-value kind (expected 1-4)", "special"),
+        # c-blosc 2 trusts the kind: on a chunk of data it gives zeros, NaN or nothing
+        ((special > 0) & (cbytes != special_size),
+         lambda i: f"Blosc2 special-value chunk (kind {special[i]}) of "
+                   f"{counted(int(cbytes[i]), 'byte')}, where such a chunk has "
+                   f"{int(special_size[i])}: its header's special-value bits are damaged",
+         "cbytes"),
         ((special == 0) & (nbytes > 0) & ((blocksize < 1) | (blocksize > max(nbytes, 1))),
          lambda i: f"Blosc block size outside 1..{nbytes:,}", "blocksize"),
         ((special == 0) & ~memcpyed & (nbytes > 0) & (header_size + 4 * blocks > cbytes),
@@ -493,7 +506,8 @@ def decode_into(
     """Decompress one checked chunk into ``out`` (C-contiguous, exactly ``info.nbytes``).
 
     ``chunk`` must be exactly ``info.cbytes`` long, so no decoder reads past it. A Blosc2
-    "uninitialized" chunk decodes to zeros. ``threads``
+    "uninitialized" chunk decodes to zeros; one of an instrumented codec (timing records in
+    place of the data) raises :class:`ChunkError`. ``threads``
     may decode the blocks of a large chunk (one decoded alone) in parallel; callers that
     decode chunks in parallel pass 1.
     """
@@ -505,6 +519,11 @@ def decode_into(
             frame=frame,
             offset=offset,
         )
+    if info.blosc2 and len(memoryview(chunk)) >= _BLOSC2_HEADER_SIZE and (
+        memoryview(chunk)[_BLOSC2_HEADER_SIZE - 1] & _INSTR_CODEC
+    ):
+        raise ChunkError("Blosc2 chunk of an instrumented codec: it holds c-blosc 2's timing "
+                         "records, not the frame", path=path, frame=frame, offset=offset)
     if info.special == _SPECIAL_UNINIT:
         # c-blosc 2 leaves the destination as it was: read as zeros, not as whatever the
         # output's memory held before
