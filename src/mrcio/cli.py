@@ -783,9 +783,10 @@ def _opens_permissively(path: Path) -> bool:
               help="Also compute min, max, mean and RMS from the data (reads every frame).")
 @click.option("--field", "fields", multiple=True, metavar="NAME",
               help="Print only this value: a header field as stored (nx, mode, cella, "
-                   "...; label gives the labels with text, one a line) or a derived one (shape, dtype, "
-                   "voxel_size, compressor, ratio, meta, ...); NAME.PART picks a part "
-                   "(cella.x, shape.0, meta.key). Floats are printed in full. Repeatable.")
+                   "...; label gives the labels with text, one a line) or a derived one "
+                   "(shape, dtype, voxel_size, compressor, ratio, meta, ...); NAME.PART picks "
+                   "a part (cella.x, shape.0, meta.key). Floats are printed in full. "
+                   "Repeatable.")
 @click.option("--permissive", is_flag=True,
               help="Show what can be read of a damaged file (with warnings) instead of failing.")
 @_common

@@ -519,9 +519,8 @@ def decode_into(
             frame=frame,
             offset=offset,
         )
-    if info.blosc2 and len(memoryview(chunk)) >= _BLOSC2_HEADER_SIZE and (
-        memoryview(chunk)[_BLOSC2_HEADER_SIZE - 1] & _INSTR_CODEC
-    ):
+    header = memoryview(chunk)[:_BLOSC2_HEADER_SIZE] if info.blosc2 else b""
+    if len(header) == _BLOSC2_HEADER_SIZE and header[-1] & _INSTR_CODEC:
         raise ChunkError("Blosc2 chunk of an instrumented codec: it holds c-blosc 2's timing "
                          "records, not the frame", path=path, frame=frame, offset=offset)
     if info.special == _SPECIAL_UNINIT:

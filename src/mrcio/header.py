@@ -623,8 +623,10 @@ def _refuse_foreign(buf: bytes | bytearray | memoryview, path: str | None) -> No
     would give warnings about the byte order and map id and then an error about its mode."""
     magic = bytes(buf[:4])
     kind = FOREIGN_MAGIC.get(magic)
+    if kind is None:  # every MRC file: one lookup
+        return
     at = field_offset("map")
-    if kind is None or bytes(buf[at : at + 3]) == b"MAP":
+    if bytes(buf[at : at + 3]) == b"MAP":
         return
     hint = {"TIFF": " (mrcio convert FILE.tif FILE.mrc turns it into MRC)",
             "NumPy .npy": " (numpy.load reads it, and mrcio.write writes it as MRC)"}.get(kind, "")

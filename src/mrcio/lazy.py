@@ -551,8 +551,7 @@ class StreamWriter:
             if self._reader is not None:
                 _copy_sections(self._reader, self._writer, range(existing))
         except BaseException as exc:
-            self._abandon()
-            name_failure(exc, self.path)
+            self._abandon(exc)
             raise
         self.closed = False
         if not append:
@@ -587,8 +586,7 @@ class StreamWriter:
             try:
                 self._writer.submit_borrowed(sections)
             except BaseException as exc:
-                self._abandon()
-                name_failure(exc, self.path)
+                self._abandon(exc)
                 raise
 
     def close(self) -> None:
@@ -608,8 +606,7 @@ class StreamWriter:
                 writer.finish()
                 self._file.commit()
             except BaseException as exc:
-                self._abandon()
-                name_failure(exc, self.path)
+                self._abandon(exc)
                 raise
             finally:
                 self.closed = True
@@ -636,7 +633,11 @@ class StreamWriter:
                        self._file.handle.tell())
         self._file.discard()
 
-    def _abandon(self) -> None:
+    def _abandon(self, failure: BaseException | None = None) -> None:
+        """Drop what was written (the target stays as it was); a ``failure`` of a full disk
+        is made to name the target (:func:`~mrcio._fileio.name_failure`)."""
+        if failure is not None:
+            name_failure(failure, self.path)
         with self._lock:
             self.closed = True
             if hasattr(self, "_writer"):

@@ -517,9 +517,9 @@ class MRCReader:
         # only the frames from the first to the last asked for are mapped: a process's
         # address space may be limited (ulimit -v) below the file's size
         first, end = (indices[0], indices[-1] + 1) if len(indices) else (0, 0)
-        frame_nbytes = header.dtype.itemsize * int(np.prod(self.frame_shape))
         frames = self.source.memmap(header.dtype, (end - first, *self.frame_shape),
-                                    header.data_offset + first * frame_nbytes)
+                                    header.data_offset
+                                    + first * header.channels * header.section_nbytes)
         if selection.squeeze:
             one: np.ndarray = frames[0]
             return one

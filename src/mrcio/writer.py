@@ -1536,11 +1536,12 @@ def converted_layout(header: Header, *, mrcz: bool) -> Layout:
     401, volumes of several sections), mrcz's convention that such files are read by: MX,
     MY = NX, NY, CELLA = voxel size x (NX, NY, NZ), MZ = 1 for an image stack, and ISPG 0
     for more than one volume (:meth:`Layout.space_group`); a volume keeps MZ = NZ and ISPG
-    0, which mrcz reads as one frame of NZ sections. A file leaving it (decompressed, no metadata left) loses that
-    label and gets MRC2014's geometry back: MX, MY = NX, NY; MZ = 1 for an image stack, MZ =
-    NZ for a volume (ISPG kept), or ISPG 401 with MZ = sections per frame for mrcz's frames
-    of several sections; CELLA = voxel size x (MX, MY, MZ), so that other readers (mrcfile,
-    gemmi) see the same voxel size and shape. The voxel size stays the same.
+    0, which mrcz reads as one frame of NZ sections. A file leaving it (decompressed, no
+    metadata left) loses that label and gets MRC2014's geometry back: MX, MY = NX, NY; MZ =
+    1 for an image stack, MZ = NZ for a volume (ISPG kept), or ISPG 401 with MZ = sections
+    per frame for mrcz's frames of several sections; CELLA = voxel size x (MX, MY, MZ), so
+    that other readers (mrcfile, gemmi) see the same voxel size and shape. The voxel size
+    stays the same.
     """
     layout = layout_of(header)
     labels = layout.labels  # the file's, as bytes
